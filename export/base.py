@@ -1,0 +1,66 @@
+"""The emitter contract and the one place that writes an export to disk.
+
+An emitter turns an :class:`~heatq.ir.IntGraph` into ``{relative_path: text}``.  It writes
+nothing, computes no widths (it reads ``node.type``) and is deterministic: the same graph
+gives byte-identical text.  :func:`write_export` writes the files into a temporary directory
+next to the destination and renames it into place, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from heatq.ir import IntGraph
+
+
+class Emitter(abc.ABC):
+    """One target.  Subclasses set ``target`` and implement :meth:`emit`."""
+
+    target: str = ""
+
+    @abc.abstractmethod
+    def emit(self, graph: IntGraph) -> dict[str, str]:
+        """Return the generated files as ``{relative_path: text}``."""
+
+    def summary(self, graph: IntGraph, files: Mapping[str, str]) -> dict[str, Any]:
+        """Target-specific entries for ``summary.json`` (e.g. the top module's name)."""
+        return {}
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_export(out_dir: str | Path, target: str, files: Mapping[str, str],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``files`` and ``summary.json`` (``{"target", "files": {path: sha256}, **extra}``)
+    into ``out_dir`` atomically, replacing an existing directory.  Returns the summary."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"target": target, "files": {p: sha256_text(t) for p, t in sorted(files.items())}}
+    summary.update(extra or {})
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        for rel, text in sorted(files.items()):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
+            os.replace(out_dir, old / "x")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary

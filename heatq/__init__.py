@@ -1,0 +1,1 @@
+"""heatq: low-bit integer hardware from small PyTorch networks."""

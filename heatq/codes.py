@@ -1,0 +1,361 @@
+"""Input codes (pixels -> binary channels) and output codes (ECOC codebooks).
+
+Input codes
+-----------
+An 8-bit pixel ``x`` (unsigned, 0..255) becomes ``n`` binary channels (each 0 or 1):
+
+* ``bitplane:N`` (1 <= N <= 8): channel ``j`` is bit ``7 - j`` of ``x`` (MSB first), so the
+  channels are the top ``N`` bits and ``sum_j c_j * 2**(7-j) == x & mask`` with
+  ``mask = 0xFF & ~(2**(8-N) - 1)``.
+* ``thermometer:N`` (1 <= N <= 255): channel ``j`` is ``x >= t_j``. The default thresholds
+  are evenly spaced, ``t_j = round_half_up((j+1) * 256 / (N+1))`` for ``j = 0..N-1``; they
+  are strictly increasing integers in 1..255, so the number of ones equals the number of
+  thresholds ``<= x``. An ``InputCode`` built directly may carry other (e.g. learned)
+  thresholds, subject to the same rules.
+
+Output codes
+------------
+An ``OutputCode`` is a K x L matrix M of bits (uint8, 0/1): row k is the codeword of
+class k. Training targets are the rows ``M[y]`` (BCE against L logits); decoding takes the
+class whose row has the smallest Hamming distance to the predicted bits
+(``bit = logit > 0``), ties to the lowest class index. In hardware this is XOR + popcount +
+argmin; distances are unsigned and need ``ceil(log2(L + 1))`` bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from heatq.errors import UserError
+
+__all__ = [
+    "InputCode",
+    "OutputCode",
+    "parse_input_code",
+    "parse_output_code",
+    "hamming_distances_numpy",
+    "hamming_decode_numpy",
+    "hamming_decode_torch",
+    "code_targets_torch",
+    "INPUT_CODE_KINDS",
+    "OUTPUT_CODE_SPECS",
+]
+
+INPUT_CODE_KINDS = ("bitplane", "thermometer")
+OUTPUT_CODE_SPECS = ("onehot", "hadamard:L", "random:L", "full")
+
+_MAX_BITPLANES = 8
+_MAX_THERMOMETER = 255
+_RANDOM_TRIES = 200
+_FULL_MAX_CLASSES = 16
+
+
+# --------------------------------------------------------------------------- input codes
+
+
+def thermometer_thresholds(n: int) -> tuple[int, ...]:
+    """Evenly spaced thresholds ``t_j = round_half_up((j+1)*256/(n+1))``, j = 0..n-1.
+
+    Computed in exact integer arithmetic: ``((j+1)*512 + (n+1)) // (2*(n+1))``. For
+    1 <= n <= 255 the step 256/(n+1) is >= 1, so the values are strictly increasing and lie
+    in 1..255.
+    """
+    if not 1 <= n <= _MAX_THERMOMETER:
+        raise ValueError(f"thermometer size must be in 1..{_MAX_THERMOMETER}, got {n}")
+    return tuple(((j + 1) * 512 + (n + 1)) // (2 * (n + 1)) for j in range(n))
+
+
+@dataclass(frozen=True)
+class InputCode:
+    """A binary code for unsigned 8-bit pixels.
+
+    ``kind``: ``'bitplane'`` or ``'thermometer'``; ``n``: number of output channels;
+    ``thresholds``: for thermometer codes, ``n`` strictly increasing ints in 1..255 (channel
+    j is ``x >= thresholds[j]``); empty for bit-plane codes.
+    """
+
+    kind: str
+    n: int
+    thresholds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in INPUT_CODE_KINDS:
+            raise ValueError(f"unknown input code kind {self.kind!r}; expected one of {INPUT_CODE_KINDS}")
+        if not isinstance(self.n, (int, np.integer)) or isinstance(self.n, bool):
+            raise TypeError(f"n must be an int, got {type(self.n).__name__}")
+        object.__setattr__(self, "n", int(self.n))
+        object.__setattr__(self, "thresholds", tuple(int(t) for t in self.thresholds))
+        if self.kind == "bitplane":
+            if not 1 <= self.n <= _MAX_BITPLANES:
+                raise ValueError(f"bitplane code needs 1 <= n <= {_MAX_BITPLANES}, got {self.n}")
+            if self.thresholds:
+                raise ValueError("bitplane code takes no thresholds")
+        else:
+            if not 1 <= self.n <= _MAX_THERMOMETER:
+                raise ValueError(f"thermometer code needs 1 <= n <= {_MAX_THERMOMETER}, got {self.n}")
+            if not self.thresholds:
+                object.__setattr__(self, "thresholds", thermometer_thresholds(self.n))
+            t = self.thresholds
+            if len(t) != self.n:
+                raise ValueError(f"thermometer code needs {self.n} thresholds, got {len(t)}")
+            if any(not 1 <= v <= 255 for v in t) or any(a >= b for a, b in zip(t, t[1:])):
+                raise ValueError(f"thresholds must be strictly increasing ints in 1..255, got {t}")
+
+    @property
+    def channels(self) -> int:
+        """Number of binary channels produced per pixel (== n)."""
+        return self.n
+
+    @property
+    def spec(self) -> str:
+        """The spec string (``bitplane:N`` / ``thermometer:N``) naming this code's kind and size."""
+        return f"{self.kind}:{self.n}"
+
+    def encode_numpy(self, x: np.ndarray) -> np.ndarray:
+        """Encode uint8 images ``[N, H, W]`` into uint8 0/1 channels ``[N, n, H, W]``."""
+        x = np.asarray(x)
+        if x.dtype != np.uint8:
+            raise TypeError(f"encode_numpy expects uint8 pixels, got {x.dtype}")
+        if x.ndim != 3:
+            raise ValueError(f"encode_numpy expects [N, H, W], got shape {x.shape}")
+        xe = x[:, None, :, :]
+        if self.kind == "bitplane":
+            shifts = np.arange(7, 7 - self.n, -1, dtype=np.uint8).reshape(1, -1, 1, 1)
+            return ((xe >> shifts) & np.uint8(1)).astype(np.uint8)
+        t = np.asarray(self.thresholds, dtype=np.int16).reshape(1, -1, 1, 1)
+        return (xe.astype(np.int16) >= t).astype(np.uint8)
+
+    def encode_torch(self, x):
+        """Encode an integer tensor ``[N, H, W]`` (values 0..255) into float32 0/1 ``[N, n, H, W]``.
+
+        The result is on ``x``'s device. Float inputs are rejected (pass raw pixel integers).
+        """
+        import torch
+
+        if x.dtype.is_floating_point or x.dtype == torch.bool or x.dtype.is_complex:
+            raise TypeError(f"encode_torch expects integer pixels (uint8/int), got {x.dtype}")
+        if x.dim() != 3:
+            raise ValueError(f"encode_torch expects [N, H, W], got shape {tuple(x.shape)}")
+        xi = x.to(torch.int32)
+        if x.dtype != torch.uint8 and xi.numel() and (int(xi.min()) < 0 or int(xi.max()) > 255):
+            raise ValueError("encode_torch expects pixel values in 0..255")
+        xe = xi.unsqueeze(1)
+        if self.kind == "bitplane":
+            shifts = torch.arange(7, 7 - self.n, -1, dtype=torch.int32, device=x.device).view(1, -1, 1, 1)
+            return ((xe >> shifts) & 1).to(torch.float32)
+        t = torch.tensor(self.thresholds, dtype=torch.int32, device=x.device).view(1, -1, 1, 1)
+        return (xe >= t).to(torch.float32)
+
+
+def _parse_kind_int(spec: str, what: str) -> tuple[str, int]:
+    kind, sep, arg = spec.strip().partition(":")
+    if not sep or not arg.strip().isdigit():
+        raise UserError(f"bad {what} {spec!r}")
+    return kind.strip().lower(), int(arg)
+
+
+def parse_input_code(spec: str) -> InputCode:
+    """Parse ``bitplane:N`` (1..8) or ``thermometer:N`` (1..255); bad specs raise UserError."""
+    if not isinstance(spec, str):
+        raise UserError(f"input code spec must be a string, got {spec!r}")
+    usage = "expected bitplane:N (1<=N<=8) or thermometer:N (1<=N<=255)"
+    try:
+        kind, n = _parse_kind_int(spec, "input code")
+    except UserError:
+        raise UserError(f"bad input code {spec!r}: {usage}") from None
+    if kind == "bitplane" and 1 <= n <= _MAX_BITPLANES:
+        return InputCode("bitplane", n)
+    if kind == "thermometer" and 1 <= n <= _MAX_THERMOMETER:
+        return InputCode("thermometer", n)
+    raise UserError(f"bad input code {spec!r}: {usage}")
+
+
+# -------------------------------------------------------------------------- output codes
+
+
+def _pairwise_distances(matrix: np.ndarray) -> np.ndarray:
+    """K x K Hamming distances between the rows of a 0/1 matrix (int64)."""
+    m = matrix.astype(np.int64)
+    return m @ (1 - m).T + (1 - m) @ m.T
+
+
+@dataclass(frozen=True, eq=False)
+class OutputCode:
+    """An error-correcting output code: ``matrix`` is K x L uint8 with entries 0/1.
+
+    Row k is the codeword of class k. The matrix is stored as a read-only copy.
+    """
+
+    name: str
+    matrix: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        m = np.asarray(self.matrix)
+        if m.ndim != 2 or m.shape[0] < 2 or m.shape[1] < 1:
+            raise ValueError(f"code matrix must be K x L with K >= 2, L >= 1; got shape {m.shape}")
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError("code matrix entries must be 0 or 1")
+        m = np.array(m, dtype=np.uint8, copy=True)
+        m.setflags(write=False)
+        object.__setattr__(self, "matrix", m)
+
+    @property
+    def n_classes(self) -> int:
+        """K, the number of classes (rows)."""
+        return int(self.matrix.shape[0])
+
+    @property
+    def length(self) -> int:
+        """L, the number of code bits (columns) = number of network outputs."""
+        return int(self.matrix.shape[1])
+
+    def min_distance(self) -> int:
+        """Minimum Hamming distance between two distinct rows (0 if two rows are equal)."""
+        d = _pairwise_distances(self.matrix)
+        k = self.n_classes
+        return int(d[~np.eye(k, dtype=bool)].min())
+
+    def __repr__(self) -> str:
+        return f"OutputCode(name={self.name!r}, n_classes={self.n_classes}, length={self.length})"
+
+
+def _onehot(k: int) -> np.ndarray:
+    return np.eye(k, dtype=np.uint8)
+
+
+def _hadamard(k: int, length: int, spec: str) -> np.ndarray:
+    """Sylvester Hadamard code: H[r, c] = parity(popcount(r & c)) for an order n = L + 1.
+
+    Column 0 (all zeros) is dropped. Rows 1..K are used when K <= L, so no class gets the
+    all-zero word; when K == L + 1 all rows 0..L are used. Any two distinct rows differ in
+    exactly n/2 of the remaining L columns, so the minimum distance is (L + 1) / 2.
+    """
+    order = length + 1
+    if length < 1 or order & (order - 1):
+        raise UserError(f"bad output code {spec!r}: L + 1 must be a power of two (3, 7, 15, 31, ...)")
+    if k > order:
+        raise UserError(f"bad output code {spec!r}: {k} classes need L + 1 >= {k}")
+    r = np.arange(order, dtype=np.int64)[:, None]
+    c = np.arange(1, order, dtype=np.int64)[None, :]
+    x = r & c
+    parity = np.zeros_like(x)
+    while x.any():
+        parity ^= x & 1
+        x >>= 1
+    rows = np.arange(1, k + 1) if k <= length else np.arange(order)
+    return parity[rows].astype(np.uint8)
+
+
+def _random(k: int, length: int, seed: int, spec: str) -> np.ndarray:
+    """Best of 200 seeded random K x L matrices without constant columns (max-min distance)."""
+    if length < 1:
+        raise UserError(f"bad output code {spec!r}: L must be >= 1")
+    rng = np.random.default_rng(seed)
+    best, best_d = None, -1
+    for _ in range(_RANDOM_TRIES):
+        m = rng.integers(0, 2, size=(k, length), dtype=np.uint8)
+        while True:
+            const = (m.min(axis=0) == m.max(axis=0))
+            if not const.any():
+                break
+            m[:, const] = rng.integers(0, 2, size=(k, int(const.sum())), dtype=np.uint8)
+        d = _pairwise_distances(m)
+        dmin = int(d[~np.eye(k, dtype=bool)].min())
+        if dmin > best_d:
+            best, best_d = m, dmin
+    assert best is not None
+    return best
+
+
+def _full(k: int, spec: str) -> np.ndarray:
+    """All 2^(K-1) - 1 nontrivial bipartitions: column m-1 has bit k = (m >> k) & 1 for k < K-1
+    and 0 for class K-1, m = 1..2^(K-1)-1 (so no column is constant or a complement of another)."""
+    if k > _FULL_MAX_CLASSES:
+        raise UserError(f"bad output code {spec!r}: the full code supports at most {_FULL_MAX_CLASSES} classes, got {k}")
+    m = np.arange(1, 2 ** (k - 1), dtype=np.int64)[None, :]
+    bits = (m >> np.arange(k - 1, dtype=np.int64)[:, None]) & 1
+    return np.vstack([bits, np.zeros((1, m.shape[1]), dtype=np.int64)]).astype(np.uint8)
+
+
+def parse_output_code(spec: str, n_classes: int, seed: int = 0) -> OutputCode:
+    """Build an output code from ``onehot``, ``hadamard:L``, ``random:L`` or ``full``.
+
+    ``seed`` only affects ``random:L``. Bad specs raise UserError naming the spec.
+    """
+    if not isinstance(spec, str):
+        raise UserError(f"output code spec must be a string, got {spec!r}")
+    if n_classes < 2:
+        raise UserError(f"output code {spec!r}: need at least 2 classes, got {n_classes}")
+    usage = "expected onehot, hadamard:L, random:L or full"
+    s = spec.strip().lower()
+    if s == "onehot":
+        return OutputCode("onehot", _onehot(n_classes))
+    if s == "full":
+        return OutputCode("full", _full(n_classes, spec))
+    kind, sep, arg = s.partition(":")
+    if sep and kind in ("hadamard", "random"):
+        if not arg.isdigit() or int(arg) < 1:
+            raise UserError(f"bad output code {spec!r}: L must be a positive integer")
+        length = int(arg)
+        if kind == "hadamard":
+            return OutputCode(f"hadamard:{length}", _hadamard(n_classes, length, spec))
+        return OutputCode(f"random:{length}", _random(n_classes, length, seed, spec))
+    raise UserError(f"bad output code {spec!r}: {usage}")
+
+
+# ------------------------------------------------------------------------------ decoding
+
+
+def hamming_distances_numpy(bits: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Distances ``[N, K]`` (int64, 0..L) from each row of ``bits`` [N, L] (0/1) to each codeword."""
+    b = np.asarray(bits)
+    m = np.asarray(matrix)
+    if b.ndim != 2 or m.ndim != 2 or b.shape[1] != m.shape[1]:
+        raise ValueError(f"bits {b.shape} and code matrix {m.shape} must be [N, L] and [K, L]")
+    if b.size and not np.isin(b, (0, 1)).all():
+        raise ValueError("bits must be 0 or 1")
+    b = b.astype(np.int64)
+    m = m.astype(np.int64)
+    return b @ (1 - m).T + (1 - b) @ m.T
+
+
+def hamming_decode_numpy(bits: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Class index (int64 [N]) of the nearest codeword in Hamming distance; ties -> lowest class."""
+    return np.argmin(hamming_distances_numpy(bits, matrix), axis=1).astype(np.int64)
+
+
+def hamming_decode_torch(logits, matrix):
+    """Decode logits ``[N, L]``: bits = ``logits > 0`` (strictly), then nearest codeword,
+    ties -> lowest class. Returns a LongTensor ``[N]`` on the logits' device."""
+    import torch
+
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
+    m = torch.as_tensor(np.asarray(matrix), device=logits.device)
+    if m.dim() != 2 or m.shape[1] != logits.shape[1]:
+        raise ValueError(f"code matrix {tuple(m.shape)} does not match logits {tuple(logits.shape)}")
+    k = m.shape[0]
+    # Integer arithmetic end to end: distance * K + class is unique, so argmin is unambiguous
+    # (lowest class on equal distance) whatever the backend's tie rule.
+    # Rows are processed in chunks so the [chunk, K, L] comparison stays near 16 MiB.
+    b = logits > 0
+    mb = (m != 0).unsqueeze(0)
+    cls = torch.arange(k, device=logits.device, dtype=torch.int64)
+    chunk = max(1, (1 << 24) // max(1, k * m.shape[1]))
+    out = [
+        ((b[i:i + chunk].unsqueeze(1) ^ mb).sum(dim=2, dtype=torch.int64) * k + cls).argmin(dim=1)
+        for i in range(0, b.shape[0], chunk)
+    ]
+    if not out:
+        return torch.zeros(0, dtype=torch.int64, device=logits.device)
+    return torch.cat(out)
+
+
+def code_targets_torch(y, matrix):
+    """BCE targets: float32 ``[N, L]`` rows ``M[y]`` on ``y``'s device (y: integer class ids)."""
+    import torch
+
+    m = torch.as_tensor(np.asarray(matrix), dtype=torch.float32, device=y.device)
+    return m[y.long()]

@@ -1,0 +1,20 @@
+"""heatq's integer IR: types, ops, the graph, its rules, the reference interpreter and file I/O.
+
+Nothing in this package imports torch.
+"""
+
+from .graph import GraphBuilder, IntGraph, Node
+from .interp import run
+from .ops import (
+    Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op,
+    RequantAttrs, SignBitsAttrs,
+)
+from .rules import IRError
+from .serialize import IR_VERSION, load, save
+from .types import IntType, Overflow, Rounding
+
+__all__ = [
+    "GraphBuilder", "IntGraph", "Node", "run", "Op", "IntType", "Overflow", "Rounding", "IRError",
+    "InputAttrs", "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
+    "SignBitsAttrs", "HammingDecodeAttrs", "IR_VERSION", "load", "save",
+]

@@ -1,0 +1,172 @@
+"""Save and load an IntGraph as JSON (structure) + .npz (integer arrays).  Never pickle.
+
+``<stem>.ir.json`` holds ``{"format": "heatq-ir", "ir_version": 1, "weights": "<stem>.npz",
+"meta": {...}, "outputs": [...], "nodes": [...]}``; each node lists its op, name, args, attrs,
+shape, range and type.  Arrays are stored in the .npz under ``"<node id>.<field>"``.
+Loading rebuilds every node through the rules and rejects any disagreement, so a hand-edited
+or corrupt file fails with one clear message instead of producing a wrong network.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .graph import GraphBuilder, IntGraph
+from .ops import ATTRS_CLASS, Op
+from .rules import IRError
+from .types import IntType, Overflow, Rounding
+
+IR_VERSION = 1
+FORMAT = "heatq-ir"
+_ENUMS = {"rounding": Rounding, "overflow": Overflow}
+
+
+def _encode_attrs(node_id: int, attrs: Any, arrays: dict[str, np.ndarray]) -> dict:
+    out = {}
+    for f in fields(attrs):
+        v = getattr(attrs, f.name)
+        if isinstance(v, np.ndarray):
+            key = f"{node_id}.{f.name}"
+            arrays[key] = v
+            out[f.name] = {"array": key}
+        elif isinstance(v, enum.Enum):
+            out[f.name] = v.value
+        elif isinstance(v, tuple):
+            out[f.name] = list(v)
+        else:
+            out[f.name] = v
+    return out
+
+
+def graph_to_json(graph: IntGraph, weights_name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """The JSON text (deterministic: sorted keys, fixed layout) and the arrays to store."""
+    arrays: dict[str, np.ndarray] = {}
+    nodes = []
+    for n in graph.nodes:
+        nodes.append({
+            "id": n.id, "op": n.op.value, "name": n.name, "args": list(n.args),
+            "attrs": _encode_attrs(n.id, n.attrs, arrays), "shape": list(n.shape),
+            "range": [n.lo, n.hi],
+            "type": {"signed": n.type.signed, "width": n.type.width, "frac": n.type.frac},
+        })
+    doc = {"format": FORMAT, "ir_version": IR_VERSION, "weights": weights_name,
+           "meta": dict(graph.meta), "outputs": list(graph.outputs), "nodes": nodes}
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n", arrays
+
+
+def save(graph: IntGraph, directory: str | Path, stem: str = "model") -> Path:
+    """Write ``<stem>.ir.json`` and ``<stem>.npz`` into ``directory`` (each atomically).
+    Returns the JSON path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    text, arrays = graph_to_json(graph, f"{stem}.npz")
+    _atomic_write(directory / f"{stem}.npz", lambda f: np.savez(f, **arrays))
+    _atomic_write(directory / f"{stem}.ir.json", lambda f: f.write(text.encode()))
+    return directory / f"{stem}.ir.json"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
+    cls = ATTRS_CLASS[op]
+    names = {f.name for f in fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise IRError(f"{where}: unknown attribute(s) {sorted(unknown)}")
+    kwargs = {}
+    for name, v in raw.items():
+        if isinstance(v, dict) and "array" in v:
+            if v["array"] not in arrays:
+                raise IRError(f"{where}: array {v['array']!r} is missing from the weights file")
+            a = arrays[v["array"]]
+            if a.dtype.kind not in "iub":
+                raise IRError(f"{where}: {name} holds non-integer values (dtype {a.dtype})")
+            kwargs[name] = a
+        elif name in _ENUMS:
+            try:
+                kwargs[name] = _ENUMS[name](v)
+            except ValueError:
+                raise IRError(f"{where}: unknown {name} mode {v!r}") from None
+        elif isinstance(v, list):
+            kwargs[name] = tuple(v)
+        elif isinstance(v, bool) or not isinstance(v, int):
+            raise IRError(f"{where}: attribute {name} must be an integer, got {v!r}")
+        else:
+            kwargs[name] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise IRError(f"{where}: {e}") from None
+
+
+def load(path: str | Path) -> IntGraph:
+    """Load and fully verify a graph from ``<stem>.ir.json`` (or a directory holding
+    ``model.ir.json``).  Raises IRError naming the file and the problem."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.ir.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IRError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IRError(f"{path}: not valid JSON ({e})") from None
+    try:
+        return _from_doc(doc, path)
+    except IRError as e:
+        raise IRError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise IRError(f"{path}: malformed IR file ({type(e).__name__}: {e})") from None
+
+
+def _from_doc(doc: dict, path: Path) -> IntGraph:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise IRError(f"not a {FORMAT} file")
+    if doc.get("ir_version") != IR_VERSION:
+        raise IRError(f"unsupported ir_version {doc.get('ir_version')!r} "
+                      f"(this heatq reads version {IR_VERSION})")
+    wpath = path.parent / doc["weights"]
+    try:
+        with np.load(wpath, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise IRError(f"weights file {wpath} not found") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise IRError(f"weights file {wpath} is corrupt ({e})") from None
+    b = GraphBuilder()
+    for i, raw in enumerate(doc["nodes"]):
+        try:
+            op = Op(raw["op"])
+        except ValueError:
+            raise IRError(f"node {i}: unknown op {raw['op']!r}") from None
+        where = f"node {i} ({raw.get('name', '')})"
+        if raw["id"] != i:
+            raise IRError(f"{where}: id {raw['id']} out of order")
+        b.add(op, _decode_attrs(op, raw["attrs"], arrays, where), raw["args"], raw.get("name", ""))
+        n = b.nodes[-1]
+        t = raw["type"]
+        stored = (tuple(raw["shape"]), tuple(raw["range"]),
+                  IntType(bool(t["signed"]), int(t["width"]), int(t["frac"])))
+        if stored != (n.shape, (n.lo, n.hi), n.type):
+            raise IRError(f"{where}: stored shape/range/type {stored[0]} {stored[1]} "
+                          f"{stored[2].c_style()} disagree with the rules "
+                          f"({n.shape} {(n.lo, n.hi)} {n.type.c_style()})")
+    return b.build(doc["outputs"], doc.get("meta", {}))
