@@ -34,11 +34,12 @@ class Emitter(abc.ABC):
         return {}
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def sha256_text(text: str | bytes) -> str:
+    """sha256 of a generated file (text is hashed as UTF-8)."""
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
-def write_export(out_dir: str | Path, target: str, files: Mapping[str, str],
+def write_export(out_dir: str | Path, target: str, files: Mapping[str, str | bytes],
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``files`` and ``summary.json`` (``{"target", "files": {path: sha256}, **extra}``)
     into ``out_dir`` atomically, replacing an existing directory.  Returns the summary."""
@@ -51,7 +52,10 @@ def write_export(out_dir: str | Path, target: str, files: Mapping[str, str],
         for rel, text in sorted(files.items()):
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            if isinstance(text, bytes):
+                path.write_bytes(text)
+            else:
+                path.write_text(text)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))

@@ -1,0 +1,99 @@
+"""``heatq``: train, check, heat, run targets, simulate, and the end-to-end demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import pipeline
+from .cli_common import fail_cleanly
+from .report import print_check, print_run, print_train
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
+                  pretty_exceptions_enable=False)
+
+THREADS = typer.Option(1, "--threads", help="torch threads (1 is fastest on 2 shared cores)")
+QUIET = typer.Option(False, "--quiet", "-q", help="no progress bars")
+
+
+@app.command()
+def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digits | idx:DIR"),
+          model: str = typer.Option("seed-cnn", help="seed-cnn | mlp"),
+          input_code: str = typer.Option("bitplane:4", help="bitplane:N | thermometer:N"),
+          output_code: str = typer.Option("hadamard:15",
+                                          help="onehot | hadamard:L | random:L | full"),
+          weight_bits: int = typer.Option(4, help="signed weight bits, every layer"),
+          act_bits: int = typer.Option(4, help="unsigned activation bits, every layer"),
+          epochs: int = typer.Option(30, help="float training epochs"),
+          qat_epochs: Optional[int] = typer.Option(None, help="quantized epochs (default epochs/2)"),
+          train_per_class: Optional[int] = typer.Option(None, help="keep K training images/class"),
+          seed: int = typer.Option(0),
+          out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
+          threads: int = THREADS, quiet: bool = QUIET) -> None:
+    """Train a quantized network on binary input codes and an output code; save its IR."""
+    pipeline.set_threads(threads)
+    summary = pipeline.train_run(out, dataset, model, input_code, output_code, weight_bits,
+                                 act_bits, epochs, qat_epochs, seed, train_per_class, not quiet)
+    print_train(summary, out)
+
+
+@app.command()
+def check(directory: Path = typer.Argument(..., help="run directory"),
+          dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
+          split: str = typer.Option("test", help="test | train"),
+          n: Optional[int] = typer.Option(None, help="first N images only"),
+          threads: int = THREADS, quiet: bool = QUIET) -> None:
+    """Validate activations: torch integers == interpreter integers, every layer and sample."""
+    pipeline.set_threads(threads)
+    result = pipeline.check_run(directory, dataset, split, n, not quiet)
+    print_check(result)
+    if not result["all_equal"]:
+        raise typer.Exit(1)
+
+
+@app.command("run-target")
+def run_target(export_dir: Path = typer.Argument(..., help="a c or hls export directory"),
+               dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
+               n: Optional[int] = typer.Option(None, help="first N test images (default all)")
+               ) -> None:
+    """Compile and run a C or HLS export against the interpreter; writes run.json."""
+    result = pipeline.run_target(export_dir, dataset, n)
+    print_run(result)
+    if result["mismatches"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smoke run)"),
+         out: Path = typer.Option(Path("heatq-out"), "--out", "-o"),
+         threads: int = THREADS, quiet: bool = QUIET) -> None:
+    """Train, check, export and run every target on mnist5k; print one table."""
+    from .demo import run_demo
+
+    pipeline.set_threads(threads)
+    run_demo(out, quick=quick, progress=not quiet)
+
+
+def _register_optional() -> None:
+    """Commands whose modules live in their own packages."""
+    try:
+        from .heat.command import heat
+    except ImportError:
+        pass
+    else:
+        app.command("heat")(heat)
+    try:
+        from heatq_sim.command import sim
+    except ImportError:
+        pass
+    else:
+        app.command("sim")(sim)
+
+
+_register_optional()
+
+
+def main() -> None:
+    fail_cleanly(app, "heatq")

@@ -1,0 +1,72 @@
+"""``heatq demo``: the main job on the built-in MNIST subset, end to end.
+
+train (float, then 4-bit QAT) -> check (validating activations) -> export C and HLS ->
+compile and run both on every test image plus corner vectors -> one table and
+``<out>/summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from . import pipeline
+from .report import pct
+from .rundir import write_json
+
+FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None}
+QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100}
+
+
+def _stage(name: str, t0: float) -> None:
+    typer.echo(f"[{time.time() - t0:6.1f} s] {name}", err=True)
+
+
+def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
+    """Run every stage into ``out``; returns (and writes) the summary."""
+    settings = QUICK if quick else FULL
+    out = Path(out)
+    t0 = time.time()
+    run_dir = out / "run"
+    _stage("training seed-cnn on mnist5k (bitplane:4 -> hadamard:15, 4-bit)", t0)
+    train = pipeline.train_run(run_dir, "mnist5k", "seed-cnn", "bitplane:4", "hadamard:15", 4, 4,
+                               settings["epochs"], settings["qat_epochs"], 0, None, progress)
+    _stage("validating activations", t0)
+    check = pipeline.check_run(run_dir, n=settings["n_images"], progress=progress)
+    targets = {}
+    for target in ("c", "hls"):
+        _stage(f"exporting and running target {target}", t0)
+        export_dir = out / f"export-{target}"
+        pipeline.export_run(run_dir, target, export_dir)
+        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"])
+    summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
+               "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
+               "acc_ir": train["acc_ir"], "check": {"n_samples": check["n_samples"],
+                                                    "all_equal": check["all_equal"],
+                                                    "layers": check["layers"]},
+               "weight_bits": train["weight_bits"], "act_bits": train["act_bits"],
+               "targets": targets, "seconds": round(time.time() - t0, 1)}
+    write_json(out / "summary.json", summary)
+    print_demo(summary)
+    return summary
+
+
+def print_demo(s: dict) -> None:
+    """The demo's one table."""
+    check = s["check"]
+    rows = [("float (torch)", s["acc_float"], "-"),
+            ("quantized (torch)", s["acc_quant"],
+             f"check: {min(check['layers'].values()) * 100:.2f} % min over "
+             f"{len(check['layers'])} layers, {check['n_samples']} images"),
+            ("integer IR (oracle)", s["acc_ir"], "-")]
+    for target, r in s["targets"].items():
+        rows.append((f"target {target}", r["accuracy"],
+                     f"{r['mismatches']} mismatches / {r['n']} images + {r['n_corner']} corners"))
+    typer.echo(f"\n{'stage':<22}{'accuracy':>10}   equality")
+    for name, acc, eq in rows:
+        typer.echo(f"{name:<22}{pct(acc):>10}   {eq}")
+    typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
+    typer.echo(f"done in {s['seconds']} s")

@@ -1,0 +1,123 @@
+"""Networks as ordered lists of quantized *steps* (see :mod:`heatq.quant`).
+
+A model's forward pass threads ``(tensor, frac)`` through its steps; the step names
+(``conv_block_1.conv2d``, ``fc.lin`` ...) are the layer names used by the IR, ``heatq check``
+and every report.  The last step is a linear layer whose outputs are the code logits.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from .errors import UserError
+from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, QuantStep, QWeighted
+
+
+class QNet(nn.Module):
+    """A sequence of named steps; nested module names give the layer names."""
+
+    def __init__(self, blocks: dict[str, nn.Module], input_shape: tuple[int, ...],
+                 spec: dict) -> None:
+        super().__init__()
+        for name, block in blocks.items():
+            self.add_module(name, block)
+        self.input_shape = tuple(input_shape)
+        self.spec = dict(spec)
+
+    def steps(self) -> Iterator[tuple[str, QuantStep]]:
+        """(layer name, step) in forward order."""
+        for name, module in self.named_modules():
+            if isinstance(module, QuantStep):
+                yield name, module
+
+    def weighted(self) -> Iterator[tuple[str, QWeighted]]:
+        """(layer name, layer) for the layers with weights."""
+        return ((n, s) for n, s in self.steps() if isinstance(s, QWeighted))
+
+    def set_mode(self, mode: str) -> None:
+        """'float' (no quantization) or 'quant' on every step."""
+        for _, s in self.steps():
+            s.mode = mode
+
+    def forward(self, x: torch.Tensor, trace: bool = False):
+        """Code logits [N, L]; with ``trace`` also ``{name: (tensor, frac)}`` per step."""
+        frac, seen = 0, {}
+        for name, step in self.steps():
+            x, frac = step(x, frac)
+            if trace:
+                seen[name] = (x, frac)
+        return (x, seen) if trace else x
+
+
+def _conv_block(c_in: int, c_out: int, k: int, w_bits: int, a_bits: int) -> nn.Module:
+    block = nn.Module()
+    block.conv2d = QConv2d(c_in, c_out, k, w_bits)
+    block.act = QReLU(a_bits)
+    block.pool = MaxPool()
+    return block
+
+
+def _head(n_in: int, n_out: int, w_bits: int) -> nn.Module:
+    head = nn.Module()
+    head.lin = QLinear(n_in, n_out, w_bits)
+    return head
+
+
+def seed_cnn(in_channels: int, code_length: int, w_bits: int = 4, a_bits: int = 4,
+             image_size: int = 28) -> QNet:
+    """The seed network: conv_block(C,8,5), conv_block(8,16,3), conv_block(16,32,3),
+    conv_block(32,64,3) (conv + quantized ReLU + maxpool2, 'same' padding), fc(64 -> L)."""
+    size = image_size
+    for _ in range(4):
+        size //= 2
+    if size < 1:
+        raise UserError(f"seed-cnn needs images of at least 16x16, got {image_size}x{image_size}")
+    widths = [(in_channels, 8, 5), (8, 16, 3), (16, 32, 3), (32, 64, 3)]
+    blocks = {f"conv_block_{i + 1}": _conv_block(ci, co, k, w_bits, a_bits)
+              for i, (ci, co, k) in enumerate(widths)}
+    blocks["flatten"] = Flatten()
+    blocks["fc"] = _head(64 * size * size, code_length, w_bits)
+    spec = {"model": "seed-cnn", "in_channels": in_channels, "code_length": code_length,
+            "w_bits": w_bits, "a_bits": a_bits, "image_size": image_size}
+    return QNet(blocks, (in_channels, image_size, image_size), spec)
+
+
+def mlp(in_channels: int, code_length: int, w_bits: int = 4, a_bits: int = 4,
+        image_size: int = 28, hidden: int = 128) -> QNet:
+    """A small MLP: flatten, hidden_1 (linear + quantized ReLU), fc (-> code logits)."""
+    n_in = in_channels * image_size * image_size
+    hid = nn.Module()
+    hid.lin = QLinear(n_in, hidden, w_bits)
+    hid.act = QReLU(a_bits)
+    blocks = {"flatten": Flatten(), "hidden_1": hid, "fc": _head(hidden, code_length, w_bits)}
+    spec = {"model": "mlp", "in_channels": in_channels, "code_length": code_length,
+            "w_bits": w_bits, "a_bits": a_bits, "image_size": image_size, "hidden": hidden}
+    return QNet(blocks, (in_channels, image_size, image_size), spec)
+
+
+MODELS = {"seed-cnn": seed_cnn, "mlp": mlp}
+
+
+def build_model(spec: dict) -> QNet:
+    """Rebuild a model from its ``spec`` dict (as saved in summary.json / the torch state)."""
+    kwargs = {k: v for k, v in spec.items() if k != "model"}
+    name = spec.get("model")
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def set_layer_bits(model: QNet, weight_bits: dict[str, int] | None = None,
+                   act_bits: dict[str, int] | None = None) -> None:
+    """Change per-layer bit widths (names as in ``model.steps()``)."""
+    steps = dict(model.steps())
+    for table in (weight_bits or {}), (act_bits or {}):
+        for name, b in table.items():
+            if name not in steps:
+                raise UserError(f"no layer named {name!r}")
+            if int(b) < 1:
+                raise UserError(f"layer {name}: bit width must be >= 1, got {b}")
+            steps[name].bits = int(b)

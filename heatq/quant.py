@@ -1,0 +1,175 @@
+"""Quantized PyTorch layers whose forward pass equals the IR's integer semantics exactly.
+
+Every quantized tensor is ``integer * 2**-frac`` with a power-of-two scale per layer:
+
+* weights: signed, symmetric narrow range ``|w_int| <= 2**(bits-1) - 1`` (1 bit: w in {-1,+1}),
+  ``w_int = clamp(round(w * 2**w_frac))``; ``w_frac`` is the largest exponent at which the
+  largest weight needs no clipping, re-chosen from the weights in training mode and frozen
+  in a buffer, so evaluation and :mod:`heatq.convert` read the very same integers;
+* biases: ``round(b * 2**(in_frac + w_frac))`` at the accumulator's binary point;
+* activations after ReLU: unsigned ``bits``, ``a_int = clamp(floor(y * 2**a_frac + 1/2), 0,
+  2**bits - 1)`` (the IR's REQUANT with HALF_UP rounding and SATURATE to 0..2**bits-1);
+  ``a_frac`` follows a running maximum of the activations in training mode.
+
+Gradients pass the rounding by a straight-through estimator.  Each layer is a *step* with
+``forward(x, frac) -> (y, frac)`` so the binary point travels with the tensor.  A layer's
+``mode`` is ``"float"`` (no quantization, for pre-training) or ``"quant"``; :mod:`heatq.heat`
+adds noise-annealed modes on the same hooks (``weight_transform`` / ``act_transform``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def ste(x_float: torch.Tensor, x_quant: torch.Tensor) -> torch.Tensor:
+    """Value of ``x_quant`` with the gradient of ``x_float`` (straight-through estimator)."""
+    return x_float + (x_quant - x_float).detach()
+
+
+def weight_bound(bits: int) -> int:
+    """Largest |w_int| for ``bits``-bit signed symmetric weights (1 bit: +-1)."""
+    return 1 if bits == 1 else (1 << (bits - 1)) - 1
+
+
+def largest_frac(max_abs: float, bound: int, lo: int = -32, hi: int = 32) -> int:
+    """The largest f in lo..hi with ``max_abs * 2**f <= bound`` (exact, no log rounding)."""
+    if max_abs <= 0:
+        return hi
+    f = int(math.floor(math.log2(bound / max_abs)))
+    while f < hi and math.ldexp(max_abs, f + 1) <= bound:
+        f += 1
+    while f > lo and math.ldexp(max_abs, f) > bound:
+        f -= 1
+    return max(lo, min(hi, f))
+
+
+def integer_weights(w: torch.Tensor, bits: int, frac: int) -> torch.Tensor:
+    """Integer weights (as a float tensor of integers) for ``bits`` bits at ``frac``."""
+    scaled = w * (2.0 ** frac)
+    if bits == 1:
+        return torch.where(scaled >= 0, torch.ones_like(w), -torch.ones_like(w))
+    b = weight_bound(bits)
+    return torch.clamp(torch.round(scaled), -b, b)
+
+
+class QuantStep(nn.Module):
+    """Base of every step: a ``mode`` flag ('float' or 'quant') shared by quantized layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "float"
+
+
+class QWeighted(QuantStep):
+    """Shared weight and bias quantization of QConv2d and QLinear."""
+
+    def _init_quant(self, bits: int) -> None:
+        self.bits = int(bits)
+        self.register_buffer("w_frac", torch.tensor(0, dtype=torch.int64))
+
+    def weight_transform(self, w: torch.Tensor) -> torch.Tensor:
+        """The weight used in the forward pass (hook for heating)."""
+        if self.training:
+            self.w_frac.fill_(largest_frac(float(w.detach().abs().max()), weight_bound(self.bits)))
+        f = int(self.w_frac)
+        return ste(w, integer_weights(w, self.bits, f) * 2.0 ** -f)
+
+    def quantized_params(self, in_frac: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) as used by the forward pass at input binary point ``in_frac``."""
+        if self.mode == "float":
+            return self.weight, self.bias
+        w = self.weight_transform(self.weight)
+        f = in_frac + int(self.w_frac)
+        b = ste(self.bias, torch.round(self.bias * 2.0 ** f) * 2.0 ** -f)
+        return w, b
+
+    def integer_params(self, in_frac: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Integer (weight, bias) as int64 tensors, exactly as the quantized forward uses them."""
+        f = int(self.w_frac)
+        with torch.no_grad():
+            w = integer_weights(self.weight.detach().double(), self.bits, f)
+            b = torch.round(self.bias.detach().double() * 2.0 ** (in_frac + f))
+        return w.long(), b.long()
+
+
+class QConv2d(QWeighted):
+    """Conv2d ('same' zero padding, stride 1) with ``bits``-bit power-of-two weights."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, bits: int = 4) -> None:
+        super().__init__()
+        conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+        self.weight, self.bias = conv.weight, conv.bias
+        self.padding = kernel // 2
+        self._init_quant(bits)
+
+    def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        w, b = self.quantized_params(frac)
+        return F.conv2d(x, w, b, padding=self.padding), frac + int(self.w_frac)
+
+
+class QLinear(QWeighted):
+    """Linear layer with ``bits``-bit power-of-two weights."""
+
+    def __init__(self, n_in: int, n_out: int, bits: int = 4) -> None:
+        super().__init__()
+        lin = nn.Linear(n_in, n_out)
+        self.weight, self.bias = lin.weight, lin.bias
+        self._init_quant(bits)
+
+    def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        w, b = self.quantized_params(frac)
+        return F.linear(x, w, b), frac + int(self.w_frac)
+
+
+class QReLU(QuantStep):
+    """ReLU quantized to ``bits`` unsigned bits at a power-of-two step ``2**-a_frac``."""
+
+    def __init__(self, bits: int = 4, momentum: float = 0.05) -> None:
+        super().__init__()
+        self.bits = int(bits)
+        self.momentum = momentum
+        self.register_buffer("a_frac", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("amax", torch.tensor(0.0))
+
+    @property
+    def top(self) -> int:
+        """Largest integer activation, ``2**bits - 1``."""
+        return (1 << self.bits) - 1
+
+    def _track(self, y: torch.Tensor) -> None:
+        m = float(y.detach().max())
+        a = float(self.amax)
+        self.amax.fill_(m if a == 0 else (1 - self.momentum) * a + self.momentum * m)
+        self.a_frac.fill_(largest_frac(float(self.amax), self.top))
+
+    def act_transform(self, y: torch.Tensor) -> torch.Tensor:
+        """Quantized ReLU output (hook for heating)."""
+        f = int(self.a_frac)
+        q = torch.clamp(torch.floor(y * 2.0 ** f + 0.5), 0, self.top) * 2.0 ** -f
+        return ste(torch.clamp(y, 0, self.top * 2.0 ** -f), q)
+
+    def forward(self, y: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        if self.mode == "float":
+            return F.relu(y), frac
+        if self.training:
+            self._track(F.relu(y))
+        return self.act_transform(y), int(self.a_frac)
+
+
+class MaxPool(QuantStep):
+    """2x2 max pooling, stride 2 (floor mode); the binary point is unchanged."""
+
+    def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        return F.max_pool2d(x, 2), frac
+
+
+class Flatten(QuantStep):
+    """Flatten [N, C, H, W] to [N, C*H*W] in C order."""
+
+    def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        return torch.flatten(x, 1), frac

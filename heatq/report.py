@@ -1,0 +1,38 @@
+"""Short terminal tables printed by the CLI commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def pct(v) -> str:
+    """A fraction as a percentage with two decimals, or '-'."""
+    return "-" if v is None else f"{100 * v:6.2f} %"
+
+
+def print_train(summary: dict, out: Path) -> None:
+    typer.echo(f"{'accuracy (test)':<28}{'':>4}")
+    typer.echo(f"  {'float':<26}{pct(summary['acc_float'])}")
+    typer.echo(f"  {'quantized torch':<26}{pct(summary['acc_quant'])}")
+    typer.echo(f"  {'integer IR':<26}{pct(summary['acc_ir'])}")
+    typer.echo("Model weights bit_width")
+    for name, b in summary["weight_bits"].items():
+        typer.echo(f"  {name}.weight: {b}")
+    typer.echo("Model activations bit_width")
+    for name, b in summary["act_bits"].items():
+        typer.echo(f"  {name}: {b}")
+    typer.echo(f"run written to {out}")
+
+
+def print_check(result: dict) -> None:
+    typer.echo(f"Validating activations ({result['n_samples']} samples, {result['split']} split)")
+    for name, frac in result["layers"].items():
+        typer.echo(f"  {name:<28}{pct(frac)}")
+    typer.echo("all layers equal" if result["all_equal"] else "MISMATCH: some layers differ")
+
+
+def print_run(result: dict) -> None:
+    typer.echo(f"target {result['target']}: {result['n']} images + {result['n_corner']} corner "
+               f"vectors, {result['mismatches']} mismatches, accuracy {pct(result['accuracy'])}")

@@ -1,0 +1,123 @@
+"""Training: float pre-training, then quantization-aware training (straight-through).
+
+Inputs are binary code planes, targets the rows of an error-correcting output code, the
+loss binary cross-entropy on the code logits; accuracy decodes by Hamming distance.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .codes import InputCode, OutputCode, code_targets_torch, hamming_decode_torch
+from .models import QNet
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters.  ``epochs`` of float training, then ``qat_epochs`` quantized."""
+
+    epochs: int = 20
+    qat_epochs: int = 10
+    batch_size: int = 64
+    lr: float = 3e-3
+    qat_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    max_shift: int = 2
+    seed: int = 0
+    progress: bool = True
+
+
+def encode(code: InputCode, x_uint8: np.ndarray) -> torch.Tensor:
+    """uint8 images [N, H, W] -> float32 code planes [N, C, H, W] of 0/1."""
+    return torch.from_numpy(code.encode_numpy(x_uint8).astype(np.float32))
+
+
+def _shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to ``max_shift`` pixels (zero fill), one shift per sample."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    p = max_shift
+    padded = F.pad(x, (p, p, p, p))
+    dy = torch.randint(0, 2 * p + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * p + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None, :])  # [n, h]
+    cols = (dx[:, None] + torch.arange(w)[None, :])  # [n, w]
+    idx_n = torch.arange(n)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def accuracy(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
+             exact: bool = True, batch: int = 500) -> float:
+    """Test accuracy by Hamming decoding.  ``exact`` runs in float64, where the quantized
+    model's arithmetic on integers is exact (the basis of ``heatq check``)."""
+    model.eval()
+    m = copy.deepcopy(model).double() if exact else model
+    preds = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].double() if exact else x[i:i + batch]
+        preds.append(hamming_decode_torch(m(xb), code.matrix).numpy())
+    return float((np.concatenate(preds) == y).mean()) if len(y) else float("nan")
+
+
+def fit(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode, epochs: int, lr: float,
+        cfg: TrainConfig, desc: str) -> list[float]:
+    """Train ``model`` in its current mode; returns the mean loss per epoch."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    targets = code_targets_torch(torch.from_numpy(y), code.matrix)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    steps = max(1, epochs * ((len(x) + cfg.batch_size - 1) // cfg.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                                pct_start=0.15)
+    losses = []
+    bar = tqdm(range(epochs), desc=desc, disable=not cfg.progress, leave=False)
+    for _ in bar:
+        model.train()
+        perm = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            xb = _shift_batch(x[idx], cfg.max_shift, gen)
+            loss = F.binary_cross_entropy_with_logits(model(xb), targets[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(x))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return losses
+
+
+@torch.no_grad()
+def calibrate(model: QNet, x: torch.Tensor, n: int = 1024, batch: int = 256) -> None:
+    """Set every quantizer's binary point from ``n`` training samples (training-mode forward
+    without gradients), so a quantized model is usable even before any QAT step."""
+    model.train()
+    for i in range(0, min(n, len(x)), batch):
+        model(x[i:i + batch])
+
+
+def train(model: QNet, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
+          y_test: np.ndarray, code: OutputCode, cfg: TrainConfig) -> dict:
+    """Float training then QAT.  Returns ``{"acc_float", "acc_quant", "loss_float",
+    "loss_quant"}`` (test accuracies as fractions); the model ends in quant mode."""
+    torch.manual_seed(cfg.seed)
+    model.set_mode("float")
+    loss_f = fit(model, x_train, y_train, code, cfg.epochs, cfg.lr, cfg, "float training")
+    acc_float = accuracy(model, x_test, y_test, code, exact=False)
+    model.set_mode("quant")
+    calibrate(model, x_train)
+    loss_q = fit(model, x_train, y_train, code, cfg.qat_epochs, cfg.qat_lr, cfg, "quantized training")
+    acc_quant = accuracy(model, x_test, y_test, code)
+    return {"acc_float": acc_float, "acc_quant": acc_quant,
+            "loss_float": loss_f[-1] if loss_f else None,
+            "loss_quant": loss_q[-1] if loss_q else None}
