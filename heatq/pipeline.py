@@ -149,6 +149,9 @@ def run_target(export_dir: Path, dataset: str | None = None, n: int | None = Non
 
     export_dir = Path(export_dir)
     target = read_json(export_dir / "summary.json").get("target")
+    if target is None:
+        raise UserError(f"{export_dir}: not an export directory (run-target needs the output "
+                        "of heatq-export --target c|hls)")
     if target not in ("c", "hls"):
         raise UserError(f"{export_dir}: run-target runs c or hls exports, this one is {target!r}")
     graph = load_graph(export_dir)

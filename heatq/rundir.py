@@ -89,8 +89,9 @@ def load_model(directory: str | Path) -> tuple[QNet, dict]:
         model.load_state_dict(state)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except (RuntimeError, KeyError, ValueError, EOFError) as e:
-        raise UserError(f"{path}: not a heatq model state ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # torch.load raises many kinds on a corrupt or foreign file
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise UserError(f"{path}: not a heatq model state ({first.strip()[:120]})") from None
     model.set_mode("quant")
     model.eval()
     return model, config
