@@ -13,8 +13,13 @@ Every quantized tensor is ``integer * 2**-frac`` with a power-of-two scale per l
 
 Gradients pass the rounding by a straight-through estimator.  Each layer is a *step* with
 ``forward(x, frac) -> (y, frac)`` so the binary point travels with the tensor.  A layer's
-``mode`` is ``"float"`` (no quantization, for pre-training) or ``"quant"``; :mod:`heatq.heat`
-adds noise-annealed modes on the same hooks (``weight_transform`` / ``act_transform``).
+``mode`` is ``"float"`` (no quantization, for pre-training) or ``"quant"``; ``"heat"`` hands
+the forward pass to the step's ``heater`` (see :mod:`heatq.heat.noise`: rounding noise scaled by
+a temperature, soft staircases), which only :mod:`heatq.heat` sets.
+
+Each layer's bit width is a buffer (``w_bits`` / ``a_bits``, read and written through the
+``bits`` attribute), so per-layer widths travel with the state dict; a state dict saved
+without them loads too, keeping the widths the model was built with.
 """
 
 from __future__ import annotations
@@ -58,24 +63,57 @@ def integer_weights(w: torch.Tensor, bits: int, frac: int) -> torch.Tensor:
 
 
 class QuantStep(nn.Module):
-    """Base of every step: a ``mode`` flag ('float' or 'quant') shared by quantized layers."""
+    """Base of every step: a ``mode`` flag ('float', 'quant' or 'heat') shared by quantized
+    layers.  In mode 'heat' the step's ``heater`` (an object with ``weight(step, w)`` and
+    ``act(step, y)``, set by :mod:`heatq.heat`) gives the training forward pass; in eval
+    mode 'heat' computes exactly what 'quant' computes."""
+
+    heater = None
 
     def __init__(self) -> None:
         super().__init__()
         self.mode = "float"
 
 
+class _BitsBuffer:
+    """``bits`` as a plain int attribute stored in the int64 buffer named ``buffer``."""
+
+    def __init__(self, buffer: str) -> None:
+        self.buffer = buffer
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else int(getattr(obj, self.buffer))
+
+    def __set__(self, obj, value) -> None:
+        getattr(obj, self.buffer).fill_(int(value))
+
+
+def _load_bits_tolerantly(module: nn.Module, buffer: str, state_dict: dict, prefix: str) -> None:
+    """State dicts written before widths were buffers lack ``buffer``: keep the built width."""
+    key = prefix + buffer
+    if key not in state_dict:
+        state_dict[key] = getattr(module, buffer).clone()
+
+
 class QWeighted(QuantStep):
     """Shared weight and bias quantization of QConv2d and QLinear."""
 
+    bits = _BitsBuffer("w_bits")
+
     def _init_quant(self, bits: int) -> None:
-        self.bits = int(bits)
+        self.register_buffer("w_bits", torch.tensor(int(bits), dtype=torch.int64))
         self.register_buffer("w_frac", torch.tensor(0, dtype=torch.int64))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _load_bits_tolerantly(self, "w_bits", state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def weight_transform(self, w: torch.Tensor) -> torch.Tensor:
         """The weight used in the forward pass (hook for heating)."""
         if self.training:
             self.w_frac.fill_(largest_frac(float(w.detach().abs().max()), weight_bound(self.bits)))
+            if self.mode == "heat" and self.heater is not None:
+                return self.heater.weight(self, w)
         f = int(self.w_frac)
         return ste(w, integer_weights(w, self.bits, f) * 2.0 ** -f)
 
@@ -129,12 +167,18 @@ class QLinear(QWeighted):
 class QReLU(QuantStep):
     """ReLU quantized to ``bits`` unsigned bits at a power-of-two step ``2**-a_frac``."""
 
+    bits = _BitsBuffer("a_bits")
+
     def __init__(self, bits: int = 4, momentum: float = 0.05) -> None:
         super().__init__()
-        self.bits = int(bits)
+        self.register_buffer("a_bits", torch.tensor(int(bits), dtype=torch.int64))
         self.momentum = momentum
         self.register_buffer("a_frac", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("amax", torch.tensor(0.0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _load_bits_tolerantly(self, "a_bits", state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def top(self) -> int:
@@ -158,6 +202,8 @@ class QReLU(QuantStep):
             return F.relu(y), frac
         if self.training:
             self._track(F.relu(y))
+            if self.mode == "heat" and self.heater is not None:
+                return self.heater.act(self, y), int(self.a_frac)
         return self.act_transform(y), int(self.a_frac)
 
 

@@ -1,0 +1,220 @@
+"""Constrained heating: continuous learned bits, a Lagrange multiplier, dual ascent.
+
+The problem is
+
+    minimise  cost(bits)   subject to   acc_drop_val(bits) <= delta
+
+with ``cost`` the total weight bits (``sum_l n_l b_l``) or the bit-operations
+(``sum_l MACs_l * b_l * a_l``, ``a_l`` the bits of layer l's input).  During heating every
+layer's bits are a continuous parameter ``beta`` (weights and activations); the training loss is
+the Lagrangian
+
+    mu * task_loss(w, beta)  +  tau * cost(beta) / cost(max bits)
+
+where the task loss sees the heated network (rounding noise at the step that ``beta`` implies),
+so its gradient in ``beta`` measures how much a coarser grid hurts.  After every epoch the
+multiplier ``mu`` takes a dual-ascent step on the *measured* constraint: the validation accuracy
+of the hard-rounded network at the integer bits ``ceil(beta)`` (raised when the constraint is
+violated, lowered when there is slack).  Multiplying the cost by ``tau`` keeps the bits still
+while the noise is still too small to defend them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..models import QNet
+from ..quant import QConv2d, QLinear, QReLU, QWeighted
+from ..train import _shift_batch
+from .loop import Data, LoopConfig, cosine_lr, evaluate
+from .noise import Heater, attach, refresh_fracs, sharpness_at, tau_at
+
+OBJECTIVES = ("bits", "bops")
+
+
+@dataclass
+class CostModel:
+    """cost(bits) = sum_k lin[k] * bits[k] + sum_(j,k) quad[j,k] * bits[j] * bits[k] over the
+    *knobs* (layer names: weighted layers and quantized ReLUs, in forward order)."""
+
+    objective: str
+    knobs: list[str]
+    weighted: list[str]
+    acts: list[str]
+    n_weights: dict[str, int]
+    macs: dict[str, int]
+    lin: dict[str, float] = field(default_factory=dict)
+    quad: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def cost(self, bits: dict) -> float | torch.Tensor:
+        total = sum(c * bits[k] for k, c in self.lin.items())
+        return total + sum(c * bits[j] * bits[k] for (j, k), c in self.quad.items())
+
+    def weight_bits_total(self, bits: dict) -> int:
+        return int(sum(self.n_weights[k] * int(bits[k]) for k in self.weighted))
+
+    def bops(self, bits: dict) -> int:
+        """Bit-operations: MACs x weight bits x input bits (the input code planes: 1 bit)."""
+        total, prev = 0, None
+        for k in self.knobs:
+            if k in self.macs:
+                total += self.macs[k] * int(bits[k]) * (int(bits[prev]) if prev else 1)
+            else:
+                prev = k
+        return total
+
+
+def cost_model(model: QNet, objective: str = "bits", max_bits: int = 8) -> CostModel:
+    """The cost model of ``model``: weight counts and MACs from one traced forward pass.
+    For ``bits`` the activations enter with a weight small enough never to outweigh one
+    weight bit (so they are lowered only where it costs no weight bits)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}")
+    steps = dict(model.steps())
+    was = [(s, s.mode) for s in steps.values()]
+    model.set_mode("float")
+    with torch.no_grad():
+        _, seen = model.eval()(torch.zeros(1, *model.input_shape), trace=True)
+    for s, mode in was:
+        s.mode = mode
+    knobs, weighted, acts, n_w, macs = [], [], [], {}, {}
+    for name, step in steps.items():
+        if isinstance(step, QWeighted):
+            knobs.append(name)
+            weighted.append(name)
+            n_w[name] = int(step.weight.numel())
+            out = seen[name][0]
+            if isinstance(step, QConv2d):
+                macs[name] = int(out[0].numel()) * int(step.weight[0].numel())
+            elif isinstance(step, QLinear):
+                macs[name] = int(step.weight.numel())
+        elif isinstance(step, QReLU):
+            knobs.append(name)
+            acts.append(name)
+    cm = CostModel(objective, knobs, weighted, acts, n_w, macs)
+    if objective == "bits":
+        eps = 1.0 / (len(acts) * max_bits + 1)
+        cm.lin = {**{k: float(n_w[k]) for k in weighted}, **{k: eps for k in acts}}
+    else:
+        prev = None
+        for k in knobs:
+            if k in macs:
+                if prev is None:
+                    cm.lin[k] = float(macs[k])
+                else:
+                    cm.quad[(k, prev)] = float(macs[k])
+            else:
+                prev = k
+        for k in acts:  # an activation that feeds no weighted layer still costs a little
+            if not any(k == p for (_, p) in cm.quad):
+                cm.lin[k] = 1.0 / (len(acts) * max_bits + 1)
+    return cm
+
+
+def integer_bits(beta: float, min_bits: int, max_bits: int) -> int:
+    """The integer width that continuous bits ``beta`` stand for: ceil, within the bounds."""
+    b = float(beta.detach()) if torch.is_tensor(beta) else float(beta)
+    return int(min(max_bits, max(min_bits, math.ceil(b - 1e-6))))
+
+
+def bounds(cm: CostModel, model: QNet, min_bits: int, max_bits: int,
+           max_act_bits: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """(lowest, highest) bits per knob: weights in min..max_bits; activations in
+    min..``max_act_bits`` (default: each activation's width in the given run, so heating never
+    widens an activation), itself capped at ``max_bits``."""
+    steps = dict(model.steps())
+    lo = {k: min_bits for k in cm.knobs}
+    hi = {k: max_bits for k in cm.weighted}
+    for k in cm.acts:
+        cap = steps[k].bits if max_act_bits is None else max_act_bits
+        hi[k] = max(min_bits, min(max_bits, cap))
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class HeatSettings:
+    """Heating hyper-parameters (see :func:`heat_phase`)."""
+
+    epochs: int = 20
+    schedule: str = "cosine"
+    hold: float = 0.25
+    lr: float = 1e-3
+    bits_lr: float = 0.02
+    learn_bits: bool = True
+    mu0: float = 1.0
+    dual_lr: float = 0.7
+    soft_bits: int = 2
+
+
+def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_acc_drop: float,
+               lo: dict[str, int], hi: dict[str, int], hs: HeatSettings, cfg: LoopConfig,
+               gen: torch.Generator) -> tuple[dict[str, int], list[dict]]:
+    """Heat ``model`` for ``hs.epochs`` epochs (tau 0 -> 1); with ``hs.learn_bits`` learn the
+    continuous bits (within ``lo``..``hi`` per knob, starting from the run's widths) under
+    the Lagrangian with dual ascent on the validation constraint.
+    Returns the integer bits at the end and one history row per epoch."""
+    steps = dict(model.steps())
+    start = {k: float(min(hi[k], max(lo[k], steps[k].bits))) for k in cm.knobs}
+    beta = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
+    heater = Heater(soft_bits=hs.soft_bits, generator=gen,
+                    beta=beta if hs.learn_bits else {})
+    attach(model, heater)
+    opt = torch.optim.AdamW(model.parameters(), lr=hs.lr, weight_decay=cfg.weight_decay)
+    opt_b = torch.optim.Adam(list(beta.values()), lr=hs.bits_lr) if hs.learn_bits else None
+    cost_ref = float(cm.cost({k: float(hi[k]) for k in cm.knobs}))
+    targets = data.targets(data.y_train)
+    n = len(data.x_train)
+    per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    total = max(1, hs.epochs * per_epoch)
+    mu, t, history = hs.mu0, 0, []
+    bar = tqdm(range(hs.epochs), desc="heating", disable=not cfg.progress, leave=False)
+    for epoch in bar:
+        model.set_mode("heat")
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            tau = tau_at(t / max(1, total - 1), hs.schedule, hs.hold)
+            heater.tau, heater.sharpness = tau, sharpness_at(tau)
+            for k, b in beta.items():
+                steps[k].bits = integer_bits(b, lo[k], hi[k])
+            cosine_lr(opt, hs.lr, t, total)
+            xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
+            loss = mu * F.binary_cross_entropy_with_logits(model(xb), targets[idx])
+            if opt_b is not None:
+                loss = loss + tau * cm.cost(beta) / cost_ref
+                opt_b.zero_grad()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if opt_b is not None:
+                opt_b.step()
+                with torch.no_grad():
+                    for k, b in beta.items():
+                        b.clamp_(lo[k], hi[k])
+            t += 1
+        bits = {k: integer_bits(b, lo[k], hi[k]) for k, b in beta.items()}
+        for k, b in bits.items():
+            steps[k].bits = b
+        refresh_fracs(model)
+        model.set_mode("quant")
+        acc, loss_val = evaluate(model, data.x_val, data.y_val, data.code)
+        drop = 100.0 * (ref_acc_val - acc)
+        if hs.learn_bits:  # dual ascent on the measured constraint (points of accuracy)
+            g = (drop - max_acc_drop) / max(max_acc_drop, 0.25)
+            mu = float(min(1e4, max(1e-4, mu * math.exp(hs.dual_lr * max(-1.0, min(1.0, g))))))
+        history.append({"epoch": epoch + 1, "tau": tau, "mu": mu, "acc_val": acc,
+                        "loss_val": loss_val, "acc_drop_val": drop, "bits": dict(bits),
+                        "beta": {k: round(float(b.detach()), 3) for k, b in beta.items()},
+                        "total_weight_bits": cm.weight_bits_total(bits),
+                        "bops": cm.bops(bits)})
+        bar.set_postfix(acc=f"{100 * acc:.2f}", wbits=cm.weight_bits_total(bits), mu=f"{mu:.2g}")
+    attach(model, None)
+    model.set_mode("quant")
+    model.eval()
+    return {k: steps[k].bits for k in cm.knobs}, history

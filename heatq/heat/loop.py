@@ -1,0 +1,107 @@
+"""Training and evaluation loops shared by heating, quenching and the finalisers."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..codes import OutputCode, code_targets_torch, hamming_decode_torch
+from ..models import QNet
+from ..train import _shift_batch
+from .noise import Heater, attach, sharpness_at
+
+
+@dataclass
+class Data:
+    """Encoded code planes (float32 0/1) and labels: the training part, the validation part
+    carved from the training split, and the test split (only ever reported, never used)."""
+
+    x_train: torch.Tensor
+    y_train: np.ndarray
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    x_test: torch.Tensor
+    y_test: np.ndarray
+    code: OutputCode
+
+    def targets(self, y: np.ndarray) -> torch.Tensor:
+        return code_targets_torch(torch.from_numpy(np.asarray(y)), self.code.matrix)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Optimiser settings of every training loop here."""
+
+    batch_size: int = 64
+    weight_decay: float = 1e-4
+    max_shift: int = 2
+    progress: bool = True
+
+
+@torch.no_grad()
+def evaluate(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
+             exact: bool = False, batch: int = 500) -> tuple[float, float]:
+    """(accuracy as a fraction, mean BCE loss).  ``exact`` evaluates in float64, where the
+    quantized model's arithmetic is exact: the accuracy the integer graph has."""
+    model.eval()
+    m = copy.deepcopy(model).double() if exact else model
+    targets = code_targets_torch(torch.from_numpy(np.asarray(y)), code.matrix)
+    correct, loss = 0, 0.0
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        logits = m(xb.double() if exact else xb)
+        correct += int((hamming_decode_torch(logits, code.matrix).numpy() == y[i:i + batch]).sum())
+        loss += float(F.binary_cross_entropy_with_logits(
+            logits.float(), targets[i:i + batch], reduction="sum")) / targets.shape[1]
+    n = len(x)
+    return (correct / n, loss / n) if n else (float("nan"), float("nan"))
+
+
+def cosine_lr(opt: torch.optim.Optimizer, base: float, t: int, total: int) -> None:
+    """Cosine learning-rate decay from ``base`` to base/20 over ``total`` steps."""
+    lr = base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t / max(1, total)))))
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def finetune(model: QNet, data: Data, epochs: int, lr: float, cfg: LoopConfig,
+             gen: torch.Generator, soft_epochs: int = 0, soft_bits: int = 2,
+             desc: str = "fine-tune") -> None:
+    """A short fine-tune at the model's current bit widths: ``soft_epochs`` heated at tau = 1
+    (full rounding noise; soft staircases whose sharpness rises for layers of <= soft_bits),
+    then the rest with hard rounding and the straight-through estimator (the quench).
+    The model ends in quant mode."""
+    targets = data.targets(data.y_train)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    n = len(data.x_train)
+    per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    total = max(1, epochs * per_epoch)
+    soft_total = max(1, soft_epochs * per_epoch)
+    heater = Heater(tau=1.0, soft_bits=soft_bits, generator=gen)
+    t = 0
+    for epoch in tqdm(range(epochs), desc=desc, disable=not cfg.progress, leave=False):
+        heated = epoch < soft_epochs
+        attach(model, heater if heated else None)
+        model.set_mode("heat" if heated else "quant")
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            if heated:
+                heater.sharpness = sharpness_at(min(1.0, t / soft_total))
+            cosine_lr(opt, lr, t, total)
+            xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
+            loss = F.binary_cross_entropy_with_logits(model(xb), targets[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            t += 1
+    attach(model, None)
+    model.set_mode("quant")
+    model.eval()

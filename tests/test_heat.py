@@ -1,0 +1,309 @@
+"""Heating: schedules, noise magnitude, soft staircases, bit persistence, finalisers on toy
+sensitivity tables (ILP vs brute force), and ``heat`` end to end on a tiny digits run."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from heatq import pipeline
+from heatq.check import validate_activations
+from heatq.data import load_dataset
+from heatq.errors import UserError
+from heatq.heat.finalize import brute_force, greedy_peel, ilp_search, monotone_harm, solve_ilp
+from heatq.heat.noise import (
+    Heater, attach, continuous_bound, pow2_step, refresh_fracs, sharpness_at, soft_round,
+    soft_weight, tau_at,
+)
+from heatq.models import mlp, seed_cnn, set_layer_bits
+from heatq.quant import QLinear, QReLU, integer_weights, largest_frac, weight_bound
+from heatq.rundir import codes_of, load_graph, load_model
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------- schedules
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+@pytest.mark.parametrize("hold", [0.0, 0.25])
+def test_tau_schedule_rises_from_0_to_1(schedule, hold):
+    ps = np.linspace(0, 1, 101)
+    taus = [tau_at(p, schedule, hold) for p in ps]
+    assert taus[0] == 0.0 and taus[-1] == 1.0
+    assert all(b >= a for a, b in zip(taus, taus[1:]))
+    assert all(0.0 <= t <= 1.0 for t in taus)
+    assert all(t == 1.0 for p, t in zip(ps, taus) if p >= 1 - hold)
+    assert tau_at(0.5 * (1 - hold), schedule, hold) == pytest.approx(0.5)
+
+
+def test_schedule_shapes_and_errors():
+    assert tau_at(0.25, "linear") == pytest.approx(0.25)
+    assert tau_at(0.25, "cosine") == pytest.approx((1 - math.cos(math.pi / 4)) / 2)
+    with pytest.raises(ValueError):
+        tau_at(0.5, "exponential")
+    with pytest.raises(ValueError):
+        tau_at(0.5, "linear", hold=1.0)
+    s = [sharpness_at(t) for t in np.linspace(0, 1, 11)]
+    assert s[0] == pytest.approx(2.0) and s[-1] == pytest.approx(60.0)
+    assert all(b > a for a, b in zip(s, s[1:]))
+
+
+# ------------------------------------------------------------------------------- noise
+
+def _heated_linear(bits: int, seed: int = 0) -> QLinear:
+    torch.manual_seed(seed)
+    lin = QLinear(64, 32, bits)
+    lin.mode = "heat"
+    lin.heat_name = "lin"
+    lin.train()
+    return lin
+
+
+@pytest.mark.parametrize("bits", [3, 4, 6])
+def test_noise_at_tau_1_spans_the_rounding_error(bits):
+    lin = _heated_linear(bits)
+    gen = torch.Generator().manual_seed(0)
+    lin.heater = Heater(tau=1.0, generator=gen)
+    w = lin.weight.detach()
+    noisy = lin.weight_transform(lin.weight).detach()
+    delta = 2.0 ** -int(lin.w_frac)
+    assert int(lin.w_frac) == largest_frac(float(w.abs().max()), weight_bound(bits))
+    err_round = integer_weights(w, bits, int(lin.w_frac)) * delta - w
+    err_noise = noisy - w
+    # both live in [-delta/2, delta/2] ...
+    assert float(err_round.abs().max()) <= delta / 2 + 1e-7
+    assert float(err_noise.abs().max()) <= delta / 2 + 1e-7
+    # ... and the noise fills that range (2048 samples of U(-1/2, 1/2) * delta)
+    assert float(err_noise.max()) > 0.45 * delta and float(err_noise.min()) < -0.45 * delta
+    assert abs(float(err_noise.mean())) < 0.05 * delta
+    # at half the temperature, half the range
+    lin.heater.tau = 0.5
+    half = lin.weight_transform(lin.weight).detach() - w
+    assert float(half.abs().max()) <= delta / 4 + 1e-7
+    assert float(half.abs().max()) > 0.2 * delta
+    # eval mode heat == quant: hard integers
+    lin.eval()
+    assert torch.equal(lin.weight_transform(lin.weight).detach(),
+                       integer_weights(w, bits, int(lin.w_frac)) * delta)
+
+
+def test_activation_noise_and_clip():
+    relu = QReLU(bits=3)
+    relu.mode = "heat"
+    relu.heat_name = "act"
+    relu.heater = Heater(tau=1.0, generator=torch.Generator().manual_seed(1))
+    relu.train()
+    y = torch.linspace(-2, 6, 4001)
+    out, frac = relu(y, 0)
+    delta = 2.0 ** -frac
+    c = torch.clamp(y, 0, relu.top * delta)
+    err = out - c
+    assert float(err.abs().max()) <= delta / 2 + 1e-7
+    assert float(err[y <= 0].abs().max()) == 0.0  # nothing where the ReLU is 0
+    assert float(err.max()) > 0.45 * delta
+
+
+def test_continuous_bits_step_is_the_quantizer_step_at_integer_bits():
+    for m in (0.013, 0.4, 1.0, 3.7):
+        for b in range(2, 9):
+            beta = torch.tensor(float(b), requires_grad=True)
+            d = pow2_step(m / continuous_bound(beta))
+            assert float(d.detach()) == 2.0 ** -largest_frac(m, weight_bound(b))
+            d.backward()
+            assert float(beta.grad) < 0  # more bits, finer step
+    assert float(continuous_bound(torch.tensor(1.0))) == 0.5
+
+
+def test_soft_staircase():
+    x = torch.linspace(-3, 3, 601)
+    assert torch.allclose(soft_round(x, 1e-3), x, atol=1e-3)  # ~identity when soft
+    hard = soft_round(x, 400.0)
+    away = (x - torch.round(x)).abs() < 0.45
+    assert torch.allclose(hard[away], torch.round(x)[away], atol=1e-6)
+    ints = torch.arange(-3.0, 4.0)
+    assert torch.allclose(soft_round(ints, 7.0), ints, atol=1e-6)  # continuous at integers
+    w = torch.linspace(-1, 1, 201)
+    one = soft_weight(w, 1.0, 1, 400.0)
+    assert torch.allclose(one[w.abs() > 0.1], torch.sign(w)[w.abs() > 0.1], atol=1e-5)
+    two = soft_weight(w * 1.4, 1.0, 2, 400.0)
+    assert float(two.max()) <= 1.0 and float(two.min()) >= -1.0
+
+
+def test_soft_regime_for_two_bit_layers_gives_beta_a_gradient():
+    lin = _heated_linear(2)
+    beta = torch.tensor(2.0, requires_grad=True)
+    lin.heater = Heater(tau=1.0, sharpness=5.0, beta={"lin": beta},
+                        generator=torch.Generator().manual_seed(0))
+    out = lin.weight_transform(lin.weight)
+    delta = 2.0 ** -int(lin.w_frac)
+    assert torch.allclose(out, soft_weight(lin.weight, delta, 2, 5.0), atol=1e-6)
+    (out * torch.randn_like(out)).sum().backward()
+    assert beta.grad is not None and float(beta.grad) != 0.0
+
+
+# ------------------------------------------------------------------------------- bits persist
+
+def test_bits_travel_with_the_state_dict_and_old_states_load():
+    torch.manual_seed(0)
+    net = seed_cnn(4, 15)
+    set_layer_bits(net, {"conv_block_2.conv2d": 2, "fc.lin": 3}, {"conv_block_1.act": 3})
+    other = seed_cnn(4, 15)
+    other.load_state_dict(net.state_dict())
+    steps = dict(other.steps())
+    assert steps["conv_block_2.conv2d"].bits == 2 and steps["fc.lin"].bits == 3
+    assert steps["conv_block_1.act"].bits == 3 and steps["conv_block_1.act"].top == 7
+    old = {k: v for k, v in net.state_dict().items() if not k.endswith(("w_bits", "a_bits"))}
+    fresh = seed_cnn(4, 15, w_bits=5)
+    fresh.load_state_dict(old)
+    assert dict(fresh.steps())["conv_block_2.conv2d"].bits == 5
+
+
+# ------------------------------------------------------------------------------- finalisers
+
+def _toy(seed: int, knobs: int = 4, lo: int = 1, hi: int = 6):
+    rng = np.random.default_rng(seed)
+    names = [f"layer{i}" for i in range(knobs)]
+    size = {k: int(rng.integers(10, 200)) for k in names}
+    harm = {}
+    for k in names:  # convex-ish, decreasing in bits, noisy scale per layer
+        scale = float(rng.uniform(0.2, 3.0))
+        harm[k] = monotone_harm({b: scale * 2.0 ** -(2 * (b - lo)) + float(rng.uniform(0, 0.01))
+                                 for b in range(lo, hi + 1)})
+    domains = {k: list(range(lo, hi + 1)) for k in names}
+    return names, size, harm, domains
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ilp_is_optimal_against_brute_force(seed):
+    names, size, harm, domains = _toy(seed)
+    lin = {k: float(size[k]) for k in names}
+    cost = lambda b: sum(lin[k] * b[k] for k in names)  # noqa: E731
+    for budget in (0.05, 0.3, 1.0):
+        got = solve_ilp(domains, harm, budget, lin)
+        want = brute_force(domains, harm, budget, cost)
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert sum(harm[k][got[k]] for k in names) <= budget + 1e-9
+            assert cost(got) == pytest.approx(cost(want))
+
+
+def test_ilp_bilinear_bops_against_brute_force():
+    names, size, harm, domains = _toy(7, knobs=4, hi=5)
+    lin = {names[0]: 50.0}
+    quad = {(names[2], names[1]): 30.0, (names[3], names[1]): 5.0, (names[3], names[2]): 11.0}
+    cost = lambda b: (lin[names[0]] * b[names[0]]  # noqa: E731
+                      + sum(c * b[j] * b[k] for (j, k), c in quad.items()))
+    for budget in (0.1, 0.5, 2.0):
+        got = solve_ilp(domains, harm, budget, lin, quad)
+        want = brute_force(domains, harm, budget, cost)
+        assert cost(got) == pytest.approx(cost(want))
+
+
+def test_ilp_infeasible_budget_is_none():
+    names, _, harm, domains = _toy(1)
+    assert solve_ilp(domains, harm, -1.0, {k: 1.0 for k in names}) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_greedy_and_ilp_search_respect_the_constraint(seed):
+    names, size, harm, domains = _toy(seed)
+    budget = 0.4  # the "true" constraint: total harm <= budget
+    lin = {k: float(size[k]) for k in names}
+    cost = lambda b: sum(lin[k] * b[k] for k in names)  # noqa: E731
+    total = lambda b: sum(harm[k][b[k]] for k in names)  # noqa: E731
+    start = {k: 6 for k in names}
+    calls = []
+
+    def accept(b):
+        calls.append(dict(b))
+        return total(b) <= budget
+
+    lo = {k: 1 for k in names}
+    g = greedy_peel(start, lo, cost, total, accept)
+    assert total(g) <= budget and all(1 <= g[k] <= 6 for k in names)
+    for k in names:  # greedy ends where no single layer can go one bit lower
+        assert g[k] == 1 or total({**g, k: g[k] - 1}) > budget
+    i = ilp_search(start, domains, harm, lin, {}, cost, accept)
+    assert total(i) <= budget
+    best = brute_force(domains, harm, budget, cost)
+    assert cost(i) == pytest.approx(cost(best))  # exact sensitivities: the ILP finds the optimum
+    assert cost(g) >= cost(best) - 1e-9
+
+
+# ------------------------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("heat") / "run"
+    pipeline.train_run(out, "digits", "mlp", "thermometer:3", "hadamard:15", 4, 4, epochs=8,
+                       qat_epochs=1, seed=0, progress=False)
+    return out
+
+
+def _heat(run, out, **kw):
+    from heatq.heat.command import heat
+
+    args = dict(max_acc_drop=5.0, epochs=3, finetune_epochs=1, quench_epochs=1, progress=False)
+    args.update(kw)
+    return heat(run, out, **args)
+
+
+@pytest.mark.parametrize("solver,objective", [("greedy", "bits"), ("ilp", "bops")])
+def test_heat_end_to_end_is_exact_and_meets_the_constraint(digits_run, tmp_path, solver,
+                                                            objective):
+    out = tmp_path / "heated"
+    s = _heat(digits_run, out, solver=solver, objective=objective)
+    for key in ("weight_bits", "act_bits", "acc_float", "acc_heated", "acc_drop_val",
+                "constraint_met"):
+        assert key in s
+    assert s["constraint_met"] and s["acc_drop_val"] <= 5.0
+    assert set(s["weight_bits"]) == {"hidden_1.lin", "fc.lin"}
+    assert set(s["act_bits"]) == {"hidden_1.act"}
+    assert all(1 <= b <= 8 for b in s["weight_bits"].values())
+    assert all(1 <= b <= 4 for b in s["act_bits"].values())  # never wider than the run's
+    for name in ("model.ir.json", "model.npz", "model.pt", "config.json", "summary.json",
+                 "heating.png"):
+        assert (out / name).is_file()
+    assert json.loads((out / "summary.json").read_text())["weight_bits"] == s["weight_bits"]
+    # the written run is a valid run: per-layer bits reload, activations 100 % on test images
+    model, config = load_model(out)
+    graph = load_graph(out)
+    steps = dict(model.steps())
+    assert {k: steps[k].bits for k in s["weight_bits"]} == s["weight_bits"]
+    assert graph.meta["weight_bits"] == s["weight_bits"]
+    ic, _ = codes_of(config)
+    ds = load_dataset(config["dataset"], seed=config["seed"])
+    result = validate_activations(model, graph, ic.encode_numpy(ds.x_test[:200]), progress=False)
+    assert result["all_equal"], result["layers"]
+    assert all(v == 1.0 for v in result["layers"].values())
+
+
+def test_impossible_constraint_reports_the_best_found(digits_run, tmp_path):
+    s = _heat(digits_run, tmp_path / "imp", max_acc_drop=0.0, max_bits=1, epochs=1)
+    assert s["constraint_met"] is False
+    assert s["slack"] < 0
+    assert all(b == 1 for b in s["weight_bits"].values())
+    assert (tmp_path / "imp" / "model.ir.json").is_file()
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"solver": "annealing"}, "solver"),
+    ({"objective": "luts"}, "objective"),
+    ({"min_bits": 5, "max_bits": 3}, "min-bits"),
+    ({"max_acc_drop": -1.0}, "max-acc-drop"),
+    ({"schedule": "step"}, "schedule"),
+])
+def test_bad_input_is_a_user_error(digits_run, tmp_path, kw, match):
+    with pytest.raises(UserError, match=match):
+        _heat(digits_run, tmp_path / "bad", **kw)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_missing_run_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no such run directory"):
+        _heat(tmp_path / "nope", tmp_path / "out")
