@@ -1,0 +1,22 @@
+"""The registry of source emitters: ``target name -> Emitter class``."""
+
+from __future__ import annotations
+
+from heatq.errors import UserError
+
+from .base import Emitter
+from .c import CEmitter
+from .hls import HLSEmitter
+
+EMITTERS: dict[str, type[Emitter]] = {"c": CEmitter, "hls": HLSEmitter}
+
+
+def get_emitter(target: str, **kwargs) -> Emitter:
+    """An emitter instance for ``target``; ``kwargs`` go to its constructor.
+    Raises :class:`UserError` for an unknown target, listing the known ones."""
+    try:
+        cls = EMITTERS[target]
+    except KeyError:
+        raise UserError(f"unknown export target {target!r}; known targets: "
+                        f"{', '.join(sorted(EMITTERS))}") from None
+    return cls(**kwargs)
