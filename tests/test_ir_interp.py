@@ -6,8 +6,8 @@ every result's dtype is checked against the node's type (int64 up to 62 bits, ob
 of Python ints beyond).
 
 Hypothesis runs derandomized with a modest example count, so the file is deterministic in CI.
-Cases that hit a known interpreter bug (see the ``xfail`` tests at the end) are excluded from
-the properties with ``assume`` and pinned down by the strict ``xfail`` tests instead.
+Regression tests at the end pin bugs found by these properties (bias added in int64 beyond
+62 bits, np.pad zeros in object arrays, REQUANT constants outside int64, ...).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heatq.ir import (
@@ -272,11 +272,6 @@ def conv_cases(draw):
 def test_conv2d_matches_naive(case):
     c = case
     expected = naive_conv2d(c["x"], c["weight"], c["bias"], c["stride"], c["padding"])
-    # known bug (test_known_bug_bias_add_wraps_int64): int64 accumulator + bias wraps
-    assume(not (int64_accumulator(c["lo"], c["hi"], flat_rows(c["weight"]))
-                and not all(fits64(v) for v in np.ravel(np.array(expected, dtype=object)))))
-    # known bug (test_known_bug_conv2d_padding_on_object_input): np.pad inserts np.int64 zeros
-    assume(not (c["padding"] and IntType.for_range(c["lo"], c["hi"]).width > INT64_MAX_WIDTH))
     x0 = c["x"][0]
     g = single_op((len(x0), len(x0[0]), len(x0[0][0])), c["lo"], c["hi"], Op.CONV2D,
                   Conv2dAttrs(np.array(c["weight"], dtype=np.int64),
@@ -305,9 +300,6 @@ def dense_cases(draw):
 def test_dense_matches_naive(case):
     c = case
     expected = naive_dense(c["x"], c["weight"], c["bias"])
-    # known bug (test_known_bug_bias_add_wraps_int64)
-    assume(not (int64_accumulator(c["lo"], c["hi"], c["weight"])
-                and not all(fits64(v) for row in expected for v in row)))
     g = single_op((len(c["x"][0]),), c["lo"], c["hi"], Op.DENSE,
                   DenseAttrs(np.array(c["weight"], dtype=np.int64),
                              np.array(c["bias"], dtype=np.int64), c["w_bits"], c["w_frac"]))
@@ -386,22 +378,10 @@ def requant_cases(draw):
                 frac=draw(st.integers(-3, 3)))
 
 
-def requant_known_bug(in_lo, in_hi, a: RequantAttrs) -> bool:
-    """The interpreter raises OverflowError (test_known_bug_requant_*) when it keeps an int64
-    input on the int64 path but a constant of the op does not fit in int64."""
-    width = IntType.for_range(in_lo, in_hi).width
-    int64_path = width + max(-a.shift, 1) <= INT64_MAX_WIDTH
-    return int64_path and (
-        not fits64(a.lo) or not fits64(a.hi)
-        or (a.overflow is Overflow.WRAP and a.hi - a.lo + 1 > INT64_MAX)
-        or (a.rounding is Rounding.HALF_UP and a.shift >= 64))
-
-
 @SETTINGS
 @given(requant_cases())
 def test_requant_matches_naive(case):
     a = case["attrs"]
-    assume(not requant_known_bug(case["lo"], case["hi"], a))
     g = single_op((len(case["x"][0]),), case["lo"], case["hi"], Op.REQUANT, a,
                   frac=case["frac"])
     node = g.nodes[1]
@@ -577,11 +557,9 @@ def test_chain_and_trace_mode():
     assert [o.tolist() for o in outs] == [cls, dense]
 
 
-# ------------------------------------------------------------------------- known bugs
-@pytest.mark.xfail(strict=True, reason="interp._dense/_conv2d add the bias in int64 when the "
-                   "accumulator is int64, although the node's type is wider than 62 bits")
+# ------------------------------------------------------------ regressions (bugs now fixed)
 @pytest.mark.parametrize("op", ["dense", "conv2d"])
-def test_known_bug_bias_add_wraps_int64(op):
+def test_regression_bias_add_wraps_int64(op):
     bias = (1 << 63) - 1
     if op == "dense":
         g = single_op((1,), 0, 255, Op.DENSE, DenseAttrs(np.array([[1]]), np.array([bias]), 2))
@@ -595,9 +573,7 @@ def test_known_bug_bias_add_wraps_int64(op):
     assert int(out.ravel()[0]) == bias + 255
 
 
-@pytest.mark.xfail(strict=True, reason="interp._abs_bound sums |w| in int64; 63-bit weights "
-                   "overflow it to 0, so the float64 path is chosen and the result is wrong")
-def test_known_bug_abs_bound_overflows_for_wide_weights():
+def test_regression_abs_bound_overflows_for_wide_weights():
     w = [[(1 << 62) + 1, (1 << 62) + 1]]
     g = single_op((2,), 0, 1, Op.DENSE, DenseAttrs(np.array(w), np.array([0]), 64))
     with np.errstate(invalid="ignore"):
@@ -605,31 +581,23 @@ def test_known_bug_abs_bound_overflows_for_wide_weights():
     assert out.tolist() == naive_dense([[1, 1]], w, [0])
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="interp._requant adds 1 << (shift-1) to an int64 array: no int64 for "
-                   "shift >= 64")
-def test_known_bug_requant_half_up_shift_64():
+def test_regression_requant_half_up_shift_64():
     g = single_op((2,), -100, 100, Op.REQUANT, RequantAttrs(64, -8, 7, Rounding.HALF_UP))
     assert run(g, np.array([[-100, 100]]))[0].tolist() == [[0, 0]]
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="interp._requant compares/wraps an int64 array with Python-int bounds "
-                   "that do not fit in int64")
 @pytest.mark.parametrize("lo,hi,overflow", [
     (-(1 << 100), 1 << 100, Overflow.SATURATE),
     (-(1 << 69), (1 << 69) - 1, Overflow.WRAP),
     (-(1 << 62), (1 << 62) - 1, Overflow.WRAP),  # both fit, the span 2**63 does not
 ])
-def test_known_bug_requant_wide_bounds_on_narrow_input(lo, hi, overflow):
+def test_regression_requant_wide_bounds_on_narrow_input(lo, hi, overflow):
     g = single_op((2,), -100, 100, Op.REQUANT, RequantAttrs(0, lo, hi, Rounding.FLOOR, overflow))
     assert g.nodes[1].type == IntType(True, 8)
     assert run(g, np.array([[-100, 100]]))[0].tolist() == [[-100, 100]]
 
 
-@pytest.mark.xfail(strict=True, reason="interp._conv2d pads an object array with np.pad, which "
-                   "inserts np.int64 zeros; the object matmul then adds in int64 and wraps")
-def test_known_bug_conv2d_padding_on_object_input():
+def test_regression_conv2d_padding_on_object_input():
     g = single_op((1, 1, 2), 0, (1 << 63) - 1, Op.CONV2D,
                   Conv2dAttrs(np.ones((1, 1, 3, 3), dtype=np.int64), np.array([0]), 2,
                               stride=2, padding=1))
@@ -639,9 +607,7 @@ def test_known_bug_conv2d_padding_on_object_input():
     assert out.tolist() == [[[[1 << 63]]]]
 
 
-@pytest.mark.xfail(strict=True, reason="interp.check_input accepts an object batch holding "
-                   "non-integers and truncates them with int()")
-def test_known_bug_object_batch_with_floats_is_accepted():
+def test_regression_object_batch_with_floats_is_accepted():
     g = single_op((2,), 0, 10, Op.FLATTEN, FlattenAttrs())
     with pytest.raises(IRError):
         run(g, np.array([[1.5, 2]], dtype=object))

@@ -29,8 +29,6 @@ def make_graph(wide: bool = False):
     rng = np.random.default_rng(RNG_SEED)
     hi = (1 << 66) - 1 if wide else 15
     b = GraphBuilder()
-    # (the wide graph avoids padding on its >62-bit input: known interpreter bug, see
-    # tests/test_ir_interp.py::test_known_bug_conv2d_padding_on_object_input)
     size, pad = (8, 0) if wide else (6, 1)
     i = b.add(Op.INPUT, InputAttrs((2, size, size), 0, hi, frac=1), name="in")
     c1 = b.add(Op.CONV2D, Conv2dAttrs(rng.integers(-7, 8, size=(3, 2, 3, 3)),
@@ -208,9 +206,7 @@ def test_reject_missing_weights_file(tmp_path):
 
 @pytest.mark.parametrize("damage", [
     "garbage", "truncated", "flipped",
-    pytest.param("empty", marks=pytest.mark.xfail(
-        strict=True, raises=EOFError,
-        reason="serialize._from_doc does not catch the EOFError np.load raises on an empty file")),
+    "empty",
 ])
 def test_reject_corrupt_npz(tmp_path, damage):
     _, path, npz = saved(tmp_path)
@@ -399,10 +395,8 @@ def test_errors_are_ir_errors_and_value_errors(tmp_path):
         load(tmp_path / "missing.ir.json")
 
 
-# ------------------------------------------------------------------------- known bugs
-@pytest.mark.xfail(strict=True, reason="ops._frozen_array casts with np.array(..., dtype=...), "
-                   "which wraps: a uint64 weight 2**64-1 loads as -1 and passes the w_bits check")
-def test_known_bug_uint64_weight_wraps_on_load(tmp_path):
+# ------------------------------------------------------------ regressions (bugs now fixed)
+def test_regression_uint64_weight_wraps_on_load(tmp_path):
     g, path, npz = saved(tmp_path)
     key = key_of(g, "fc", "weight")
 
@@ -413,9 +407,7 @@ def test_known_bug_uint64_weight_wraps_on_load(tmp_path):
     rejected(path, "fc", "weight")
 
 
-@pytest.mark.xfail(strict=True, reason="HammingDecodeAttrs casts the codebook to uint8 before "
-                   "the 0/1 check, so 257 becomes 1 and is accepted")
-def test_known_bug_codebook_value_257_wraps_to_1(tmp_path):
+def test_regression_codebook_value_257_wraps_to_1(tmp_path):
     g, path, npz = saved(tmp_path)
     key = key_of(g, "decode", "codebook")
     edit_npz(npz, lambda a: a.update({key: a[key].astype(np.int64) * 257}))

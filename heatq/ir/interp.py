@@ -28,26 +28,44 @@ def value_dtype(t: IntType):
     return np.int64 if t.width <= INT64_MAX_WIDTH else object
 
 
+def _pyints(v: np.ndarray) -> np.ndarray:
+    """An object array of Python ints with the values of integer array ``v``."""
+    out = np.empty(v.shape, dtype=object)
+    out.ravel()[:] = [int(e) for e in v.ravel()] if v.size else []
+    return out
+
+
 def _as_dtype(v: np.ndarray, t: IntType) -> np.ndarray:
-    dt = value_dtype(t)
-    if dt is object:
-        return np.array([int(e) for e in v.ravel()], dtype=object).reshape(v.shape)
+    if value_dtype(t) is object:
+        return _pyints(v)
     return v.astype(np.int64, copy=False)
+
+
+def _fits_int64(*values: int) -> bool:
+    return all(-(1 << INT64_MAX_WIDTH) < int(v) < (1 << INT64_MAX_WIDTH) for v in values)
 
 
 def _matmul_exact(x: np.ndarray, w: np.ndarray, bound: int) -> np.ndarray:
     """``x @ w`` on integers (x [..., K], w [K, M]), exact; ``bound`` caps |every partial sum|."""
     if bound < FLOAT64_EXACT and x.dtype != object:
         return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
-    if bound <= np.iinfo(np.int64).max and x.dtype != object:
+    if _fits_int64(bound) and x.dtype != object:
         return x.astype(np.int64) @ w.astype(np.int64)
-    xo = x.astype(object)
-    return xo @ w.astype(object)
+    return _pyints(x) @ _pyints(w)
 
 
-def _abs_bound(node: Node, arg: Node, w: np.ndarray) -> int:
+def _abs_bound(arg: Node, w: np.ndarray) -> int:
+    """A bound on |every partial sum of w[j] . x| (Python ints: it cannot wrap)."""
     m = max(abs(arg.lo), abs(arg.hi))
-    return int(np.abs(w).sum(axis=tuple(range(1, w.ndim))).max(initial=0)) * m
+    rows = w.reshape(w.shape[0], -1)
+    return max((sum(abs(int(v)) for v in row) for row in rows.tolist()), default=0) * m
+
+
+def _add_bias(acc: np.ndarray, bias: np.ndarray, node: Node) -> np.ndarray:
+    """``acc + bias`` in the node's value dtype (Python ints when it is wider than int64)."""
+    if value_dtype(node.type) is object or acc.dtype == object:
+        return _pyints(acc) + _pyints(bias)
+    return acc + bias
 
 
 def _conv2d(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndarray:
@@ -56,27 +74,35 @@ def _conv2d(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.nda
     p = a.padding
     if p:
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        if x.dtype == object:  # np.pad fills object arrays with np.int64 zeros
+            x = _pyints(x)
     k = a.weight.shape[2]
     win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::a.stride, ::a.stride]
     n, c, ho, wo = win.shape[:4]
     cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho, wo, c * k * k)
     w2 = a.weight.reshape(a.weight.shape[0], -1).T
-    acc = _matmul_exact(cols, w2, _abs_bound(node, arg_nodes[0], a.weight))
-    acc = acc + _as_dtype(a.bias, node.type) if acc.dtype == object else acc + a.bias
-    return acc.transpose(0, 3, 1, 2)
+    acc = _matmul_exact(cols, w2, _abs_bound(arg_nodes[0], a.weight))
+    return _add_bias(acc, a.bias, node).transpose(0, 3, 1, 2)
 
 
 def _dense(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndarray:
     a = node.attrs
-    acc = _matmul_exact(args[0], a.weight.T, _abs_bound(node, arg_nodes[0], a.weight))
-    return acc + (a.bias.astype(object) if acc.dtype == object else a.bias)
+    acc = _matmul_exact(args[0], a.weight.T, _abs_bound(arg_nodes[0], a.weight))
+    return _add_bias(acc, a.bias, node)
 
 
 def _requant(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndarray:
     a = node.attrs
     v = args[0]
-    if v.dtype != object and arg_nodes[0].type.width + max(-a.shift, 1) > INT64_MAX_WIDTH:
-        v = v.astype(object)
+    src = arg_nodes[0]
+    # int64 only when every intermediate provably fits: the rounded or shifted input and the
+    # op's constants (bounds, rounding offset, wrap span)
+    biggest = max(abs(src.lo), abs(src.hi)) + 1
+    biggest = biggest << max(-a.shift, 0)
+    safe = (_fits_int64(biggest, a.lo, a.hi, a.hi - a.lo + 1)
+            and a.shift < INT64_MAX_WIDTH)
+    if v.dtype != object and not safe:
+        v = _pyints(v)
     if a.shift > 0:
         if a.rounding is Rounding.HALF_UP:
             v = v + (1 << (a.shift - 1))
@@ -125,6 +151,9 @@ def check_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
     """Validate a batch against the INPUT node (shape, integrality, range); returns it typed."""
     node = graph.nodes[0]
     x = np.asarray(x)
+    if x.dtype == object and not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+                                     for e in x.ravel()):
+        raise IRError("input batch holds non-integer values")
     if x.shape[1:] != node.shape:
         raise IRError(f"input batch has per-sample shape {x.shape[1:]}, graph expects {node.shape}")
     if x.dtype.kind not in "iub" and x.dtype != object:

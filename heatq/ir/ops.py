@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .errors import IRError
 from .types import Overflow, Rounding
 
 
@@ -29,8 +30,34 @@ class Op(enum.Enum):
     HAMMING_DECODE = "hamming_decode"
 
 
-def _frozen_array(a: np.ndarray, dtype) -> np.ndarray:
-    out = np.array(a, dtype=dtype, copy=True)
+def _pyints_of(a: np.ndarray) -> np.ndarray:
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [int(v) for v in a.ravel()] if a.size else []
+    return out
+
+
+def _frozen_array(a, what: str, dtype, allowed: tuple[int, ...] | None = None) -> np.ndarray:
+    """A read-only copy of integer array ``a`` as ``dtype``; raises IRError instead of casting
+    anything that is not an integer, does not fit ``dtype``, or is not in ``allowed``."""
+    raw = np.asarray(a)
+    if raw.dtype == object:
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                   for v in raw.ravel()):
+            raise IRError(f"{what} holds non-integer values")
+    elif raw.dtype.kind == "f":  # accepted only when every value is an exact integer
+        if not (np.all(np.isfinite(raw)) and np.array_equal(raw, np.round(raw))):
+            raise IRError(f"{what} holds non-integer values")
+        raw = _pyints_of(raw)
+    elif raw.dtype.kind not in "iub":
+        raise IRError(f"{what} holds non-integer values (dtype {raw.dtype})")
+    if raw.size:
+        info = np.iinfo(dtype)
+        lo, hi = int(raw.min()), int(raw.max())
+        if allowed is not None and not set(np.unique(raw).tolist()) <= set(allowed):
+            raise IRError(f"{what} values must be " + " or ".join(map(str, allowed)) + f", found {lo}..{hi}")
+        if lo < info.min or hi > info.max:
+            raise IRError(f"{what} values {lo}..{hi} do not fit {np.dtype(dtype).name}")
+    out = np.array(raw, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
 
@@ -65,8 +92,8 @@ class Conv2dAttrs:
     padding: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weight", _frozen_array(self.weight, np.int64))
-        object.__setattr__(self, "bias", _frozen_array(self.bias, np.int64))
+        object.__setattr__(self, "weight", _frozen_array(self.weight, "weight", np.int64))
+        object.__setattr__(self, "bias", _frozen_array(self.bias, "bias", np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,8 +107,8 @@ class DenseAttrs:
     w_frac: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weight", _frozen_array(self.weight, np.int64))
-        object.__setattr__(self, "bias", _frozen_array(self.bias, np.int64))
+        object.__setattr__(self, "weight", _frozen_array(self.weight, "weight", np.int64))
+        object.__setattr__(self, "bias", _frozen_array(self.bias, "bias", np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +154,7 @@ class HammingDecodeAttrs:
     codebook: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "codebook", _frozen_array(self.codebook, np.uint8))
+        object.__setattr__(self, "codebook", _frozen_array(self.codebook, "codebook", np.uint8, (0, 1)))
 
 
 ATTRS_CLASS: dict[Op, type] = {

@@ -17,11 +17,8 @@ import numpy as np
 from .ops import (
     Conv2dAttrs, DenseAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, RequantAttrs,
 )
+from .errors import IRError
 from .types import Overflow
-
-
-class IRError(ValueError):
-    """The graph breaks the IR contract (a wrong shape, an out-of-range value, a bad attribute)."""
 
 
 Shape = tuple[int, ...]
@@ -63,6 +60,8 @@ def _check_weights(attrs, n_out: int) -> None:
             f"{attrs.w_bits}-bit signed weights (|w| <= {bound})")
     if attrs.w_bits == 1 and np.any(attrs.weight == 0):
         raise IRError("1-bit weights must be -1 or +1, found 0")
+    if n_out < 1:
+        raise IRError("a layer must have at least one output")
     if attrs.bias.shape != (n_out,):
         raise IRError(f"bias shape {attrs.bias.shape} does not match {n_out} outputs")
 

@@ -99,7 +99,7 @@ def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
             a = arrays[v["array"]]
             if a.dtype.kind not in "iub":
                 raise IRError(f"{where}: {name} holds non-integer values (dtype {a.dtype})")
-            kwargs[name] = a
+            kwargs[name] = a.astype(object) if a.dtype == np.uint64 else a
         elif name in _ENUMS:
             try:
                 kwargs[name] = _ENUMS[name](v)
@@ -113,7 +113,7 @@ def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
             kwargs[name] = v
     try:
         return cls(**kwargs)
-    except TypeError as e:
+    except (TypeError, IRError) as e:
         raise IRError(f"{where}: {e}") from None
 
 
@@ -140,16 +140,20 @@ def load(path: str | Path) -> IntGraph:
 def _from_doc(doc: dict, path: Path) -> IntGraph:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise IRError(f"not a {FORMAT} file")
-    if doc.get("ir_version") != IR_VERSION:
+    version = doc.get("ir_version")
+    if type(version) is not int or version != IR_VERSION:
         raise IRError(f"unsupported ir_version {doc.get('ir_version')!r} "
                       f"(this heatq reads version {IR_VERSION})")
-    wpath = path.parent / doc["weights"]
+    wname = doc["weights"]
+    if not isinstance(wname, str) or Path(wname).name != wname or wname in ("", ".", ".."):
+        raise IRError(f"weights must be a file name beside the JSON file, got {wname!r}")
+    wpath = path.parent / wname
     try:
         with np.load(wpath, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise IRError(f"weights file {wpath} not found") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise IRError(f"weights file {wpath} is corrupt ({e})") from None
     b = GraphBuilder()
     for i, raw in enumerate(doc["nodes"]):
