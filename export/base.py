@@ -11,12 +11,10 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from heatq.files import atomic_dir
 from heatq.ir import IntGraph
 
 
@@ -43,12 +41,9 @@ def write_export(out_dir: str | Path, target: str, files: Mapping[str, str | byt
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``files`` and ``summary.json`` (``{"target", "files": {path: sha256}, **extra}``)
     into ``out_dir`` atomically, replacing an existing directory.  Returns the summary."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     summary = {"target": target, "files": {p: sha256_text(t) for p, t in sorted(files.items())}}
     summary.update(extra or {})
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         for rel, text in sorted(files.items()):
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,14 +52,4 @@ def write_export(out_dir: str | Path, target: str, files: Mapping[str, str | byt
             else:
                 path.write_text(text)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary

@@ -16,6 +16,7 @@ import typer
 
 from heatq.cli_common import fail_cleanly
 from heatq.errors import UserError
+from heatq.files import load_graph
 from heatq.ir import IntGraph
 from heatq.ir.serialize import graph_to_json
 
@@ -57,8 +58,6 @@ def export(directory: Path = typer.Argument(..., help="run directory (model.ir.j
            estimate: bool = typer.Option(False, "--estimate",
                                          help="verilog: yosys LUT/CARRY4/FF estimate")) -> None:
     """Emit bit-exact C, HLS C++ or Verilog for a trained run."""
-    from heatq.rundir import load_graph
-
     if max_carry is not None and max_carry < 1:
         raise UserError(f"--max-carry must be >= 1, got {max_carry}")
     options = {"max_carry": max_carry}
