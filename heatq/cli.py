@@ -1,4 +1,4 @@
-"""``heatq``: train, check, heat, run targets, simulate, and the end-to-end demo."""
+"""heatq: train, check, heat, run targets, simulate, and the end-to-end demo."""
 
 from __future__ import annotations
 
