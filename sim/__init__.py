@@ -1,0 +1,1 @@
+"""heatq_sim: simulation benches for heatq's generated RTL (cocotb + Icarus, Verilator)."""

@@ -1,0 +1,126 @@
+"""Seeded random integer graphs shaped like heatq's networks, for benches and tests.
+
+``seed_cnn_graph``: the seed CNN (4 binary input planes 28x28; conv5 / conv3 x3 with 'same'
+padding, channels 4->8->16->32->64, 4-bit weights; 4-bit ReLU requant; maxpool 2 each;
+fc 64 -> 15; sign bits; Hamming decode against a 10 x 15 Hadamard code).
+``mlp_graph``: INPUT [n] -> DENSE -> REQUANT -> DENSE -> SIGN_BITS -> HAMMING_DECODE.
+Requant shifts are chosen from calibration data so that activations spread over 0..15.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from heatq.codes import parse_output_code
+from heatq.ir import (
+    Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, HammingDecodeAttrs, InputAttrs,
+    IntGraph, MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding, SignBitsAttrs, run,
+)
+from heatq.ir.rules import weight_bound
+
+
+def _weights(rng: np.random.Generator, shape, w_bits: int, p_zero: float) -> np.ndarray:
+    b = weight_bound(w_bits)
+    w = rng.integers(-b, b + 1, size=shape)
+    w[rng.random(shape) < p_zero] = 0
+    return w.astype(np.int64)
+
+
+def _prefix_values(builder: GraphBuilder, node: int, x: np.ndarray) -> np.ndarray:
+    return run(builder.build([node]), x)[0]
+
+
+def _shift_for(acc: np.ndarray, act_hi: int) -> int:
+    pos = acc[acc > 0]
+    p = float(np.percentile(pos, 95)) if pos.size else 1.0
+    return max(1, int(np.ceil(np.log2(max(p, 1.0) / (0.8 * act_hi)))))
+
+
+def _requant(b: GraphBuilder, rng, node: int, calib: np.ndarray, act_bits: int, name: str):
+    """Pick a shift from calibration values of ``node``, then add bias-free REQUANT."""
+    hi = (1 << act_bits) - 1
+    s = _shift_for(_prefix_values(b, node, calib), hi)
+    return b.add(Op.REQUANT, RequantAttrs(s, 0, hi, Rounding.HALF_UP, Overflow.SATURATE),
+                 [node], name)
+
+
+def _codebook(n_classes: int, n_bits: int, rng) -> np.ndarray:
+    if n_bits == 15 and n_classes <= 16:
+        return np.asarray(parse_output_code(f"hadamard:{n_bits}", n_classes).matrix, np.uint8)
+    return np.asarray(parse_output_code(f"random:{n_bits}", n_classes, seed=int(rng.integers(1 << 30))).matrix, np.uint8)
+
+
+def seed_cnn_graph(seed: int = 0, channels: Sequence[int] = (4, 8, 16, 32, 64),
+                   kernels: Sequence[int] = (5, 3, 3, 3), size: int = 28, n_bits: int = 15,
+                   n_classes: int = 10, w_bits: int = 4, act_bits: int = 4,
+                   p_zero: float = 0.1, n_calib: int = 64) -> IntGraph:
+    """The seed CNN with seeded random weights (see the module docstring).  Outputs:
+    ``[fc logits, sign bits, class]``."""
+    rng = np.random.default_rng(seed)
+    calib = rng.integers(0, 2, size=(n_calib, channels[0], size, size))
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs((channels[0], size, size), 0, 1), [], "input")
+    for i, k in enumerate(kernels):
+        cin, cout = channels[i], channels[i + 1]
+        w = _weights(rng, (cout, cin, k, k), w_bits, p_zero)
+        bias = rng.integers(-8, 9, size=cout) * (1 << i)
+        c = b.add(Op.CONV2D, Conv2dAttrs(w, bias, w_bits, 0, 1, k // 2), [x], f"conv{i + 1}")
+        r = _requant(b, rng, c, calib, act_bits, f"relu{i + 1}")
+        x = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [r], f"pool{i + 1}")
+    f = b.add(Op.FLATTEN, FlattenAttrs(), [x], "flatten")
+    n_feat = b.nodes[f].shape[0]
+    w = _weights(rng, (n_bits, n_feat), w_bits, p_zero)
+    bias = rng.integers(-16, 17, size=n_bits)
+    fc = b.add(Op.DENSE, DenseAttrs(w, bias, w_bits), [f], "fc")
+    bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [fc], "bits")
+    cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(_codebook(n_classes, n_bits, rng)),
+                [bits], "decode")
+    return b.build([fc, bits, cls], {"source": f"heatq_sim.graphs.seed_cnn_graph(seed={seed})"})
+
+
+def mlp_graph(seed: int = 0, n_in: int = 64, hidden: int = 32, n_bits: int = 15,
+              n_classes: int = 10, in_lo: int = 0, in_hi: int = 15, w_bits: int = 4,
+              act_bits: int = 4, p_zero: float = 0.1, n_calib: int = 256) -> IntGraph:
+    """A dense-only network: INPUT [n_in] -> DENSE -> REQUANT -> DENSE -> SIGN_BITS ->
+    HAMMING_DECODE.  Outputs: ``[logits, sign bits, class]``."""
+    rng = np.random.default_rng(seed)
+    calib = rng.integers(in_lo, in_hi + 1, size=(n_calib, n_in))
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs((n_in,), in_lo, in_hi), [], "input")
+    w1 = _weights(rng, (hidden, n_in), w_bits, p_zero)
+    d1 = b.add(Op.DENSE, DenseAttrs(w1, rng.integers(-32, 33, size=hidden), w_bits), [x], "fc1")
+    r1 = _requant(b, rng, d1, calib, act_bits, "relu1")
+    w2 = _weights(rng, (n_bits, hidden), w_bits, p_zero)
+    d2 = b.add(Op.DENSE, DenseAttrs(w2, rng.integers(-16, 17, size=n_bits), w_bits), [r1], "fc2")
+    bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [d2], "bits")
+    cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(_codebook(n_classes, n_bits, rng)),
+                [bits], "decode")
+    return b.build([d2, bits, cls], {"source": f"heatq_sim.graphs.mlp_graph(seed={seed})"})
+
+
+def corner_inputs(graph: IntGraph, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Range-corner input vectors: all-low, all-high, alternating checkerboards (both phases),
+    one high element at each end, and a few random draws of only lo / hi."""
+    node = graph.nodes[0]
+    lo, hi = node.attrs.lo, node.attrs.hi
+    shape = node.shape
+    n = int(np.prod(shape))
+    rng = rng or np.random.default_rng(12345)
+    flat = np.arange(n)
+    vecs = [np.full(n, lo), np.full(n, hi), np.where(flat % 2, hi, lo), np.where(flat % 2, lo, hi)]
+    e = np.full(n, lo)
+    e[0] = hi
+    vecs.append(e)
+    e = np.full(n, lo)
+    e[-1] = hi
+    vecs.append(e)
+    if len(shape) == 3:  # spatial checkerboard per plane
+        c, h, w = shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        cb = ((yy + xx) % 2).astype(bool)
+        vecs.append(np.where(np.broadcast_to(cb, shape), hi, lo).ravel())
+    for _ in range(2):
+        vecs.append(np.where(rng.random(n) < 0.5, hi, lo))
+    return np.stack(vecs).reshape((-1,) + shape).astype(np.int64)

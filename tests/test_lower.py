@@ -1,0 +1,146 @@
+"""heatq.lower: CSD digits, adder graphs equal W @ x + c exactly, exact widths, --max-carry."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from heatq.ir import IntType
+from heatq.lower import check_lowering, csd, lower_cmvm, lower_graph, run_lowered
+from heatq.lower.adders import coeff_range
+from heatq_sim.graphs import corner_inputs, mlp_graph, seed_cnn_graph
+
+SETTINGS = settings(derandomize=True, max_examples=120, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@given(st.integers(-(1 << 40), 1 << 40))
+@SETTINGS
+def test_csd_is_exact_and_non_adjacent(w):
+    d = csd(w)
+    assert sum(g << s for s, g in d) == w
+    shifts = [s for s, _ in d]
+    assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))
+    assert all(g in (-1, 1) for _, g in d)
+
+
+@st.composite
+def cmvm_cases(draw):
+    n_out = draw(st.integers(1, 7))
+    n_in = draw(st.integers(1, 10))
+    wmax = draw(st.sampled_from([1, 7, 127, 1000]))
+    w = np.array(draw(st.lists(st.integers(-wmax, wmax), min_size=n_out * n_in,
+                               max_size=n_out * n_in))).reshape(n_out, n_in)
+    ranges = []
+    for _ in range(n_in):
+        a = draw(st.integers(-300, 300))
+        b = draw(st.integers(-300, 300))
+        ranges.append((min(a, b), max(a, b)))
+    const = draw(st.lists(st.integers(-5000, 5000), min_size=n_out, max_size=n_out))
+    k = draw(st.sampled_from([None, 1, 3, 8]))
+    cse = draw(st.booleans())
+    return w, ranges, const, k, cse
+
+
+def _corner_and_random(ranges, rng, n_rand=50):
+    n_in = len(ranges)
+    rows = []
+    if n_in <= 8:
+        for bits in itertools.product([0, 1], repeat=n_in):
+            rows.append([r[b] for r, b in zip(ranges, bits)])
+    else:
+        rows += [[r[0] for r in ranges], [r[1] for r in ranges]]
+    for _ in range(n_rand):
+        rows.append([int(rng.integers(lo, hi + 1)) for lo, hi in ranges])
+    return np.array(rows, dtype=np.int64)
+
+
+def _check_graph_invariants(g, ranges):
+    for ad in g.adders:
+        assert ad.type == IntType.for_range(ad.lo, ad.hi)
+        assert 0 <= ad.passthrough < ad.width
+        assert ad.carry == max(1, ad.width - ad.passthrough)
+        assert not (ad.b is not None and ad.const)
+        assert not (ad.a.neg and ad.b is not None and ad.b.neg)
+        ops = [ad.a.node] + ([ad.b.node] if ad.b is not None else [])
+        assert all(o < ad.id for o in ops)
+        assert ad.level == max(g.node(o).level if o >= g.n_in else 0 for o in ops) + 1
+        if g.max_carry:
+            assert ad.segments == -(-ad.carry // g.max_carry)
+            assert ad.ready == max(g.ready(o) for o in ops) + ad.segments
+    st_ = g.stats()
+    if g.max_carry:
+        assert st_["longest_carry"] <= g.max_carry
+        assert all(v <= g.max_carry for v in st_["carry_per_stage"].values())
+
+
+@given(cmvm_cases())
+@SETTINGS
+def test_cmvm_equals_matmul(case):
+    w, ranges, const, k, cse = case
+    g = lower_cmvm(w, ranges, const, max_carry=k, cse=cse)
+    x = _corner_and_random(ranges, np.random.default_rng(0))
+    got = g.evaluate(x, check=True)  # also asserts every node inside its range
+    want = x @ w.T + np.array(const)
+    assert np.array_equal(got, want)
+    _check_graph_invariants(g, ranges)
+    # output ranges are exact (tight) intervals of W @ x + c
+    for j, o in enumerate(g.outputs):
+        lo, hi = coeff_range({i: int(v) for i, v in enumerate(w[j]) if v}, g.inputs, const[j])
+        assert (o.lo, o.hi) == (lo, hi)
+
+
+def test_cse_shares_and_beats_plain_csd():
+    rng = np.random.default_rng(3)
+    w = rng.integers(-7, 8, size=(16, 48))
+    plain = lower_cmvm(w, [(0, 15)] * 48, cse=False)
+    shared = lower_cmvm(w, [(0, 15)] * 48)
+    assert shared.stats()["adders"] < 0.8 * plain.stats()["adders"]
+    x = rng.integers(0, 16, size=(200, 48))
+    assert np.array_equal(shared.evaluate(x), x @ w.T)
+
+
+def test_wide_values_use_python_ints():
+    w = np.array([[(1 << 40) + 3, -(1 << 35)], [7, 1]])
+    g = lower_cmvm(w, [(-(1 << 30), 1 << 30), (0, 1 << 29)])
+    x = np.array([[-(1 << 30), 1 << 29], [1 << 30, 0]], dtype=object)
+    assert (g.evaluate(x) == x.dot(w.T.astype(object))).all()
+
+
+def test_lower_rejects_bad_args():
+    with pytest.raises(ValueError):
+        lower_cmvm(np.ones(3), [(0, 1)] * 3)
+    with pytest.raises(ValueError):
+        lower_cmvm(np.ones((2, 3)), [(0, 1)] * 2)
+    with pytest.raises(ValueError):
+        lower_cmvm(np.ones((2, 3)), [(0, 1)] * 3, max_carry=0)
+
+
+def test_lower_graph_mlp_exact():
+    g = mlp_graph(1)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([corner_inputs(g), rng.integers(0, 16, size=(200, 64))])
+    for k in (None, 4):
+        lg = lower_graph(g, max_carry=k)
+        check_lowering(lg, x)
+        assert {p.kind for p in lg.plans} == {"dense"}
+        assert lg.plans[0].requant is not None  # fc1's requant is fused
+
+
+def test_lower_graph_small_cnn_exact_and_max_carry():
+    g = seed_cnn_graph(2, channels=(4, 4, 8, 8, 16), size=28)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([corner_inputs(g), rng.integers(0, 2, size=(8, 4, 28, 28))])
+    for k in (None, 8):
+        lg = lower_graph(g, max_carry=k)
+        check_lowering(lg, x)
+        if k:
+            assert lg.longest_carry() <= k
+            for rep in lg.report().values():
+                assert max(rep["carry_per_stage"].values()) <= k
+    outs = run_lowered(lg, x)
+    assert outs[2].shape == (len(x),)
