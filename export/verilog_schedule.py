@@ -1,0 +1,120 @@
+"""Cycle model of the streaming design: token times through every stage, FIFO depths,
+latency and initiation interval.
+
+The model follows the RTL's rules exactly (the cocotb bench checks the measured numbers
+against it):
+
+* a window unit walks the padded raster one position per cycle; a real position waits
+  for its pixel (from the host: always there when the host streams back to back; from a
+  FIFO: one cycle after the producer's valid cycle); the window is valid the cycle after
+  the step of padded position (r, c) with r, c >= K-1;
+* a layer module adds its latency; a 2x2 pool emits one cycle after each odd-row,
+  odd-column token; a flatten collector emits one cycle after an image's last token;
+* the vector part is a fixed-latency pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Stage:
+    """One stream stage.  kind: 'window' (params H, W, K, P, fifo: bool), 'delay'
+    (params lat), 'pool' (params H, W), 'collect' (params N)."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
+def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int):
+    """Returns (window valid times, step times of real positions)."""
+    HP, WP = H + 2 * P, W + 2 * P
+    t = -1
+    k = 0
+    out, pops = [], []
+    for _img in range(n_img):
+        for r in range(HP):
+            for c in range(WP):
+                real = P <= r < P + H and P <= c < P + W
+                t = t + 1
+                if real:
+                    if times is not None:
+                        t = max(t, times[k] + 1)
+                    pops.append(t)
+                    k += 1
+                if r >= K - 1 and c >= K - 1:
+                    out.append(t + 1)
+    return out, pops
+
+
+def _fifo_depth(pushes: list[int], pops: list[int]) -> int:
+    """Largest FIFO occupancy seen by a push (pops in the same cycle do not help)."""
+    need, j = 0, 0
+    for k, p in enumerate(pushes):
+        while j < len(pops) and pops[j] < p:
+            j += 1
+        need = max(need, k - j + 1)
+    return need
+
+
+def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[str, Any]:
+    """Run ``n_img`` back-to-back images through the stages.  Returns the host acceptance
+    times of each image's first / last pixel, the result times, per-FIFO depths, latency and
+    initiation interval."""
+    times: list[int] | None = None  # None: the host (always valid)
+    accept: list[int] | None = None
+    fifo_depths: dict[str, int] = {}
+    per_img_in = None
+    for st in stages:
+        p = st.params
+        if st.kind == "window":
+            win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img)
+            if times is None:
+                accept = pops
+            else:
+                fifo_depths[st.name] = _fifo_depth(times, pops)
+            times = win
+        elif st.kind == "delay":
+            if times is None:  # valid-only consumer straight after the host
+                times = list(range(p["n_host"] * n_img))
+                accept = list(times)
+            times = [t + p["lat"] for t in times]
+        elif st.kind == "pool":
+            if times is None:
+                times = list(range(p["H"] * p["W"] * n_img))
+                accept = list(times)
+            H, W = p["H"], p["W"]
+            out = []
+            for i, t in enumerate(times):
+                q = i % (H * W)
+                r, c = divmod(q, W)
+                if r % 2 == 1 and c % 2 == 1 and r < 2 * (H // 2) and c < 2 * (W // 2):
+                    out.append(t + 1)
+            times = out
+        elif st.kind == "collect":
+            if times is None:
+                times = list(range(p["N"] * n_img))
+                accept = list(times)
+            N = p["N"]
+            times = [times[i] + 1 for i in range(N - 1, len(times), N)]
+        else:
+            raise ValueError(st.kind)
+    if times is None:  # no stream stage at all (parallel mode)
+        return {"latency": vector_latency, "latency_last": vector_latency, "ii": 1,
+                "fifo_depths": {}, "results": []}
+    results = [t + vector_latency for t in times]
+    per_img_in = len(accept) // n_img
+    first = [accept[i * per_img_in] for i in range(n_img)]
+    last = [accept[(i + 1) * per_img_in - 1] for i in range(n_img)]
+    return {
+        "latency": results[0] - first[0],
+        "latency_last": results[0] - last[0],
+        "ii": results[-1] - results[-2] if len(results) > 1 else None,
+        "accept_ii": first[-1] - first[-2] if n_img > 1 else None,
+        "fifo_depths": fifo_depths,
+        "results": results,
+        "first_accept": first,
+    }
