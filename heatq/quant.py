@@ -17,6 +17,12 @@ Gradients pass the rounding by a straight-through estimator.  Each layer is a *s
 the forward pass to the step's ``heater`` (see :mod:`heatq.heat.noise`: rounding noise scaled by
 a temperature, soft staircases), which only :mod:`heatq.heat` sets.
 
+A step's ``step_rule`` (a plain attribute, default ``"max"``: the rule above) may be set to
+``"mse"``: in training mode the binary point is then the one, from the no-clipping one up to a
+few finer ones, with the least squared rounding error (clipping the largest values); low bit
+widths need it.  Either way the chosen point is frozen in the buffer that evaluation and
+:mod:`heatq.convert` read.
+
 Each layer's bit width is a buffer (``w_bits`` / ``a_bits``, read and written through the
 ``bits`` attribute), so per-layer widths travel with the state dict; a state dict saved
 without them loads too, keeping the widths the model was built with.
@@ -53,6 +59,23 @@ def largest_frac(max_abs: float, bound: int, lo: int = -32, hi: int = 32) -> int
     return max(lo, min(hi, f))
 
 
+def mse_weight_frac(w: torch.Tensor, bits: int, f_max: int, extra: int = 4) -> int:
+    """The binary point in ``f_max .. f_max + extra`` whose rounding (with clipping to the
+    ``bits``-bit levels) has the least squared error on ``w`` (ties: the smallest)."""
+    w = w.detach()
+    errs = [float(((integer_weights(w, bits, f) * 2.0 ** -f - w) ** 2).sum())
+            for f in range(f_max, f_max + extra + 1)]
+    return f_max + min(range(len(errs)), key=errs.__getitem__)
+
+
+def mse_act_frac(y: torch.Tensor, top: int, f_max: int, extra: int = 3) -> int:
+    """Like :func:`mse_weight_frac` for unsigned activations ``y >= 0`` (levels 0..top)."""
+    y = y.detach()
+    errs = [float(((torch.clamp(torch.floor(y * 2.0 ** f + 0.5), 0, top) * 2.0 ** -f - y) ** 2)
+                  .sum()) for f in range(f_max, f_max + extra + 1)]
+    return f_max + min(range(len(errs)), key=errs.__getitem__)
+
+
 def integer_weights(w: torch.Tensor, bits: int, frac: int) -> torch.Tensor:
     """Integer weights (as a float tensor of integers) for ``bits`` bits at ``frac``."""
     scaled = w * (2.0 ** frac)
@@ -69,6 +92,7 @@ class QuantStep(nn.Module):
     mode 'heat' computes exactly what 'quant' computes."""
 
     heater = None
+    step_rule = "max"
 
     def __init__(self) -> None:
         super().__init__()
@@ -111,7 +135,10 @@ class QWeighted(QuantStep):
     def weight_transform(self, w: torch.Tensor) -> torch.Tensor:
         """The weight used in the forward pass (hook for heating)."""
         if self.training:
-            self.w_frac.fill_(largest_frac(float(w.detach().abs().max()), weight_bound(self.bits)))
+            f = largest_frac(float(w.detach().abs().max()), weight_bound(self.bits))
+            if self.step_rule == "mse":
+                f = mse_weight_frac(w, self.bits, f)
+            self.w_frac.fill_(f)
             if self.mode == "heat" and self.heater is not None:
                 return self.heater.weight(self, w)
         f = int(self.w_frac)
@@ -189,7 +216,10 @@ class QReLU(QuantStep):
         m = float(y.detach().max())
         a = float(self.amax)
         self.amax.fill_(m if a == 0 else (1 - self.momentum) * a + self.momentum * m)
-        self.a_frac.fill_(largest_frac(float(self.amax), self.top))
+        f = largest_frac(float(self.amax), self.top)
+        if self.step_rule == "mse":
+            f = mse_act_frac(y, self.top, f)
+        self.a_frac.fill_(f)
 
     def act_transform(self, y: torch.Tensor) -> torch.Tensor:
         """Quantized ReLU output (hook for heating)."""

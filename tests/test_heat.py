@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from heatq import pipeline
 from heatq.check import validate_activations
 from heatq.data import load_dataset
 from heatq.errors import UserError
 from heatq.heat.finalize import brute_force, greedy_peel, ilp_search, monotone_harm, solve_ilp
 from heatq.heat.noise import (
-    Heater, attach, continuous_bound, pow2_step, refresh_fracs, sharpness_at, soft_round,
-    soft_weight, tau_at,
+    Heater, continuous_bound, set_bits, set_step_rule, sharpness_at, soft_round, soft_weight,
+    tau_at,
 )
 from heatq.models import mlp, seed_cnn, set_layer_bits
 from heatq.quant import QLinear, QReLU, integer_weights, largest_frac, weight_bound
@@ -108,15 +107,48 @@ def test_activation_noise_and_clip():
     assert float(err.max()) > 0.45 * delta
 
 
-def test_continuous_bits_step_is_the_quantizer_step_at_integer_bits():
-    for m in (0.013, 0.4, 1.0, 3.7):
-        for b in range(2, 9):
-            beta = torch.tensor(float(b), requires_grad=True)
-            d = pow2_step(m / continuous_bound(beta))
-            assert float(d.detach()) == 2.0 ** -largest_frac(m, weight_bound(b))
-            d.backward()
-            assert float(beta.grad) < 0  # more bits, finer step
+def test_continuous_bits_noise_step_is_the_rounding_step_at_integer_bits():
+    for bits in (3, 4, 6):
+        lin = _heated_linear(bits)
+        for beta_value, ratio in ((float(bits), 1.0), (bits - 0.5, None)):
+            beta = torch.tensor(beta_value, requires_grad=True)
+            lin.heater = Heater(tau=1.0, beta={"lin": beta},
+                                generator=torch.Generator().manual_seed(0))
+            w = lin.weight.detach()
+            out = lin.weight_transform(lin.weight)
+            delta = 2.0 ** -int(lin.w_frac)
+            err = (out.detach() - w).abs().max()
+            if ratio == 1.0:  # integer beta: exactly the rounding step's range
+                assert float(err) <= delta / 2 + 1e-7 and float(err) > 0.45 * delta
+            else:  # fewer bits: a coarser step
+                assert float(err) > delta / 2
+            (out * torch.randn_like(out)).sum().backward()
+            assert beta.grad is not None and float(beta.grad) != 0.0
     assert float(continuous_bound(torch.tensor(1.0))) == 0.5
+    assert float(continuous_bound(torch.tensor(4.0))) == 7.0
+
+
+def test_mse_step_rule_clips_for_low_bits_and_set_bits_keeps_it():
+    torch.manual_seed(0)
+    lin = QLinear(256, 64, 2)
+    lin.mode = "quant"
+    lin.train()
+    lin.weight_transform(lin.weight)
+    f_max = int(lin.w_frac)
+    w = lin.weight.detach()
+    err_max = float(((integer_weights(w, 2, f_max) * 2.0 ** -f_max - w) ** 2).sum())
+    lin.step_rule = "mse"
+    lin.weight_transform(lin.weight)
+    f = int(lin.w_frac)
+    assert f > f_max  # finer step, the largest weights clipped
+    assert float(((integer_weights(w, 2, f) * 2.0 ** -f - w) ** 2).sum()) < err_max
+    net = mlp(1, 10, image_size=8)
+    set_step_rule(net, "mse")
+    set_bits(net, {"hidden_1.lin": 2, "fc.lin": 3})
+    steps = dict(net.steps())
+    assert steps["hidden_1.lin"].bits == 2 and steps["fc.lin"].bits == 3
+    assert int(steps["hidden_1.lin"].w_frac) > largest_frac(
+        float(steps["hidden_1.lin"].weight.detach().abs().max()), 1)
 
 
 def test_soft_staircase():
@@ -239,16 +271,41 @@ def test_greedy_and_ilp_search_respect_the_constraint(seed):
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
+    """A run directory as ``heatq train`` writes it: MLP on digits, 4-bit, no shift
+    augmentation (8x8 images do not survive 2-pixel shifts), a few seconds of training."""
+    from dataclasses import asdict
+
+    from heatq.codes import parse_input_code, parse_output_code
+    from heatq.convert import convert
+    from heatq.models import build_model
+    from heatq.rundir import atomic_dir, save_run, write_json
+    from heatq.train import TrainConfig, encode, train
+
     out = tmp_path_factory.mktemp("heat") / "run"
-    pipeline.train_run(out, "digits", "mlp", "thermometer:3", "hadamard:15", 4, 4, epochs=8,
-                       qat_epochs=1, seed=0, progress=False)
+    ds = load_dataset("digits", seed=0)
+    ic, oc = parse_input_code("thermometer:3"), parse_output_code("hadamard:15", 10, seed=0)
+    spec = {"model": "mlp", "in_channels": 3, "code_length": oc.length, "w_bits": 4,
+            "a_bits": 4, "image_size": 8, "hidden": 64}
+    torch.manual_seed(0)
+    net = build_model(spec)
+    cfg = TrainConfig(epochs=10, qat_epochs=2, max_shift=0, seed=0, progress=False)
+    metrics = train(net, encode(ic, ds.x_train), ds.y_train, encode(ic, ds.x_test), ds.y_test,
+                    oc, cfg)
+    assert metrics["acc_quant"] > 0.8
+    config = {"model": net.spec, "dataset": "digits", "train_per_class": None, "seed": 0,
+              "input_code": ic.spec, "output_code": oc.name, "codebook": oc.matrix.tolist(),
+              "train": asdict(cfg)}
+    with atomic_dir(out) as tmp:
+        save_run(tmp, net, convert(net, oc.matrix, {"dataset": "digits"}), config)
+        write_json(tmp / "summary.json", metrics)
     return out
 
 
 def _heat(run, out, **kw):
     from heatq.heat.command import heat
 
-    args = dict(max_acc_drop=5.0, epochs=3, finetune_epochs=1, quench_epochs=1, progress=False)
+    args = dict(max_acc_drop=5.0, epochs=3, finetune_epochs=1, quench_epochs=1, ref_epochs=None,
+                progress=False)
     args.update(kw)
     return heat(run, out, **args)
 
@@ -264,8 +321,8 @@ def test_heat_end_to_end_is_exact_and_meets_the_constraint(digits_run, tmp_path,
     assert s["constraint_met"] and s["acc_drop_val"] <= 5.0
     assert set(s["weight_bits"]) == {"hidden_1.lin", "fc.lin"}
     assert set(s["act_bits"]) == {"hidden_1.act"}
-    assert all(1 <= b <= 8 for b in s["weight_bits"].values())
-    assert all(1 <= b <= 4 for b in s["act_bits"].values())  # never wider than the run's
+    assert all(1 <= b <= 4 for b in s["weight_bits"].values())  # never wider than the run's
+    assert all(1 <= b <= 4 for b in s["act_bits"].values())
     for name in ("model.ir.json", "model.npz", "model.pt", "config.json", "summary.json",
                  "heating.png"):
         assert (out / name).is_file()
@@ -283,8 +340,21 @@ def test_heat_end_to_end_is_exact_and_meets_the_constraint(digits_run, tmp_path,
     assert all(v == 1.0 for v in result["layers"].values())
 
 
+def test_reference_is_retrained_unless_the_run_held_validation_out(digits_run, tmp_path):
+    first = _heat(digits_run, tmp_path / "a", epochs=1, max_bits=4)
+    assert first["reference"]["network"].startswith("retrained")
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["val_fraction"] == 0.2 and config["val_seed"] == 0
+    again = _heat(tmp_path / "a", tmp_path / "b", epochs=1, max_bits=4, seed=3)
+    assert again["reference"] == {"network": "run", "held_out": True, "epochs": 0}
+    assert again["n_val"] == first["n_val"]
+
+
 def test_impossible_constraint_reports_the_best_found(digits_run, tmp_path):
-    s = _heat(digits_run, tmp_path / "imp", max_acc_drop=0.0, max_bits=1, epochs=1)
+    # the run's own weights as the reference (no retraining): it has seen the validation
+    # images, and 1-bit weights and activations cannot match it exactly
+    s = _heat(digits_run, tmp_path / "imp", max_acc_drop=0.0, max_bits=1, max_act_bits=1,
+              epochs=1, ref_epochs=0)
     assert s["constraint_met"] is False
     assert s["slack"] < 0
     assert all(b == 1 for b in s["weight_bits"].values())
@@ -295,6 +365,7 @@ def test_impossible_constraint_reports_the_best_found(digits_run, tmp_path):
     ({"solver": "annealing"}, "solver"),
     ({"objective": "luts"}, "objective"),
     ({"min_bits": 5, "max_bits": 3}, "min-bits"),
+    ({"min_bits": 0}, "min-bits"),
     ({"max_acc_drop": -1.0}, "max-acc-drop"),
     ({"schedule": "step"}, "schedule"),
 ])

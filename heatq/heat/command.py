@@ -29,13 +29,14 @@ from ..check import validate_activations
 from ..convert import convert
 from ..data import load_dataset, split_validation
 from ..errors import UserError
-from ..models import QNet
+from ..models import QNet, build_model, set_layer_bits
+from ..quant import QReLU, QWeighted
 from ..rundir import atomic_dir, codes_of, load_model, read_json, save_run, write_json
-from ..train import encode
+from ..train import TrainConfig, calibrate, encode, fit
 from .finalize import greedy_peel, greedy_raise, ilp_search, monotone_harm
 from .lagrange import OBJECTIVES, CostModel, HeatSettings, bounds, cost_model, heat_phase
 from .loop import Data, LoopConfig, evaluate, finetune
-from .noise import SCHEDULES, refresh_fracs
+from .noise import SCHEDULES, set_bits, set_step_rule
 from .report import format_table, plot_heating
 
 SOLVERS = ("greedy", "ilp")
@@ -59,9 +60,7 @@ class _Search:
         self.best: dict | None = None  # smallest drop seen (for an impossible constraint)
 
     def _set(self, bits: dict) -> None:
-        for k, b in bits.items():
-            self.steps[k].bits = b
-        refresh_fracs(self.model)
+        set_bits(self.model, bits)
 
     def probe(self, bits: dict) -> float:
         """Validation loss of the current network rounded to ``bits`` (no training)."""
@@ -97,7 +96,6 @@ class _Search:
             self.state, self.bits = state, dict(bits)
         else:
             self.model.load_state_dict(self.state)
-            self._set(self.bits)
         self.bar.update(1)
         self.bar.set_postfix(wbits=self.cm.weight_bits_total(self.bits), drop=f"{drop:.2f}")
         return ok
@@ -114,8 +112,10 @@ def _check_args(directory: Path, max_acc_drop: float, objective: str, solver: st
         raise UserError(f"unknown --objective {objective!r}; choose bits or bops")
     if solver not in SOLVERS:
         raise UserError(f"unknown --solver {solver!r}; choose greedy or ilp")
-    if not 1 <= min_bits <= max_bits <= MAX_BITS:
-        raise UserError(f"need 1 <= --min-bits <= --max-bits <= {MAX_BITS}, "
+    if not 1 <= min_bits <= MAX_BITS:
+        raise UserError(f"--min-bits must be between 1 and {MAX_BITS}, got {min_bits}")
+    if max_bits is not None and not min_bits <= max_bits <= MAX_BITS:
+        raise UserError(f"need --min-bits <= --max-bits <= {MAX_BITS}, "
                         f"got {min_bits} and {max_bits}")
     if epochs < 0 or finetune_epochs < 1:
         raise UserError("--epochs must be >= 0 and --finetune-epochs >= 1")
@@ -140,6 +140,41 @@ def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Da
                 ds.y_test, oc), x_val
 
 
+def _reference(model: QNet, config: dict, data: Data, held_out: bool, ref_epochs: int | None,
+               seed: int, cfg: LoopConfig) -> tuple[QNet, dict]:
+    """The network heating starts from, which also gives the reference accuracy.
+
+    A run that held a validation split out of its training (config ``val_fraction`` and
+    ``val_seed``) is used as it is.  A run trained on every training image has seen the
+    validation images, so its validation accuracy is inflated and no honest drop can be
+    measured against it: the float network is then retrained on the training part alone
+    (``ref_epochs``, default the run's float epochs; 0 keeps the run's weights and its
+    optimistic reference)."""
+    train_cfg = config.get("train") or {}
+    epochs = int(train_cfg.get("epochs", 30)) if ref_epochs is None else ref_epochs
+    if held_out or epochs == 0:
+        return model, {"network": "run", "held_out": held_out, "epochs": 0}
+    ref = build_model(config["model"])
+    set_layer_bits(ref, *_bits_of(model))
+    ref.set_mode("float")
+    tc = TrainConfig(epochs=epochs, seed=seed, batch_size=cfg.batch_size,
+                     lr=float(train_cfg.get("lr", 3e-3)), weight_decay=cfg.weight_decay,
+                     max_shift=cfg.max_shift, progress=cfg.progress)
+    fit(ref, data.x_train, data.y_train, data.code, epochs, tc.lr, tc,
+        "reference (float, training part)")
+    ref.set_mode("quant")
+    calibrate(ref, data.x_train)
+    ref.eval()
+    return ref, {"network": "retrained on the training part", "held_out": False,
+                 "epochs": epochs}
+
+
+def _bits_of(model: QNet) -> tuple[dict, dict]:
+    w = {n: s.bits for n, s in model.steps() if isinstance(s, QWeighted)}
+    a = {n: s.bits for n, s in model.steps() if isinstance(s, QReLU)}
+    return w, a
+
+
 def heat(
     directory: Annotated[Path, typer.Argument(help="trained run directory")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
@@ -148,30 +183,44 @@ def heat(
     objective: Annotated[str, typer.Option(help="bits (total weight bits) | bops")] = "bits",
     solver: Annotated[str, typer.Option(help="greedy (bit-peeling) | ilp (PuLP/CBC)")] = "greedy",
     min_bits: Annotated[int, typer.Option(help="fewest bits per layer")] = 1,
-    max_bits: Annotated[int, typer.Option(help="most bits per layer")] = 8,
+    max_bits: Annotated[Optional[int], typer.Option(
+        help="most weight bits per layer (default: the run's own widths)")] = None,
     max_act_bits: Annotated[Optional[int], typer.Option(
-        help="most activation bits (default: the run's own activation widths)")] = None,
+        help="most activation bits per layer (default: the run's own widths)")] = None,
     epochs: Annotated[int, typer.Option(help="heating epochs (tau 0 -> 1)")] = 20,
     finetune_epochs: Annotated[int, typer.Option(help="fine-tune epochs per candidate")] = 2,
     quench_epochs: Annotated[int, typer.Option(help="hard-rounding epochs after heating")] = 3,
+    ref_epochs: Annotated[Optional[int], typer.Option(
+        help="float epochs to retrain the reference without the validation images "
+             "(default: the run's; 0: keep the run's weights)")] = None,
     schedule: Annotated[str, typer.Option(help="tau schedule: linear | cosine")] = "cosine",
     val_fraction: Annotated[float, typer.Option(
         help="fraction of the training images held out for the constraint")] = 0.2,
     seed: Annotated[int, typer.Option(help="validation split, noise and shuffling")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
-    progress: Annotated[bool, typer.Option(help="progress bars and the table")] = True,
+    progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> dict:
     """Heat a run: the fewest bits per layer whose validation accuracy stays within
     --max-acc-drop points of float; writes a new run directory (IR, model, summary, plot)."""
     _check_args(directory, max_acc_drop, objective, solver, min_bits, max_bits, epochs,
                 finetune_epochs, val_fraction, schedule, threads)
-    if max_act_bits is not None and not 1 <= max_act_bits <= MAX_BITS:
-        raise UserError(f"--max-act-bits must be between 1 and {MAX_BITS}, got {max_act_bits}")
+    if quench_epochs < 0:
+        raise UserError(f"--quench-epochs must be >= 0, got {quench_epochs}")
+    if ref_epochs is not None and ref_epochs < 0:
+        raise UserError(f"--ref-epochs must be >= 0, got {ref_epochs}")
+    if max_act_bits is not None and not min_bits <= max_act_bits <= MAX_BITS:
+        raise UserError(f"need --min-bits <= --max-act-bits <= {MAX_BITS}, "
+                        f"got {min_bits} and {max_act_bits}")
     t0 = time.time()
     torch.set_num_threads(threads)
     model, config = load_model(directory)
     ic, oc = codes_of(config)
-    data, x_val_raw = _load_data(config, val_fraction, seed, ic, oc)
+    held_out = config.get("val_fraction") is not None and config.get("val_seed") is not None
+    if held_out:  # the run kept a validation split out of its training: use that one
+        val_fraction, val_seed = float(config["val_fraction"]), int(config["val_seed"])
+    else:
+        val_seed = seed
+    data, x_val_raw = _load_data(config, val_fraction, val_seed, ic, oc)
     train_cfg = config.get("train") or {}
     cfg = LoopConfig(batch_size=int(train_cfg.get("batch_size", 64)),
                      weight_decay=float(train_cfg.get("weight_decay", 1e-4)),
@@ -180,17 +229,18 @@ def heat(
         raise UserError(f"dataset {config['dataset']} gives inputs of shape "
                         f"{tuple(data.x_val.shape[1:])}, the model expects {model.input_shape}")
 
-    # reference: the run's network unquantized, and as quantized; the stricter (higher) one
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model, reference = _reference(model, config, data, held_out, ref_epochs, seed, cfg)
+    # reference: the network unquantized, and as quantized; the stricter (higher) one
     model.set_mode("float")
     acc_float_val, _ = evaluate(model, data.x_val, data.y_val, oc)
     acc_float_test, _ = evaluate(model, data.x_test, data.y_test, oc)
     model.set_mode("quant")
     acc_run_val, _ = evaluate(model, data.x_val, data.y_val, oc, exact=True)
     ref_val = max(acc_float_val, acc_run_val)
-
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    cm = cost_model(model, objective, max_bits)
+    set_step_rule(model, "mse")
+    cm = cost_model(model, objective, MAX_BITS)
     hs = HeatSettings(epochs=epochs, schedule=schedule)
     lo, hi = bounds(cm, model, min_bits, max_bits, max_act_bits)
     heated_bits, history = heat_phase(model, data, cm, ref_val, max_acc_drop, lo, hi, hs, cfg,
@@ -202,7 +252,7 @@ def heat(
         feasible = search.accept(heated_bits, epochs=quench_epochs, soft=False, force=True)
         if not feasible:  # repair: is the constraint reachable at all?
             start_state, start_bits = search.state, search.bits
-            if search.accept(hi):
+            if search.accept(hi, epochs=max(quench_epochs, finetune_epochs), soft=False):
                 search.state, search.bits = start_state, start_bits
                 feasible = greedy_raise(start_bits, hi, search.cost, search.probe,
                                         search.accept, log) is not None
@@ -221,9 +271,17 @@ def heat(
                            search.accept, log=log)
         else:
             search.state, search.bits = search.best["state"], search.best["bits"]
+        if quench_epochs and feasible:  # polish the choice; kept only if validation agrees
+            before = next((t for t in reversed(search.trials)
+                           if t["accepted"] and t["bits"] == search.bits), None)
+            kept = search.state
+            if search.accept(search.bits, epochs=quench_epochs, soft=False):
+                last = search.trials[-1]
+                if before is not None and last["acc_val"] < before["acc_val"]:
+                    search.state = kept
+                    last["accepted"] = False
 
-    model.load_state_dict(search.state)
-    search._set(search.bits)
+    model.load_state_dict(search.state)  # bits and binary points included
     model.set_mode("quant")
     model.eval()
     acc_val, _ = evaluate(model, data.x_val, data.y_val, oc, exact=True)
@@ -256,15 +314,16 @@ def heat(
         "mean_weight_bits": float(np.mean(list(weight_bits.values()))),
         "bits_per_weight": total / n_w, "bops": cm.bops(bits),
         "objective": objective, "solver": solver, "min_bits": min_bits, "max_bits": max_bits,
-        "max_act_bits": {k: hi[k] for k in cm.acts},
+        "bit_bounds": {k: [lo[k], hi[k]] for k in cm.knobs},
         "seed": seed, "source": str(directory), "n_train": len(data.y_train),
         "n_val": len(data.y_val), "n_test": len(data.y_test),
-        "heated_bits": heated_bits, "heating": asdict(hs), "finetune_epochs": finetune_epochs,
+        "heated_bits": heated_bits, "reference": reference, "heating": asdict(hs), "finetune_epochs": finetune_epochs,
         "quench_epochs": quench_epochs, "val_fraction": val_fraction,
         "history": history, "trials": search.trials, "check_val_samples": n_check,
         "seconds": round(time.time() - t0, 1),
     }
     new_config = {**config, "weight_bits": weight_bits, "act_bits": act_bits,
+                  "val_fraction": val_fraction, "val_seed": val_seed,
                   "heat": {k: summary[k] for k in ("max_acc_drop", "objective", "solver",
                                                    "min_bits", "max_bits", "seed",
                                                    "val_fraction", "source")}}
@@ -273,9 +332,8 @@ def heat(
         write_json(tmp / "summary.json", summary)
         plot_heating(history, [t for t in search.trials if t["accepted"]], tmp / "heating.png",
                      f"heatq heat: {config.get('dataset')}, {config['model'].get('model')}")
-    if progress:
-        typer.echo(format_table(summary))
-        typer.echo(f"run written to {out}")
+    typer.echo(format_table(summary))
+    typer.echo(f"run written to {out}")
     return summary
 
 

@@ -9,14 +9,14 @@ with ``cost`` the total weight bits (``sum_l n_l b_l``) or the bit-operations
 layer's bits are a continuous parameter ``beta`` (weights and activations); the training loss is
 the Lagrangian
 
-    mu * task_loss(w, beta)  +  tau * cost(beta) / cost(max bits)
+    mu * task_loss(w, beta)  +  cost(beta) / cost(max bits)
 
-where the task loss sees the heated network (rounding noise at the step that ``beta`` implies),
-so its gradient in ``beta`` measures how much a coarser grid hurts.  After every epoch the
-multiplier ``mu`` takes a dual-ascent step on the *measured* constraint: the validation accuracy
-of the hard-rounded network at the integer bits ``ceil(beta)`` (raised when the constraint is
-violated, lowered when there is slack).  Multiplying the cost by ``tau`` keeps the bits still
-while the noise is still too small to defend them.
+where the task loss sees the heated network (rounding noise at the step that ``beta`` implies;
+its gradient in ``beta`` comes from the noise at full amplitude, see
+:class:`heatq.heat.noise.Heater`), so it measures how much a coarser grid hurts.  After every
+epoch the multiplier ``mu`` takes a (log-space) dual-ascent step on the *measured* constraint:
+the validation accuracy of the hard-rounded network at the integer bits ``ceil(beta)``, raised
+when the constraint is violated, lowered when there is slack; the step is weighted by tau.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..models import QNet
 from ..quant import QConv2d, QLinear, QReLU, QWeighted
 from ..train import _shift_batch
 from .loop import Data, LoopConfig, cosine_lr, evaluate
-from .noise import Heater, attach, refresh_fracs, sharpness_at, tau_at
+from .noise import Heater, attach, set_bits, sharpness_at, tau_at
 
 OBJECTIVES = ("bits", "bops")
 
@@ -122,17 +122,17 @@ def integer_bits(beta: float, min_bits: int, max_bits: int) -> int:
     return int(min(max_bits, max(min_bits, math.ceil(b - 1e-6))))
 
 
-def bounds(cm: CostModel, model: QNet, min_bits: int, max_bits: int,
+def bounds(cm: CostModel, model: QNet, min_bits: int, max_bits: int | None = None,
            max_act_bits: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
-    """(lowest, highest) bits per knob: weights in min..max_bits; activations in
-    min..``max_act_bits`` (default: each activation's width in the given run, so heating never
-    widens an activation), itself capped at ``max_bits``."""
+    """(lowest, highest) bits per knob: ``min_bits`` .. ``max_bits`` for weights and
+    ``max_act_bits`` for activations; by default (None) each layer's width in the given model,
+    so heating narrows and never widens; never below ``min_bits``."""
     steps = dict(model.steps())
     lo = {k: min_bits for k in cm.knobs}
-    hi = {k: max_bits for k in cm.weighted}
-    for k in cm.acts:
-        cap = steps[k].bits if max_act_bits is None else max_act_bits
-        hi[k] = max(min_bits, min(max_bits, cap))
+    hi = {}
+    for k in cm.knobs:
+        cap = max_bits if k in cm.weighted else max_act_bits
+        hi[k] = max(min_bits, steps[k].bits if cap is None else cap)
     return lo, hi
 
 
@@ -144,10 +144,10 @@ class HeatSettings:
     schedule: str = "cosine"
     hold: float = 0.25
     lr: float = 1e-3
-    bits_lr: float = 0.02
+    bits_lr: float = 0.01
     learn_bits: bool = True
     mu0: float = 1.0
-    dual_lr: float = 0.7
+    dual_lr: float = 0.5
     soft_bits: int = 2
 
 
@@ -187,7 +187,7 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
             xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
             loss = mu * F.binary_cross_entropy_with_logits(model(xb), targets[idx])
             if opt_b is not None:
-                loss = loss + tau * cm.cost(beta) / cost_ref
+                loss = loss + cm.cost(beta) / cost_ref
                 opt_b.zero_grad()
             opt.zero_grad()
             loss.backward()
@@ -199,15 +199,16 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
                         b.clamp_(lo[k], hi[k])
             t += 1
         bits = {k: integer_bits(b, lo[k], hi[k]) for k, b in beta.items()}
-        for k, b in bits.items():
-            steps[k].bits = b
-        refresh_fracs(model)
+        set_bits(model, bits)
         model.set_mode("quant")
         acc, loss_val = evaluate(model, data.x_val, data.y_val, data.code)
         drop = 100.0 * (ref_acc_val - acc)
-        if hs.learn_bits:  # dual ascent on the measured constraint (points of accuracy)
+        if hs.learn_bits:  # dual ascent on the measured constraint (points of accuracy),
+            # in log space, weighted by tau: early on the weights have not yet adapted to
+            # the noise, so a violation then says less about the final bits
             g = (drop - max_acc_drop) / max(max_acc_drop, 0.25)
-            mu = float(min(1e4, max(1e-4, mu * math.exp(hs.dual_lr * max(-1.0, min(1.0, g))))))
+            step = hs.dual_lr * tau * max(-1.0, min(1.0, g))
+            mu = float(min(1e3, max(1e-3, mu * math.exp(step))))
         history.append({"epoch": epoch + 1, "tau": tau, "mu": mu, "acc_val": acc,
                         "loss_val": loss_val, "acc_drop_val": drop, "bits": dict(bits),
                         "beta": {k: round(float(b.detach()), 3) for k, b in beta.items()},

@@ -15,11 +15,14 @@ is anything but independent of the value), so those layers go through a *soft st
 instead: ``delta * soft_round(w / delta, s)`` clipped to the levels, whose sharpness ``s``
 rises with ``tau`` from nearly the identity (s = 2) to nearly the hard staircase (s = 60).
 
-With learned, continuous bits ``beta`` (see :mod:`heatq.heat.lagrange`) the step follows beta:
-``delta = 2**ceil(log2(m / bound(beta)))`` (``m`` = the largest |w|, ``bound`` the largest
-integer level), a power of two in value and differentiable in ``beta`` through the straight-
-through estimator, so the gradient of the loss tells how much a finer or coarser grid hurts.
-A layer in the soft regime still gets that gradient from a zero-valued "ghost" noise term.
+With learned, continuous bits ``beta`` (see :mod:`heatq.heat.lagrange`) the noise step follows
+beta: ``delta = step(b) * bound(b) / bound(beta)`` with ``b = ceil(beta)`` the layer's integer
+bits, ``step(b)`` its power-of-two step and ``bound`` the largest integer level (2**(b-1) - 1 for
+weights, 2**b - 1 for activations): equal to the rounding step at integer beta, coarser below,
+differentiable in ``beta``, so the gradient of the loss tells how much a coarser grid hurts.
+The gradient in ``beta`` always comes from a zero-valued "ghost" noise term at full amplitude
+(as at tau = 1), so the bits are defended from the start of heating, and a layer in the soft
+regime gets it too.
 
 Everything here is used only in the training forward pass (``mode == "heat"``); evaluation and
 :mod:`heatq.convert` always read the hard integers, so the result maps to REQUANT shifts.
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models import QNet
-from ..quant import QReLU, QWeighted, largest_frac, ste, weight_bound
+from ..quant import QReLU, QWeighted, largest_frac, mse_weight_frac, ste, weight_bound
 
 SCHEDULES = ("linear", "cosine")
 
@@ -76,11 +79,6 @@ def continuous_bound(beta: torch.Tensor) -> torch.Tensor:
     return torch.where(beta >= 2, 2.0 ** (beta - 1) - 1, 2.0 ** (beta - 2))
 
 
-def pow2_step(step: torch.Tensor) -> torch.Tensor:
-    """``2**ceil(log2(step))`` in value, the gradient of ``step`` (straight through)."""
-    return ste(step, 2.0 ** torch.ceil(torch.log2(step.detach())))
-
-
 def soft_weight(w: torch.Tensor, delta: float, bits: int, s: float) -> torch.Tensor:
     """Soft staircase onto the ``bits``-bit signed weight levels at step ``delta``."""
     x = w / delta
@@ -111,38 +109,45 @@ class Heater:
     beta: dict[str, torch.Tensor] = field(default_factory=dict)
     generator: torch.Generator | None = None
 
-    def _delta(self, step, m: torch.Tensor, fixed: float, bound_fn) -> torch.Tensor | float:
+    def _delta(self, step, fixed: float, bound_fn) -> torch.Tensor | float:
+        """The noise step: the layer's own power-of-two step at its integer bits, scaled, with
+        learned bits ``beta``, by ``bound(bits) / bound(beta)`` (equal at integer beta, coarser
+        below it; differentiable in beta)."""
         beta = self.beta.get(getattr(step, "heat_name", ""))
         if beta is None:
             return fixed
-        return pow2_step(m / bound_fn(beta).clamp_min(1e-6))
+        return fixed * float(bound_fn(torch.tensor(float(step.bits)))) / \
+            bound_fn(beta).clamp_min(1e-6)
+
+    @staticmethod
+    def _ghost(u: torch.Tensor, delta) -> torch.Tensor | float:
+        """Zero in value; in gradient, the noise at full amplitude (tau = 1) as a function of
+        the learned bits: the bits see the harm the final rounding will do, whatever tau is
+        now (at small tau the real noise is too weak to defend any bit)."""
+        return u * (delta - delta.detach()) if torch.is_tensor(delta) else 0.0
 
     def weight(self, step: QWeighted, w: torch.Tensor) -> torch.Tensor:
         """Heated weights of ``step`` (its ``w_frac`` is already set for its integer bits)."""
         fixed = 2.0 ** -int(step.w_frac)
-        m = w.detach().abs().max().clamp_min(1e-12)
-        delta = self._delta(step, m, fixed, continuous_bound)
+        delta = self._delta(step, fixed, continuous_bound)
         u = uniform_noise(w, self.generator)
         if step.bits <= self.soft_bits:
-            out = soft_weight(w, fixed, step.bits, self.sharpness)
-            if torch.is_tensor(delta):  # ghost noise: zero value, the gradient for beta
-                out = out + self.tau * u * (delta - delta.detach())
-            return out
-        return w + self.tau * delta * u
+            return soft_weight(w, fixed, step.bits, self.sharpness) + self._ghost(u, delta)
+        return w + self.tau * _value(delta) * u + self._ghost(u, delta)
 
     def act(self, step: QReLU, y: torch.Tensor) -> torch.Tensor:
         """Heated activations of ``step`` (its ``a_frac`` is already tracked)."""
         fixed = 2.0 ** -int(step.a_frac)
         c = torch.clamp(y, 0, step.top * fixed)
-        m = step.amax.clamp_min(1e-12)
-        delta = self._delta(step, m, fixed, lambda b: 2.0 ** b - 1)
+        delta = self._delta(step, fixed, lambda b: 2.0 ** b - 1)
         u = uniform_noise(c, self.generator) * (c > 0)
         if step.bits <= self.soft_bits:
-            out = soft_act(c, fixed, step.top, self.sharpness)
-            if torch.is_tensor(delta):
-                out = out + self.tau * u * (delta - delta.detach())
-            return out
-        return c + self.tau * delta * u
+            return soft_act(c, fixed, step.top, self.sharpness) + self._ghost(u, delta)
+        return c + self.tau * _value(delta) * u + self._ghost(u, delta)
+
+
+def _value(delta):
+    return delta.detach() if torch.is_tensor(delta) else delta
 
 
 def attach(model: QNet, heater: Heater | None) -> None:
@@ -153,13 +158,31 @@ def attach(model: QNet, heater: Heater | None) -> None:
             step.heater = heater
 
 
-def refresh_fracs(model: QNet) -> None:
-    """Re-derive every binary point from the current weights and activation ranges for the
-    current bit widths (what a training-mode forward would do), without any data."""
+def set_step_rule(model: QNet, rule: str) -> None:
+    """``"max"`` or ``"mse"`` binary points (see :mod:`heatq.quant`) on every step."""
+    for _, step in model.steps():
+        step.step_rule = rule
+
+
+def set_bits(model: QNet, bits: dict[str, int]) -> None:
+    """Change layers' widths and re-derive their binary points without data, as a training
+    forward would: weights from the weights (by the step's rule); an activation keeps the
+    offset its last tracked binary point had from the no-clipping one."""
+    steps = dict(model.steps())
     with torch.no_grad():
-        for _, step in model.steps():
+        for name, b in bits.items():
+            step = steps[name]
+            if step.bits == int(b):
+                continue
             if isinstance(step, QWeighted):
-                m = float(step.weight.detach().abs().max())
-                step.w_frac.fill_(largest_frac(m, weight_bound(step.bits)))
-            elif isinstance(step, QReLU) and float(step.amax) > 0:
-                step.a_frac.fill_(largest_frac(float(step.amax), step.top))
+                step.bits = int(b)
+                f = largest_frac(float(step.weight.detach().abs().max()), weight_bound(step.bits))
+                if step.step_rule == "mse":
+                    f = mse_weight_frac(step.weight, step.bits, f)
+                step.w_frac.fill_(f)
+            elif isinstance(step, QReLU):
+                amax = float(step.amax)
+                offset = int(step.a_frac) - largest_frac(amax, step.top) if amax > 0 else 0
+                step.bits = int(b)
+                if amax > 0:
+                    step.a_frac.fill_(largest_frac(amax, step.top) + max(0, offset))
