@@ -111,7 +111,12 @@ class CLikeEmitter(Emitter):
         raise NotImplementedError
 
     def weight_type(self, node: Node) -> str:
+        """Storage type of the weight array of a CONV2D / DENSE node."""
         raise NotImplementedError
+
+    def weight_read(self, node: Node, index: str) -> str:
+        """Expression reading weight ``index`` of ``node`` (a target may widen or cast it)."""
+        return f"w{node.id}[{index}]"
 
     def cast(self, expr: str, t: IntType) -> str:
         raise NotImplementedError
@@ -299,7 +304,7 @@ class CLikeEmitter(Emitter):
                     L.block(f"for (int kx = 0; kx < {k}; ++kx)"):
                 L(f"const int iy = oy * {a.stride} + ky - {a.padding};",
                   f"const int ix = ox * {a.stride} + kx - {a.padding};")
-                mac = self.mac("acc", f"w{node.id}[((co * {c_in} + ci) * {k} + ky) * {k} + kx]",
+                mac = self.mac("acc", self.weight_read(node, f"((co * {c_in} + ci) * {k} + ky) * {k} + kx"),
                                f"{x}[(ci * {h} + iy) * {w} + ix]", mt)
                 L(f"if (iy >= 0 && iy < {h} && ix >= 0 && ix < {w}) {mac}" if a.padding else mac)
             L(f"{y}[(co * {ho} + oy) * {wo} + ox] = {self.cast('acc', node.type)};")
@@ -312,7 +317,7 @@ class CLikeEmitter(Emitter):
             self.pipeline(L)
             L(f"{self.ctype(mt, node.label())} acc = {self.cast(f'b{node.id}[o]', mt)};")
             with L.block(f"for (int i = 0; i < {n_in}; ++i)"):
-                L(self.mac("acc", f"w{node.id}[o * {n_in} + i]", f"{self.buf(src)}[i]", mt))
+                L(self.mac("acc", self.weight_read(node, f"o * {n_in} + i"), f"{self.buf(src)}[i]", mt))
             L(f"{self.buf(node)}[o] = {self.cast('acc', node.type)};")
 
     def op_requant(self, L: Lines, g: IntGraph, node: Node) -> None:

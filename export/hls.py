@@ -1,8 +1,8 @@
 """The HLS C++ target (Vitis HLS style): ``model.h``, ``model.cpp``, ``main.cpp``.
 
 Types are ``ap_int<W>`` (signed node types) or ``ap_uint<W>`` (unsigned) with exactly the
-node's width; weights are ``static const ap_int<w_bits>`` (1-bit weights, values {-1, +1}, use
-``ap_int<2>``); the codebook is ``ap_uint<1>``.  The top function is
+node's width; weights are stored as plain C integer arrays and read as ``ap_int<w_bits>``
+(1-bit weights, values {-1, +1}, use ``ap_int<2>``); the codebook is ``ap_uint<1>``.  The top function is
 ``void <name>_top(const <in type> in[..], <out type> out0[..], ...)``.
 
 Arithmetic is in ap_int, which is exact: a product has the sum of its operands' widths, a sum
@@ -63,7 +63,16 @@ class HLSEmitter(CLikeEmitter):
             raise EmitError(f"{node.label()}: {node.type.width} bits exceed ap_int's 1024")
 
     def weight_type(self, node: Node) -> str:
-        return f"ap_int<{max(node.attrs.w_bits, 2)}>"
+        """Weights are stored as plain C integers (an initializer of ap_int constructors takes
+        g++ minutes and gigabytes for large layers) and read as ``ap_int<w_bits>``."""
+        bits = max(node.attrs.w_bits, 2)
+        for n, name in ((8, "signed char"), (16, "short"), (32, "int")):
+            if bits <= n:
+                return name
+        return "long long"
+
+    def weight_read(self, node: Node, index: str) -> str:
+        return f"ap_int<{max(node.attrs.w_bits, 2)}>(w{node.id}[{index}])"
 
     def cast(self, expr: str, t: IntType) -> str:
         return f"{ap_name(t)}({expr})"
