@@ -9,7 +9,8 @@ import typer
 
 from . import pipeline
 from .cli_common import fail_cleanly
-from .report import print_check, print_run, print_train
+from .heat.command import heat
+from .report import print_check, print_run, print_sim, print_train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -66,6 +67,18 @@ def run_target(export_dir: Path = typer.Argument(..., help="a c or hls export di
 
 
 @app.command()
+def sim(export_dir: Path = typer.Argument(..., help="a verilog export directory"),
+        simulator: str = typer.Option("icarus", help="icarus | verilator"),
+        dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
+        n: int = typer.Option(20, help="first N test images (corner vectors are added)")) -> None:
+    """Simulate a Verilog export against the interpreter; writes sim.json."""
+    result = pipeline.sim_run(export_dir, simulator, dataset, n)
+    print_sim(result)
+    if result["mismatches"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smoke run)"),
          out: Path = typer.Option(Path("heatq-out"), "--out", "-o"),
          threads: int = THREADS, quiet: bool = QUIET) -> None:
@@ -76,23 +89,7 @@ def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smok
     run_demo(out, quick=quick, progress=not quiet)
 
 
-def _register_optional() -> None:
-    """Commands whose modules live in their own packages."""
-    try:
-        from .heat.command import heat
-    except ImportError:
-        pass
-    else:
-        app.command("heat")(heat)
-    try:
-        from heatq_sim.command import sim
-    except ImportError:
-        pass
-    else:
-        app.command("sim")(sim)
-
-
-_register_optional()
+app.command("heat")(heat)
 
 
 def main() -> None:

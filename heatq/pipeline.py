@@ -166,3 +166,28 @@ def run_target(export_dir: Path, dataset: str | None = None, n: int | None = Non
               "accuracy": float((cls == labels).mean()) if n_images else None}
     write_json(export_dir / "run.json", result)
     return result
+
+
+SIMULATORS = ("icarus", "verilator")
+
+
+def sim_run(export_dir: Path, simulator: str = "icarus", dataset: str | None = None,
+            n: int | None = 20) -> dict:
+    """``heatq sim``: simulate a Verilog export on dataset images plus corner vectors, compare
+    every output with the interpreter, write ``sim.json``."""
+    from heatq_sim.api import simulate
+
+    export_dir = Path(export_dir)
+    if simulator not in SIMULATORS:
+        raise UserError(f"unknown simulator {simulator!r}; choose {' or '.join(SIMULATORS)}")
+    target = read_json(export_dir / "summary.json").get("target")
+    if target != "verilog":
+        raise UserError(f"{export_dir}: sim needs a verilog export (heatq-export --target "
+                        f"verilog), this one is {target!r}")
+    graph = load_graph(export_dir)
+    x, labels, n_images = target_inputs(graph, dataset, n)
+    result = simulate(export_dir, graph, x, simulator=simulator)
+    result["n_images"] = n_images
+    result["n_corner"] = len(x) - n_images
+    write_json(export_dir / "sim.json", result)
+    return result

@@ -36,3 +36,11 @@ def print_check(result: dict) -> None:
 def print_run(result: dict) -> None:
     typer.echo(f"target {result['target']}: {result['n']} images + {result['n_corner']} corner "
                f"vectors, {result['mismatches']} mismatches, accuracy {pct(result['accuracy'])}")
+
+
+def print_sim(result: dict) -> None:
+    ips = result.get("images_per_s")
+    typer.echo(f"{result['simulator']}: {result['n_images']} images + {result['n_corner']} corner "
+               f"vectors, {result['mismatches']} mismatches, "
+               f"{result.get('cycles_per_image')} cycles/image, "
+               f"{'-' if ips is None else f'{ips:.1f}'} images/s (simulated)")
