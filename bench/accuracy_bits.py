@@ -311,7 +311,11 @@ def plan(args) -> list[tuple[str, dict, list]]:
 
 def execute(trees, jobs: int, log) -> list[dict]:
     rows = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    import multiprocessing
+
+    # spawn: a forked worker cannot use a CUDA-built torch that the parent has touched
+    with ProcessPoolExecutor(max_workers=jobs,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         running = {pool.submit(_run, k, p): (k, p, kids) for k, p, kids in trees}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -260,6 +260,9 @@ def test_greedy_and_ilp_search_respect_the_constraint(seed):
     assert total(g) <= budget and all(1 <= g[k] <= 6 for k in names)
     for k in names:  # greedy ends where no single layer can go one bit lower
         assert g[k] == 1 or total({**g, k: g[k] - 1}) > budget
+    retried = []
+    g2 = greedy_peel(start, lo, cost, total, accept, retry=lambda b: retried.append(b) or False)
+    assert g2 == g and retried  # a refused step gets its second chance before freezing
     i = ilp_search(start, domains, harm, lin, {}, cost, accept)
     assert total(i) <= budget
     best = brute_force(domains, harm, budget, cost)

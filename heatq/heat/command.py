@@ -243,13 +243,22 @@ def heat(
     cm = cost_model(model, objective, MAX_BITS)
     hs = HeatSettings(epochs=epochs, schedule=schedule)
     lo, hi = bounds(cm, model, min_bits, max_bits, max_act_bits)
-    heated_bits, history = heat_phase(model, data, cm, ref_val, max_acc_drop, lo, hi, hs, cfg,
-                                      gen)
+    heated_bits, history, snapshot = heat_phase(model, data, cm, ref_val, max_acc_drop, lo, hi,
+                                                hs, cfg, gen)
     log: list[dict] = []
     with tqdm(desc="finalising", disable=not progress, leave=False) as bar:
         search = _Search(model, data, cm, ref_val, max_acc_drop, finetune_epochs, 5e-4,
                          hs.soft_bits, cfg, gen, bar)
         feasible = search.accept(heated_bits, epochs=quench_epochs, soft=False, force=True)
+        if snapshot is not None and (not feasible
+                                     or snapshot["cost"] < search.cost(search.bits)):
+            # a cheaper (or the only) feasible point seen while heating: start from it
+            search.state, search.bits = snapshot["state"], snapshot["bits"]
+            search.trials.append({k: v for k, v in snapshot.items() if k != "state"}
+                                 | {"accepted": True, "from_heating": True,
+                                    "total_weight_bits": cm.weight_bits_total(snapshot["bits"]),
+                                    "bops": cm.bops(snapshot["bits"])})
+            feasible = True
         if not feasible:  # repair: is the constraint reachable at all?
             start_state, start_bits = search.state, search.bits
             if search.accept(hi, epochs=max(quench_epochs, finetune_epochs), soft=False):
@@ -261,7 +270,8 @@ def heat(
                     feasible = True
         if feasible:
             if solver == "greedy":
-                greedy_peel(search.bits, lo, search.cost, search.probe, search.accept, log)
+                greedy_peel(search.bits, lo, search.cost, search.probe, search.accept, log,
+                            retry=lambda b: search.accept(b, epochs=2 * finetune_epochs))
             else:
                 base = search.probe(search.bits)
                 domains = {k: list(range(lo[k], hi[k] + 1)) for k in cm.knobs}
@@ -317,7 +327,9 @@ def heat(
         "bit_bounds": {k: [lo[k], hi[k]] for k in cm.knobs},
         "seed": seed, "source": str(directory), "n_train": len(data.y_train),
         "n_val": len(data.y_val), "n_test": len(data.y_test),
-        "heated_bits": heated_bits, "reference": reference, "heating": asdict(hs), "finetune_epochs": finetune_epochs,
+        "heated_bits": heated_bits, "reference": reference,
+        "heating_snapshot": None if snapshot is None else {
+            k: v for k, v in snapshot.items() if k != "state"}, "heating": asdict(hs), "finetune_epochs": finetune_epochs,
         "quench_epochs": quench_epochs, "val_fraction": val_fraction,
         "history": history, "trials": search.trials, "check_val_samples": n_check,
         "seconds": round(time.time() - t0, 1),

@@ -33,8 +33,10 @@ def _key(bits: Bits) -> tuple:
 
 def greedy_peel(start: Bits, min_bits: Bits, cost: Callable[[Bits], float],
                 probe: Callable[[Bits], float], accept: Callable[[Bits], bool],
-                log: list | None = None) -> Bits:
-    """Greedy bit-peeling from a feasible ``start``; returns the last accepted bits."""
+                log: list | None = None, retry: Callable[[Bits], bool] | None = None) -> Bits:
+    """Greedy bit-peeling from a feasible ``start``; returns the last accepted bits.
+    ``retry`` (e.g. a longer fine-tune) gets a second chance at a step ``accept`` refused
+    before its layer is frozen."""
     cur, frozen = dict(start), set()
     while True:
         cands = [k for k in cur if k not in frozen and cur[k] > min_bits[k]]
@@ -50,6 +52,8 @@ def greedy_peel(start: Bits, min_bits: Bits, cost: Callable[[Bits], float],
         scored.sort(key=lambda s: (s[0], s[1], s[2]))
         _, _, k, nxt = scored[0]
         ok = accept(nxt)
+        if not ok and retry is not None:
+            ok = retry(nxt)
         if log is not None:
             log.append({"solver": "greedy", "layer": k, "bits": dict(nxt), "accepted": ok})
         if ok:

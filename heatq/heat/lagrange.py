@@ -21,6 +21,7 @@ when the constraint is violated, lowered when there is slack; the step is weight
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -153,11 +154,13 @@ class HeatSettings:
 
 def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_acc_drop: float,
                lo: dict[str, int], hi: dict[str, int], hs: HeatSettings, cfg: LoopConfig,
-               gen: torch.Generator) -> tuple[dict[str, int], list[dict]]:
+               gen: torch.Generator) -> tuple[dict[str, int], list[dict], dict | None]:
     """Heat ``model`` for ``hs.epochs`` epochs (tau 0 -> 1); with ``hs.learn_bits`` learn the
     continuous bits (within ``lo``..``hi`` per knob, starting from the run's widths) under
     the Lagrangian with dual ascent on the validation constraint.
-    Returns the integer bits at the end and one history row per epoch."""
+    Returns the integer bits at the end, one history row per epoch, and the cheapest epoch
+    whose hard-rounded network met the constraint (``{"bits", "state", "acc_drop_val",
+    "cost", "epoch"}``, or None): a feasible start for the finalisation."""
     steps = dict(model.steps())
     start = {k: float(min(hi[k], max(lo[k], steps[k].bits))) for k in cm.knobs}
     beta = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
@@ -171,7 +174,7 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
     n = len(data.x_train)
     per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     total = max(1, hs.epochs * per_epoch)
-    mu, t, history = hs.mu0, 0, []
+    mu, t, history, best = hs.mu0, 0, [], None
     bar = tqdm(range(hs.epochs), desc="heating", disable=not cfg.progress, leave=False)
     for epoch in bar:
         model.set_mode("heat")
@@ -201,8 +204,12 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
         bits = {k: integer_bits(b, lo[k], hi[k]) for k, b in beta.items()}
         set_bits(model, bits)
         model.set_mode("quant")
-        acc, loss_val = evaluate(model, data.x_val, data.y_val, data.code)
+        acc, loss_val = evaluate(model, data.x_val, data.y_val, data.code, exact=True)
         drop = 100.0 * (ref_acc_val - acc)
+        cost = float(cm.cost(bits))
+        if drop <= max_acc_drop + 1e-9 and (best is None or cost < best["cost"]):
+            best = {"bits": dict(bits), "state": copy.deepcopy(model.state_dict()),
+                    "acc_drop_val": drop, "acc_val": acc, "cost": cost, "epoch": epoch + 1}
         if hs.learn_bits:  # dual ascent on the measured constraint (points of accuracy),
             # in log space, weighted by tau: early on the weights have not yet adapted to
             # the noise, so a violation then says less about the final bits
@@ -218,4 +225,4 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
     attach(model, None)
     model.set_mode("quant")
     model.eval()
-    return {k: steps[k].bits for k in cm.knobs}, history
+    return {k: steps[k].bits for k in cm.knobs}, history, best
