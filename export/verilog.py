@@ -246,8 +246,10 @@ class _Builder:
             text = text.replace(ph, str(_clog2(depth)))
         m_doc = self._doc(mode, sched)
         self.files[f"{self.top}.v"] = m_doc + text
+        used = "\n".join(self.files.values())
         for p in PRIMITIVES:
-            self.files[p] = read_template(p)
+            if re.search(rf"\b{p[:-2]}\b", used):
+                self.files[p] = read_template(p)
         ports = {
             "mode": mode,
             "clock": "clk", "reset": "rst (synchronous, active high)",

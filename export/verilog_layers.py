@@ -68,7 +68,7 @@ class _Gen:
             return self.names[(n, 0)]
         assert n < self.g.n_in
         t = self.in_types[n]
-        name = self.m.wire(f"i{n}", t.width, self.m.sel("x", self.in_off[n] + t.width - 1,
+        name = self.m.comb(f"i{n}", t.width, self.m.sel("x", self.in_off[n] + t.width - 1,
                                                        self.in_off[n]), t.signed)
         self.names[(n, 0)] = name
         return name
@@ -115,7 +115,7 @@ class _Gen:
         name = f"n{ad.id}"
         if not self.pipelined:
             expr = f"{xs} {op} {ys}"
-            m.wire(name, W, f"{{{expr}, {low}}}" if low else expr, ad.type.signed)
+            m.comb(name, W, f"{{{expr}, {low}}}" if low else expr, ad.type.signed)
             self.names[(ad.id, 0)] = name
             return
         K = g.max_carry
@@ -127,8 +127,8 @@ class _Gen:
             self.names[(ad.id, 0)] = name
             return
         # segmented: K-bit slices, registered carries
-        x0 = m.wire(f"{name}_x", L, xs)
-        y0 = m.wire(f"{name}_y", L, f"~({ys})" if sub else ys)
+        x0 = m.comb(f"{name}_x", L, xs)
+        y0 = m.comb(f"{name}_y", L, f"~({ys})" if sub else ys)
         xk, yk, ck, sk, pk = x0, y0, None, None, low
         for k in range(NS):
             sw = min(K, L - k * K)
@@ -166,7 +166,7 @@ class _Gen:
                     self.regs.append(f"{p_next} <= {m.all(pk) if k else pk};")
                     pk = p_next
                 expr = f"{{{m.all(s_last)}, {m.all(pk)}}}" if p else m.all(s_last)
-                m.wire(name, W, expr, ad.type.signed)
+                m.comb(name, W, expr, ad.type.signed)
         self.names[(ad.id, 0)] = name
 
 
@@ -178,15 +178,15 @@ def _requant_tail(m: VModule, v: str, vt: IntType, vlo: int, vhi: int, rq: Requa
     if s > 0:
         qlo, qhi = vlo >> s, vhi >> s
         if wv > s:
-            q = m.wire(f"q{j}", wv - s, m.sel(v, wv - 1, s), vt.signed)
+            q = m.comb(f"q{j}", wv - s, m.sel(v, wv - 1, s), vt.signed)
         elif vt.signed:
-            q = m.wire(f"q{j}", 1, m.bit(v, wv - 1), True)
+            q = m.comb(f"q{j}", 1, m.bit(v, wv - 1), True)
         else:
-            q = m.wire(f"q{j}", 1, "1'b0", False)
+            q = m.comb(f"q{j}", 1, "1'b0", False)
             m.all(v)
     elif s < 0:
         qlo, qhi = vlo << -s, vhi << -s
-        q = m.wire(f"q{j}", wv - s, f"{{{m.all(v)}, {-s}'d0}}", vt.signed)
+        q = m.comb(f"q{j}", wv - s, f"{{{m.all(v)}, {-s}'d0}}", vt.signed)
     else:
         qlo, qhi = vlo, vhi
         q = v
@@ -247,22 +247,32 @@ def layer_module(name: str, g: AdderGraph, in_types: list[IntType], in_off: list
     for j, o in enumerate(g.outputs):
         vt = o.type
         if o.node is None:
-            v = m.wire(f"v{j}", vt.width, const(vt.width, o.const), vt.signed)
+            v = m.comb(f"v{j}", vt.width, const(vt.width, o.const), vt.signed)
         else:
             src = gen.at(o.node, lat - g.ready(o.node)) if g.pipelined else gen.base(o.node)
-            v = m.wire(f"v{j}", vt.width, m.ext(src, o.shift, 0, vt.width - 1), vt.signed)
+            v = m.comb(f"v{j}", vt.width, m.ext(src, o.shift, 0, vt.width - 1), vt.signed)
         if requant is None:
             vals.append(m.ext(v, 0, 0, wy - 1))
         else:
             vals.append(_requant_tail(m, v, vt, o.lo, o.hi, requant, out_type, j))
     for j, e in enumerate(vals):
-        m.wire(f"r{j}", wy, e, out_type.signed)
+        m.comb(f"r{j}", wy, e, out_type.signed)
     cat = ", ".join(m.all(f"r{j}") for j in reversed(range(n_out)))
-    m.line("always @(posedge clk) begin")
-    for r in gen.regs:
-        m.line("    " + r)
-    m.line(f"    y <= {{{cat}}};" if n_out > 1 else f"    y <= {cat};")
-    m.line("end")
-    m.line(f"hq_vdelay #(.DEPTH({lat + 1})) u_valid (.clk({m.all('clk')}), "
-           f".rst({m.all('rst')}), .d({m.all('in_valid')}), .q(out_valid));")
+    yv = f"{{{cat}}}" if n_out > 1 else cat
+    # valid pipeline; pipeline registers advance only while a token is in flight (the
+    # other cycles' contents belong to no token), which also keeps simulators fast
+    vp = m.reg("vpipe", lat + 1)
+    clk, rst, iv = m.all("clk"), m.all("rst"), m.all("in_valid")
+    shift = f"{{{m.sel(vp, lat - 1, 0)}, {iv}}}" if lat else iv
+    m.line(f"always @(posedge {clk}) {vp} <= {rst} ? {lat + 1}'d0 : {shift};")
+    m.line(f"assign out_valid = {m.bit(vp, lat)};")
+    if gen.regs:
+        busy = m.wire("busy", 1, f"{iv} | (|{m.all(vp)})")
+        m.line(f"always @(posedge {clk}) if ({m.all(busy)}) begin")
+        for r in gen.regs:
+            m.line("    " + r)
+        m.line(f"    y <= {yv};")
+        m.line("end")
+    else:
+        m.line(f"always @(posedge {clk}) if ({iv}) y <= {yv};")
     return m.render(), lat + 1

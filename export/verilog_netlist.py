@@ -61,6 +61,7 @@ class VModule:
         self.signed: dict[str, bool] = {}
         self.used: dict[str, int] = {}
         self.tracked: list[str] = []
+        self.combs: list[str] = []
 
     # ---------------------------------------------------------------- declarations
     def _sig(self, name: str, width: int, signed: bool, track: bool) -> str:
@@ -90,6 +91,15 @@ class VModule:
             self.decls.append(_decl("wire", width, name))
         else:
             self.decls.append(_decl("wire", width, name, expr))
+        return name
+
+    def comb(self, name: str, width: int, expr: str, signed: bool = False) -> str:
+        """A combinational signal: a ``reg`` assigned in the module's one ``always @*`` block
+        (in declaration order, so every signal is assigned before it is read).  Icarus
+        evaluates a procedural block far faster than thousands of continuous assigns."""
+        self._sig(name, width, signed, True)
+        self.decls.append(_decl("reg", width, name))
+        self.combs.append(f"{name} = {expr};")
         return name
 
     def reg(self, name: str, width: int, signed: bool = False) -> str:
@@ -164,10 +174,13 @@ class VModule:
         if unused:
             decls.append("wire unused_ok = &{1'b0, " + ", ".join(unused) + "};")
         ind = "    "
+        body = list(self.body)
+        if self.combs:
+            body = (["always @* begin"] + ["    " + c for c in self.combs] + ["end"] + body)
         return Template(read_template("module.v.tmpl")).substitute(
             doc="\n".join("// " + d if d else "//" for d in self.doc.splitlines()),
             name=self.name,
             ports=(",\n").join(ind + p for p in self.ports),
             decls="\n".join(ind + d for d in decls),
-            body="\n".join((ind + b) if b else "" for b in self.body),
+            body="\n".join((ind + b) if b else "" for b in body),
         )
