@@ -7,8 +7,10 @@ from heatq.errors import UserError
 from .base import Emitter
 from .c import CEmitter
 from .hls import HLSEmitter
+from .verilog import VerilogEmitter
 
-EMITTERS: dict[str, type[Emitter]] = {"c": CEmitter, "hls": HLSEmitter}
+EMITTERS: dict[str, type[Emitter]] = {"c": CEmitter, "hls": HLSEmitter,
+                                      "verilog": VerilogEmitter}
 
 
 def get_emitter(target: str, **kwargs) -> Emitter:
