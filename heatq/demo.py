@@ -1,7 +1,8 @@
 """``heatq demo``: the main job on the built-in MNIST subset, end to end.
 
 train (float, then 4-bit QAT) -> check (validating activations) -> export C and HLS ->
-compile and run both on every test image plus corner vectors -> one table and
+compile and run both on every test image plus corner vectors -> export Verilog, simulate it
+in Icarus (cocotb, 20 images) and Verilator (every image) -> one table and
 ``<out>/summary.json``.
 """
 
@@ -17,8 +18,8 @@ from . import pipeline
 from .report import pct
 from .rundir import write_json
 
-FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None}
-QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100}
+FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None, "n_icarus": 20}
+QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100, "n_icarus": 4}
 
 
 def _stage(name: str, t0: float) -> None:
@@ -42,13 +43,18 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
         export_dir = out / f"export-{target}"
         pipeline.export_run(run_dir, target, export_dir)
         targets[target] = pipeline.run_target(export_dir, n=settings["n_images"])
+    _stage("exporting verilog, simulating in Icarus (cocotb) and Verilator", t0)
+    export_dir = out / "export-verilog"
+    pipeline.export_run(run_dir, "verilog", export_dir)
+    sims = {sim: pipeline.sim_run(export_dir, sim, n=n)
+            for sim, n in (("icarus", settings["n_icarus"]), ("verilator", settings["n_images"]))}
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
-               "acc_ir": train["acc_ir"], "check": {"n_samples": check["n_samples"],
+               "acc_ir": train["acc_ir"], "n_test": train["n_test"], "check": {"n_samples": check["n_samples"],
                                                     "all_equal": check["all_equal"],
                                                     "layers": check["layers"]},
                "weight_bits": train["weight_bits"], "act_bits": train["act_bits"],
-               "targets": targets, "seconds": round(time.time() - t0, 1)}
+               "targets": targets, "simulations": sims, "seconds": round(time.time() - t0, 1)}
     write_json(out / "summary.json", summary)
     print_demo(summary)
     return summary
@@ -57,16 +63,21 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
 def print_demo(s: dict) -> None:
     """The demo's one table."""
     check = s["check"]
-    rows = [("float (torch)", s["acc_float"], "-"),
-            ("quantized (torch)", s["acc_quant"],
+    n_test = s["n_test"]
+    rows = [("float (torch)", s["acc_float"], n_test, "-"),
+            ("quantized (torch)", s["acc_quant"], n_test,
              f"check: {min(check['layers'].values()) * 100:.2f} % min over "
              f"{len(check['layers'])} layers, {check['n_samples']} images"),
-            ("integer IR (oracle)", s["acc_ir"], "-")]
+            ("integer IR (oracle)", s["acc_ir"], n_test, "-")]
     for target, r in s["targets"].items():
-        rows.append((f"target {target}", r["accuracy"],
+        rows.append((f"target {target}", r["accuracy"], r["n"],
                      f"{r['mismatches']} mismatches / {r['n']} images + {r['n_corner']} corners"))
-    typer.echo(f"\n{'stage':<22}{'accuracy':>10}   equality")
-    for name, acc, eq in rows:
-        typer.echo(f"{name:<22}{pct(acc):>10}   {eq}")
+    for sim, r in s["simulations"].items():
+        rows.append((f"verilog ({sim})", None, r["n_images"],
+                     f"{r['mismatches']} mismatches / {r['n_images']} images + {r['n_corner']} "
+                     f"corners, {r['cycles_per_image']:.0f} cycles/image"))
+    typer.echo(f"\n{'stage':<22}{'accuracy':>10}{'images':>8}   equality")
+    for name, acc, n, eq in rows:
+        typer.echo(f"{name:<22}{pct(acc):>10}{n:>8}   {eq}")
     typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
     typer.echo(f"done in {s['seconds']} s")
