@@ -35,7 +35,7 @@ from ..rundir import atomic_dir, codes_of, load_model, read_json, save_run, writ
 from ..train import TrainConfig, calibrate, encode, fit
 from .finalize import greedy_peel, greedy_raise, ilp_search, monotone_harm
 from .lagrange import OBJECTIVES, CostModel, HeatSettings, bounds, cost_model, heat_phase
-from .loop import Data, LoopConfig, evaluate, finetune
+from .loop import Data, LoopConfig, evaluate, finetune, paired_se
 from .noise import SCHEDULES, set_bits, set_step_rule
 from .report import format_table, plot_heating
 
@@ -48,9 +48,11 @@ class _Search:
 
     def __init__(self, model: QNet, data: Data, cm: CostModel, ref_acc_val: float,
                  max_acc_drop: float, ft_epochs: int, ft_lr: float, soft_bits: int,
-                 cfg: LoopConfig, gen: torch.Generator, bar) -> None:
+                 cfg: LoopConfig, gen: torch.Generator, bar, ref_ok=None,
+                 noise_margin: float = 0.0) -> None:
         self.model, self.data, self.cm = model, data, cm
         self.ref, self.delta = ref_acc_val, max_acc_drop
+        self.ref_ok, self.z = ref_ok, noise_margin
         self.ft_epochs, self.ft_lr, self.soft_bits = ft_epochs, ft_lr, soft_bits
         self.cfg, self.gen, self.bar = cfg, gen, bar
         self.steps = dict(model.steps())
@@ -81,11 +83,13 @@ class _Search:
         ep = self.ft_epochs if epochs is None else epochs
         finetune(self.model, self.data, ep, self.ft_lr, self.cfg, self.gen,
                  soft_epochs=ep // 2 if soft else 0, soft_bits=self.soft_bits)
-        acc, loss = evaluate(self.model, self.data.x_val, self.data.y_val, self.data.code,
-                             exact=True)
+        acc, loss, mask = evaluate(self.model, self.data.x_val, self.data.y_val,
+                                   self.data.code, exact=True, mask=True)
         drop = 100.0 * (self.ref - acc)
-        ok = drop <= self.delta + 1e-9
+        se = paired_se(self.ref_ok, mask)
+        ok = drop + self.z * se <= self.delta + 1e-9
         row = {"bits": dict(bits), "acc_val": acc, "loss_val": loss, "acc_drop_val": drop,
+               "se_val": se,
                "total_weight_bits": self.cm.weight_bits_total(bits), "bops": self.cm.bops(bits),
                "cost": self.cost(bits), "accepted": bool(ok or force)}
         self.trials.append(row)
@@ -194,6 +198,9 @@ def heat(
         help="float epochs to retrain the reference without the validation images "
              "(default: the run's; 0: keep the run's weights)")] = None,
     schedule: Annotated[str, typer.Option(help="tau schedule: linear | cosine")] = "cosine",
+    noise_margin: Annotated[float, typer.Option(
+        help="accept a candidate only if its validation drop plus this many standard errors "
+             "(of the paired accuracy difference) is within --max-acc-drop")] = 0.5,
     val_fraction: Annotated[float, typer.Option(
         help="fraction of the training images held out for the constraint")] = 0.2,
     seed: Annotated[int, typer.Option(help="validation split, noise and shuffling")] = 0,
@@ -204,6 +211,8 @@ def heat(
     --max-acc-drop points of float; writes a new run directory (IR, model, summary, plot)."""
     _check_args(directory, max_acc_drop, objective, solver, min_bits, max_bits, epochs,
                 finetune_epochs, val_fraction, schedule, threads)
+    if not noise_margin >= 0:
+        raise UserError(f"--noise-margin must be >= 0, got {noise_margin}")
     if quench_epochs < 0:
         raise UserError(f"--quench-epochs must be >= 0, got {quench_epochs}")
     if ref_epochs is not None and ref_epochs < 0:
@@ -237,18 +246,22 @@ def heat(
     acc_float_val, _ = evaluate(model, data.x_val, data.y_val, oc)
     acc_float_test, _ = evaluate(model, data.x_test, data.y_test, oc)
     model.set_mode("quant")
-    acc_run_val, _ = evaluate(model, data.x_val, data.y_val, oc, exact=True)
+    acc_run_val, _, run_ok = evaluate(model, data.x_val, data.y_val, oc, exact=True, mask=True)
     ref_val = max(acc_float_val, acc_run_val)
+    model.set_mode("float")
+    _, _, float_ok = evaluate(model, data.x_val, data.y_val, oc, mask=True)
+    ref_ok = float_ok if acc_float_val >= acc_run_val else run_ok
+    model.set_mode("quant")
     set_step_rule(model, "mse")
     cm = cost_model(model, objective, MAX_BITS)
     hs = HeatSettings(epochs=epochs, schedule=schedule)
     lo, hi = bounds(cm, model, min_bits, max_bits, max_act_bits)
     heated_bits, history, snapshot = heat_phase(model, data, cm, ref_val, max_acc_drop, lo, hi,
-                                                hs, cfg, gen)
+                                                hs, cfg, gen, ref_ok, noise_margin)
     log: list[dict] = []
     with tqdm(desc="finalising", disable=not progress, leave=False) as bar:
         search = _Search(model, data, cm, ref_val, max_acc_drop, finetune_epochs, 5e-4,
-                         hs.soft_bits, cfg, gen, bar)
+                         hs.soft_bits, cfg, gen, bar, ref_ok, noise_margin)
         feasible = search.accept(heated_bits, epochs=quench_epochs, soft=False, force=True)
         if snapshot is not None and (not feasible
                                      or snapshot["cost"] < search.cost(search.bits)):
@@ -270,8 +283,7 @@ def heat(
                     feasible = True
         if feasible:
             if solver == "greedy":
-                greedy_peel(search.bits, lo, search.cost, search.probe, search.accept, log,
-                            retry=lambda b: search.accept(b, epochs=2 * finetune_epochs))
+                greedy_peel(search.bits, lo, search.cost, search.probe, search.accept, log)
             else:
                 base = search.probe(search.bits)
                 domains = {k: list(range(lo[k], hi[k] + 1)) for k in cm.knobs}
@@ -294,7 +306,7 @@ def heat(
     model.load_state_dict(search.state)  # bits and binary points included
     model.set_mode("quant")
     model.eval()
-    acc_val, _ = evaluate(model, data.x_val, data.y_val, oc, exact=True)
+    acc_val, _, final_ok = evaluate(model, data.x_val, data.y_val, oc, exact=True, mask=True)
     acc_test, _ = evaluate(model, data.x_test, data.y_test, oc, exact=True)
     drop_val = 100.0 * (ref_val - acc_val)
     graph = convert(model, oc.matrix, {"dataset": config.get("dataset"),
@@ -318,6 +330,7 @@ def heat(
         "acc_float_val_unquantized": acc_float_val, "acc_run_val": acc_run_val,
         "acc_run_float_test": run_summary.get("acc_float"),
         "acc_drop_val": drop_val, "acc_drop_test": 100.0 * (acc_float_test - acc_test),
+        "acc_drop_val_se": paired_se(ref_ok, final_ok),
         "max_acc_drop": max_acc_drop, "slack": max_acc_drop - drop_val,
         "constraint_met": bool(drop_val <= max_acc_drop + 1e-9),
         "total_weight_bits": total, "n_weights": n_w,
@@ -331,6 +344,7 @@ def heat(
         "heating_snapshot": None if snapshot is None else {
             k: v for k, v in snapshot.items() if k != "state"}, "heating": asdict(hs), "finetune_epochs": finetune_epochs,
         "quench_epochs": quench_epochs, "val_fraction": val_fraction,
+        "noise_margin": noise_margin,
         "history": history, "trials": search.trials, "check_val_samples": n_check,
         "seconds": round(time.time() - t0, 1),
     }
@@ -343,7 +357,8 @@ def heat(
         save_run(tmp, model, graph, new_config)
         write_json(tmp / "summary.json", summary)
         plot_heating(history, [t for t in search.trials if t["accepted"]], tmp / "heating.png",
-                     f"heatq heat: {config.get('dataset')}, {config['model'].get('model')}")
+                     f"heatq heat: {config.get('dataset')}, {config['model'].get('model')}",
+                     floor=ref_val - max_acc_drop / 100.0)
     typer.echo(format_table(summary))
     typer.echo(f"run written to {out}")
     return summary

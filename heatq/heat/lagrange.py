@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ..models import QNet
 from ..quant import QConv2d, QLinear, QReLU, QWeighted
 from ..train import _shift_batch
-from .loop import Data, LoopConfig, cosine_lr, evaluate
+from .loop import Data, LoopConfig, cosine_lr, evaluate, paired_se
 from .noise import Heater, attach, set_bits, sharpness_at, tau_at
 
 OBJECTIVES = ("bits", "bops")
@@ -154,13 +154,16 @@ class HeatSettings:
 
 def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_acc_drop: float,
                lo: dict[str, int], hi: dict[str, int], hs: HeatSettings, cfg: LoopConfig,
-               gen: torch.Generator) -> tuple[dict[str, int], list[dict], dict | None]:
+               gen: torch.Generator, ref_ok=None, noise_margin: float = 0.0,
+               ) -> tuple[dict[str, int], list[dict], dict | None]:
     """Heat ``model`` for ``hs.epochs`` epochs (tau 0 -> 1); with ``hs.learn_bits`` learn the
     continuous bits (within ``lo``..``hi`` per knob, starting from the run's widths) under
     the Lagrangian with dual ascent on the validation constraint.
     Returns the integer bits at the end, one history row per epoch, and the cheapest epoch
     whose hard-rounded network met the constraint (``{"bits", "state", "acc_drop_val",
-    "cost", "epoch"}``, or None): a feasible start for the finalisation."""
+    "cost", "epoch"}``, or None): a feasible start for the finalisation.  Feasible means
+    ``drop + noise_margin * se <= max_acc_drop``, ``se`` the standard error of the paired
+    accuracy difference against the reference's per-sample correctness ``ref_ok``."""
     steps = dict(model.steps())
     start = {k: float(min(hi[k], max(lo[k], steps[k].bits))) for k in cm.knobs}
     beta = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
@@ -204,10 +207,12 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
         bits = {k: integer_bits(b, lo[k], hi[k]) for k, b in beta.items()}
         set_bits(model, bits)
         model.set_mode("quant")
-        acc, loss_val = evaluate(model, data.x_val, data.y_val, data.code, exact=True)
+        acc, loss_val, ok = evaluate(model, data.x_val, data.y_val, data.code, exact=True,
+                                     mask=True)
         drop = 100.0 * (ref_acc_val - acc)
         cost = float(cm.cost(bits))
-        if drop <= max_acc_drop + 1e-9 and (best is None or cost < best["cost"]):
+        safe = drop + noise_margin * paired_se(ref_ok, ok) <= max_acc_drop + 1e-9
+        if safe and (best is None or cost < best["cost"]):
             best = {"bits": dict(bits), "state": copy.deepcopy(model.state_dict()),
                     "acc_drop_val": drop, "acc_val": acc, "cost": cost, "epoch": epoch + 1}
         if hs.learn_bits:  # dual ascent on the measured constraint (points of accuracy),

@@ -46,21 +46,32 @@ class LoopConfig:
 
 @torch.no_grad()
 def evaluate(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
-             exact: bool = False, batch: int = 500) -> tuple[float, float]:
-    """(accuracy as a fraction, mean BCE loss).  ``exact`` evaluates in float64, where the
-    quantized model's arithmetic is exact: the accuracy the integer graph has."""
+             exact: bool = False, batch: int = 500, mask: bool = False):
+    """(accuracy as a fraction, mean BCE loss), with ``mask`` also the per-sample correctness
+    (bool array).  ``exact`` evaluates in float64, where the quantized model's arithmetic is
+    exact: the accuracy the integer graph has."""
     model.eval()
     m = copy.deepcopy(model).double() if exact else model
     targets = code_targets_torch(torch.from_numpy(np.asarray(y)), code.matrix)
-    correct, loss = 0, 0.0
+    ok, loss = [], 0.0
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
         logits = m(xb.double() if exact else xb)
-        correct += int((hamming_decode_torch(logits, code.matrix).numpy() == y[i:i + batch]).sum())
+        ok.append(hamming_decode_torch(logits, code.matrix).numpy() == y[i:i + batch])
         loss += float(F.binary_cross_entropy_with_logits(
             logits.float(), targets[i:i + batch], reduction="sum")) / targets.shape[1]
     n = len(x)
-    return (correct / n, loss / n) if n else (float("nan"), float("nan"))
+    ok = np.concatenate(ok) if ok else np.zeros(0, dtype=bool)
+    acc, loss = (float(ok.mean()), loss / n) if n else (float("nan"), float("nan"))
+    return (acc, loss, ok) if mask else (acc, loss)
+
+
+def paired_se(ref_ok: np.ndarray | None, ok: np.ndarray) -> float:
+    """Standard error, in points, of the accuracy difference between two classifiers on the
+    same samples: ``100 * sqrt(discordant) / n`` (0 without a reference mask)."""
+    if ref_ok is None or not len(ok):
+        return 0.0
+    return 100.0 * math.sqrt(float((ref_ok != ok).sum())) / len(ok)
 
 
 def cosine_lr(opt: torch.optim.Optimizer, base: float, t: int, total: int) -> None:

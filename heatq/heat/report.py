@@ -33,9 +33,11 @@ def format_table(s: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_heating(history: list[dict], trials: list[dict], path: Path, title: str = "") -> None:
+def plot_heating(history: list[dict], trials: list[dict], path: Path, title: str = "",
+                 floor: float | None = None) -> None:
     """Validation accuracy (hard-rounded) and total weight bits per heating epoch, then the
-    accepted finalisation steps."""
+    accepted finalisation steps; ``floor``: the lowest validation accuracy (fraction) the
+    constraint allows, drawn as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,8 +63,10 @@ def plot_heating(history: list[dict], trials: list[dict], path: Path, title: str
     ax2.set_ylabel("total weight bits", color="tab:red")
     if n:
         ax.axvline(n + 0.5, color="gray", lw=0.8)
+    if floor is not None:
+        ax.axhline(100 * floor, color="tab:blue", lw=0.8, ls=":", label="constraint")
     ax.set_title(title or "heating")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
