@@ -270,6 +270,17 @@ def test_greedy_and_ilp_search_respect_the_constraint(seed):
     assert cost(g) >= cost(best) - 1e-9
 
 
+def test_paired_standard_error():
+    from heatq.heat.loop import paired_se
+
+    ref = np.array([True] * 90 + [False] * 10)
+    same = ref.copy()
+    assert paired_se(ref, same) == 0.0 and paired_se(None, same) == 0.0
+    other = ref.copy()
+    other[:4] = False  # 4 discordant samples of 100
+    assert paired_se(ref, other) == pytest.approx(100 * 2 / 100)
+
+
 # ------------------------------------------------------------------------------- end to end
 
 @pytest.fixture(scope="module")

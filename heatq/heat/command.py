@@ -200,7 +200,7 @@ def heat(
     schedule: Annotated[str, typer.Option(help="tau schedule: linear | cosine")] = "cosine",
     noise_margin: Annotated[float, typer.Option(
         help="accept a candidate only if its validation drop plus this many standard errors "
-             "(of the paired accuracy difference) is within --max-acc-drop")] = 0.5,
+             "(of the paired accuracy difference) is within --max-acc-drop")] = 0.0,
     val_fraction: Annotated[float, typer.Option(
         help="fraction of the training images held out for the constraint")] = 0.2,
     seed: Annotated[int, typer.Option(help="validation split, noise and shuffling")] = 0,
