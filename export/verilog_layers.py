@@ -228,17 +228,24 @@ def _requant_tail(m: VModule, v: str, vt: IntType, vlo: int, vhi: int, rq: Requa
 
 def layer_module(name: str, g: AdderGraph, in_types: list[IntType], in_off: list[int],
                  nx: int, out_type: IntType, requant: RequantSpec | None,
-                 doc: str) -> tuple[str, int]:
-    """The Verilog text of one layer module and its latency in cycles."""
+                 doc: str, registered: bool = True) -> tuple[str, int]:
+    """The Verilog text of one layer module and its latency in cycles.
+
+    ``registered=False`` (combinational adder graphs only): a bare ``x -> y`` module with
+    no clock and no registers (latency 0), e.g. for side-by-side comparisons."""
+    if not registered and g.pipelined:
+        raise ValueError("a pipelined adder graph needs the registered module")
     m = VModule(name, doc)
-    m.input("clk", 1)
-    m.input("rst", 1)
-    m.input("in_valid", 1)
+    if registered:
+        m.input("clk", 1)
+        m.input("rst", 1)
+        m.input("in_valid", 1)
     m.input("x", nx)
-    m.output("out_valid", 1)
     n_out = len(g.outputs)
     wy = out_type.width
-    m.output("y", n_out * wy, reg=True)
+    if registered:
+        m.output("out_valid", 1)
+    m.output("y", n_out * wy, reg=registered)
     gen = _Gen(m, g, in_types, in_off)
     for ad in g.adders:
         gen.adder(ad)
@@ -259,6 +266,9 @@ def layer_module(name: str, g: AdderGraph, in_types: list[IntType], in_off: list
         m.comb(f"r{j}", wy, e, out_type.signed)
     cat = ", ".join(m.all(f"r{j}") for j in reversed(range(n_out)))
     yv = f"{{{cat}}}" if n_out > 1 else cat
+    if not registered:
+        m.line(f"assign y = {yv};")
+        return m.render(), 0
     # valid pipeline; pipeline registers advance only while a token is in flight (the
     # other cycles' contents belong to no token), which also keeps simulators fast
     vp = m.reg("vpipe", lat + 1)

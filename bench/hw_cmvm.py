@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""Constant matrix-vector products in hardware: heatq vs da4ml vs alkaid vs naive.
+
+For the same seeded integer matrices this builds
+
+* **heatq**: :func:`heatq.lower.lower_cmvm` (CSD digits, two-term CSE, narrow/early-first
+  adder trees) emitted by :mod:`heatq_export.verilog_layers`;
+* **da4ml** (``pip install da4ml``): its CMVM solver through ``da4ml.trace`` and its Verilog
+  code generator ``RTLModel``;
+* **alkaid** (``pip install alkaid``, da4ml's successor that hls4ml now uses): likewise;
+* **naive**: ``y_j = sum_i w_ji * x_i`` written directly, every partial sum at the full
+  output width (yosys does the constant multiplications),
+
+checks every design bit-exact against numpy in Icarus (range corners + random vectors),
+synthesizes each with the same yosys flow (``synth_xilinx -flatten -nodsp``: LUT, CARRY4, FF;
+and a vendor-neutral ``abc -lut 6`` count), and prints a table (LUT+CARRY4, FF, adders,
+adder depth, latency, generation time) and writes JSON.
+
+Two pipelining points are compared: ``comb`` (combinational) and ``pipe`` (every adder
+level registered: heatq ``max_carry=--pipe-carry``, da4ml / alkaid ``latency_cutoff=1``).
+da4ml and alkaid are bench-only dependencies (not heatq's).
+
+Matrices are ``[out, in]`` (rows = outputs).  Default cases: 64 inputs x 10 outputs,
+signed 4-bit weights x unsigned 8-bit inputs; 256 x 64, signed 4-bit x unsigned 4-bit; the
+seed CNN's fc and conv layers (``--run DIR`` to take them from a trained run's
+``model.ir.json``; else from heatq_sim's seeded random seed-shaped network).
+
+Usage::
+
+    python bench/hw_cmvm.py [--cases 64x10,256x64,seed] [--out FILE.json]
+    python bench/hw_cmvm.py --weights W.npy --input-bits B [--input-signed] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from heatq.ir import IntType
+from heatq.lower import lower_cmvm
+from heatq_export.estimate import estimate_module
+from heatq_export.verilog_layers import layer_module
+
+ADDER_OPCODES = (0, 1, 4)  # da4ml / alkaid: add, sub, constant add
+
+
+@dataclass
+class Design:
+    tool: str
+    variant: str
+    files: list[Path]
+    top: str
+    conn: str  # port connections in the testbench
+    out_fields: list[tuple[int, int, bool]]  # (offset, width, signed) per output
+    nx: int
+    ny: int
+    adders: int | None
+    depth: int | None
+    gen_s: float
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- generators
+def gen_heatq(W, lo, hi, variant, d: Path, pipe_carry: int) -> Design:
+    t0 = time.perf_counter()
+    n_out, n_in = W.shape
+    K = pipe_carry if variant == "pipe" else None
+    g = lower_cmvm(W, [(lo, hi)] * n_in, max_carry=K)
+    it = IntType.for_range(lo, hi)
+    ot = IntType.for_range(min(o.lo for o in g.outputs), max(o.hi for o in g.outputs))
+    top = f"heatq_cmvm_{variant}"
+    text, lat = layer_module(top, g, [it] * n_in, [i * it.width for i in range(n_in)],
+                             n_in * it.width, ot, None, f"{top}: bench CMVM",
+                             registered=variant == "pipe")
+    gen_s = time.perf_counter() - t0
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / f"{top}.v"
+    f.write_text(text)
+    conn = (".x(x), .y(y)" if variant == "comb" else
+            ".clk(clk), .rst(1'b0), .in_valid(1'b1), .x(x), .out_valid(), .y(y)")
+    st = g.stats()
+    return Design("heatq", variant, [f], top, conn,
+                  [(j * ot.width, ot.width, ot.signed) for j in range(n_out)],
+                  n_in * it.width, n_out * ot.width, st["adders"], st["adder_depth"], gen_s,
+                  extra={"adder_bits": st["adder_bits"], "carry_bits": st["carry_bits"],
+                         "longest_carry": st["longest_carry"], "model_latency": lat})
+
+
+def _structural_depth(ops) -> int:
+    depth = [0] * len(ops)
+    for i, op in enumerate(ops):
+        if op.opcode == -1:
+            continue
+        srcs = [op.id0] + ([op.id1] if op.id1 >= 0 and op.opcode not in (4, 5) else [])
+        base = max((depth[s] for s in srcs if 0 <= s < i), default=0)
+        depth[i] = base + (1 if op.opcode in ADDER_OPCODES else 0)
+    return max(depth, default=0)
+
+
+_TRACED: dict[tuple, tuple[Any, float]] = {}  # (tool, matrix) -> (traced solution, seconds)
+
+
+def _da_common(tool, W, lo, hi, variant, d: Path):
+    n_out, n_in = W.shape
+    signed = lo < 0
+    bits = max(IntType.for_range(lo, hi).width - int(signed), 1)
+    t0 = time.perf_counter()
+    if tool == "da4ml":
+        from da4ml.codegen.rtl.rtl_model import RTLModel
+        from da4ml.trace import FixedVariableArrayInput, comb_trace
+        from da4ml.types import minimal_kif
+
+        key = ("da4ml", W.tobytes(), W.shape, lo, hi)
+        if key not in _TRACED:
+            inp = FixedVariableArrayInput((n_in,))
+            x = inp.quantize(k=int(signed), i=bits, f=0)
+            _TRACED[key] = (comb_trace(inp, x @ W.T.astype(np.float32)),
+                            time.perf_counter() - t0)
+        comb, solve_s = _TRACED[key]
+        width = lambda q: sum(minimal_kif(q))  # noqa: E731
+        signed_q = lambda q: minimal_kif(q).keep_negative  # noqa: E731
+        top = f"da4ml_{variant}"
+        kw = {"latency_cutoff": 1} if variant == "pipe" else {}
+        RTLModel(comb, top, str(d), flavor="verilog", print_latency=False, **kw).write()
+    else:
+        from alkaid.codegen.rtl.rtl_model import RTLModel
+        from alkaid.trace import FVArrayInput, trace
+
+        key = ("alkaid", W.tobytes(), W.shape, lo, hi)
+        if key not in _TRACED:
+            inp = FVArrayInput((n_in,))
+            x = inp.quantize(k=int(signed), i=bits, f=0)
+            _TRACED[key] = (trace(inp, x @ W.T.astype(np.float32)), time.perf_counter() - t0)
+        comb, solve_s = _TRACED[key]
+        width = lambda q: sum(q.kif)  # noqa: E731
+        signed_q = lambda q: bool(q.kif.signed)  # noqa: E731
+        top = f"alkaid_{variant}"
+        kw = {"latency_cutoff": 1} if variant == "pipe" else {}
+        RTLModel(comb, str(d), prj_name=top, flavor="verilog", print_latency=False, **kw).write()
+    gen_s = time.perf_counter() - t0
+    if gen_s < solve_s:  # the solution was traced for the other variant: count it once more
+        gen_s += solve_s
+    src = d / "src"
+    files = [p for p in sorted(src.glob("*.v")) if not p.name.endswith("_wrapper.v")]
+    text = "\n".join(p.read_text() for p in files)
+    for p in sorted((src / "static").glob("*.v")):
+        if p.stem + " " in text or p.stem + " #" in text:
+            files.append(p)
+    off, fields = 0, []
+    for q in comb.out_qint:
+        w = width(q)
+        fields.append((off, w, signed_q(q)))
+        off += w
+    nx = sum(width(q) for q in comb.inp_qint)
+    conn = (".model_inp(x), .model_out(y)" if variant == "comb" else
+            ".clk(clk), .model_inp(x), .model_out(y)")
+    n_add = sum(1 for op in comb.ops if op.opcode in ADDER_OPCODES)
+    return Design(tool, variant, files, top, conn, fields, nx, off, n_add,
+                  _structural_depth(comb.ops), gen_s,
+                  extra={"cost": float(getattr(comb, "cost", 0.0))})
+
+
+def gen_da4ml(W, lo, hi, variant, d, pipe_carry):
+    return _da_common("da4ml", W, lo, hi, variant, d)
+
+
+def gen_alkaid(W, lo, hi, variant, d, pipe_carry):
+    return _da_common("alkaid", W, lo, hi, variant, d)
+
+
+def gen_naive(W, lo, hi, variant, d: Path, pipe_carry) -> Design:
+    if variant != "comb":
+        raise NotImplementedError("naive: combinational only")
+    t0 = time.perf_counter()
+    n_out, n_in = W.shape
+    it = IntType.for_range(lo, hi)
+    los = [sum(min(w * lo, w * hi) for w in row) for row in W.tolist()]
+    his = [sum(max(w * lo, w * hi) for w in row) for row in W.tolist()]
+    ot = IntType.for_range(min(los + [0]), max(his + [0]))
+    wy, wx = ot.width, it.width
+    lines = ["// naive full-width sum(w*x): every partial sum at the output width",
+             "module naive_comb (", f"    input  wire [{n_in * wx - 1}:0] x,",
+             f"    output wire [{n_out * wy - 1}:0] y", ");"]
+    for i in range(n_in):
+        xi = f"x[{i * wx + wx - 1}:{i * wx}]"
+        ext = (f"{{{{{wy - wx}{{x[{i * wx + wx - 1}]}}}}, {xi}}}" if it.signed else
+               f"{{{wy - wx}'d0, {xi}}}") if wy > wx else xi
+        lines.append(f"    wire [{wy - 1}:0] xe{i} = {ext};")
+    for j, row in enumerate(W.tolist()):
+        terms = [f"xe{i} * {wy}'d{w & ((1 << wy) - 1)}" for i, w in enumerate(row) if w]
+        lines.append(f"    assign y[{j * wy + wy - 1}:{j * wy}] = "
+                     + (" + ".join(terms) if terms else f"{wy}'d0") + ";")
+    lines.append("endmodule")
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / "naive_comb.v"
+    f.write_text("\n".join(lines) + "\n")
+    return Design("naive", variant, [f], "naive_comb", ".x(x), .y(y)",
+                  [(j * wy, wy, ot.signed) for j in range(n_out)], n_in * wx, n_out * wy,
+                  int(np.count_nonzero(W)) - n_out, None, time.perf_counter() - t0)
+
+
+GENERATORS: dict[str, Callable] = {"heatq": gen_heatq, "da4ml": gen_da4ml,
+                                   "alkaid": gen_alkaid, "naive": gen_naive}
+
+
+# ---------------------------------------------------------------------------- checking
+TB = """`timescale 1ns/1ps
+module tb;
+    reg clk = 1'b0;
+    reg [{nx1}:0] x;
+    wire [{ny1}:0] y;
+    reg [{nx1}:0] mem [0:{n1}];
+    integer i, f;
+    {top} dut ({conn});
+    initial begin
+        $readmemh("{inp}", mem);
+        f = $fopen("{out}", "w");
+        for (i = 0; i < {steps}; i = i + 1) begin
+            x = mem[i < {n} ? i : {n1}];
+            #1 $fdisplay(f, "%h", y);
+            clk = 1'b1; #1 clk = 1'b0; #1;
+        end
+        $fclose(f);
+        $finish;
+    end
+endmodule
+"""
+
+
+def vectors(n_in: int, lo: int, hi: int, n_rand: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = [np.full(n_in, lo), np.full(n_in, hi), np.where(np.arange(n_in) % 2, hi, lo),
+            np.where(np.arange(n_in) % 2, lo, hi), np.zeros(n_in, dtype=np.int64).clip(lo, hi)]
+    rows += [np.where(rng.random(n_in) < 0.5, hi, lo) for _ in range(8)]
+    rows.append(rng.integers(lo, hi + 1, size=(n_rand, n_in)))
+    return np.vstack([np.atleast_2d(r) for r in rows]).astype(np.int64)
+
+
+def icarus_check(des: Design, W: np.ndarray, X: np.ndarray, wx: int, work: Path,
+                 max_lat: int = 256) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    mask = (1 << wx) - 1
+    (work / "in.hex").write_text("".join(
+        format(sum((int(v) & mask) << (i * wx) for i, v in enumerate(row)), "x") + "\n"
+        for row in X.tolist()))
+    n = len(X)
+    tb = TB.format(nx1=des.nx - 1, ny1=des.ny - 1, n1=n - 1, n=n, top=des.top, conn=des.conn,
+                   inp=work / "in.hex", out=work / "out.txt", steps=n + max_lat)
+    (work / "tb.v").write_text(tb)
+    exe = work / "tb.vvp"
+    r = subprocess.run(["iverilog", "-g2012", "-o", str(exe), str(work / "tb.v")]
+                       + [str(f) for f in des.files], capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"iverilog failed for {des.tool}/{des.variant}:\n{r.stderr[-3000:]}")
+    r = subprocess.run(["vvp", "-n", str(exe)], capture_output=True, text=True, cwd=work)
+    lines = (work / "out.txt").read_text().split()
+    want = X @ W.T
+    got = []
+    for ln in lines:
+        if "x" in ln.lower() or "z" in ln.lower():
+            got.append(None)
+            continue
+        v = int(ln, 16)
+        row = []
+        for off, w, sgn in des.out_fields:
+            e = (v >> off) & ((1 << w) - 1)
+            if sgn and e >> (w - 1):
+                e -= 1 << w
+            row.append(e)
+        got.append(row)
+    for lat in range(max_lat):
+        seg = got[lat:lat + n]
+        if len(seg) == n and all(s is not None and s == list(w) for s, w in zip(seg, want.tolist())):
+            return {"mismatches": 0, "latency": lat, "n": n}
+    best = min(range(max_lat), key=lambda L: sum(
+        1 for s, w in zip(got[L:L + n], want.tolist()) if s != list(w)))
+    bad = sum(1 for s, w in zip(got[best:best + n], want.tolist()) if s != list(w))
+    return {"mismatches": bad + max(0, n - len(got[best:best + n])), "latency": best, "n": n}
+
+
+# ---------------------------------------------------------------------------- cases
+def seeded_matrix(n_in: int, n_out: int, w_bits: int, seed: int) -> np.ndarray:
+    b = (1 << (w_bits - 1)) - 1
+    return np.random.default_rng(seed).integers(-b, b + 1, size=(n_out, n_in)).astype(np.int64)
+
+
+def seed_layers(run_dir: str | None) -> list[tuple[str, np.ndarray, int, int]]:
+    from heatq.ir import Op
+
+    if run_dir:
+        from heatq.ir import load
+        g = load(run_dir)
+        src = f"run {run_dir}"
+    else:
+        from heatq_sim.graphs import seed_cnn_graph
+        g = seed_cnn_graph(0)
+        src = "random seed-shaped"
+    out = []
+    for n in g.nodes:
+        if n.op in (Op.DENSE, Op.CONV2D):
+            arg = g.nodes[n.args[0]]
+            lo, hi = arg.lo, arg.hi
+            w = n.attrs.weight
+            if n.op is Op.CONV2D:
+                lo, hi = min(lo, 0), max(hi, 0)
+                w = w.reshape(w.shape[0], -1)
+            out.append((f"{n.name} ({src}) {w.shape[1]}x{w.shape[0]}", w.astype(np.int64), lo, hi))
+    return out
+
+
+def build_cases(args) -> list[tuple[str, np.ndarray, int, int]]:
+    if args.weights:
+        W = np.load(args.weights)
+        if W.ndim != 2 or not np.issubdtype(W.dtype, np.integer):
+            W2 = np.asarray(W)
+            if W2.ndim != 2 or not np.all(np.mod(W2, 1) == 0):
+                raise SystemExit("--weights must be a 2-D integer matrix [out, in]")
+            W = W2.astype(np.int64)
+        b = args.input_bits
+        lo, hi = (-(1 << (b - 1)), (1 << (b - 1)) - 1) if args.input_signed else (0, (1 << b) - 1)
+        return [(f"{Path(args.weights).name} {W.shape[1]}x{W.shape[0]} "
+                 f"{'s' if args.input_signed else 'u'}{b}", W.astype(np.int64), lo, hi)]
+    cases = []
+    for c in args.cases.split(","):
+        c = c.strip()
+        if c == "64x10":
+            cases.append(("64x10 w4s x u8", seeded_matrix(64, 10, 4, 1), 0, 255))
+        elif c == "256x64":
+            cases.append(("256x64 w4s x u4", seeded_matrix(256, 64, 4, 2), 0, 15))
+        elif c == "seed":
+            cases += [x for x in seed_layers(args.run) if "conv4" not in x[0] or args.big]
+        elif c:
+            raise SystemExit(f"unknown case {c!r} (64x10, 256x64, seed)")
+    return cases
+
+
+# ---------------------------------------------------------------------------- main
+def run_case(name, W, lo, hi, args, root: Path) -> list[dict[str, Any]]:
+    rows = []
+    X = vectors(W.shape[1], lo, hi, args.n_vectors, args.seed)
+    wx = IntType.for_range(lo, hi).width
+    for variant in args.variants.split(","):
+        for tool in args.tools.split(","):
+            d = root / f"{tool}_{variant}"
+            row: dict[str, Any] = {"case": name, "tool": tool, "variant": variant}
+            try:
+                des = GENERATORS[tool](W, lo, hi, variant, d, args.pipe_carry)
+            except NotImplementedError as e:
+                continue
+            except Exception as e:  # noqa: BLE001 - one tool failing must not stop the bench
+                row["error"] = f"generate: {e}"
+                rows.append(row)
+                traceback.print_exc()
+                continue
+            row.update({"adders": des.adders, "adder_depth": des.depth,
+                        "gen_s": round(des.gen_s, 2), **des.extra})
+            try:
+                row.update(icarus_check(des, W, X, wx, d / "sim"))
+            except Exception as e:  # noqa: BLE001
+                row["error"] = f"icarus: {e}"
+            if not args.no_synth:
+                try:
+                    flows = ("xilinx", "lut6") if args.lut6 else ("xilinx",)
+                    est = estimate_module(des.files, des.top, flows, timeout=args.synth_timeout)
+                    row.update({k: est[k] for k in ("lut", "carry4", "ff", "lut_carry", "lut6",
+                                                    "seconds") if k in est})
+                except Exception as e:  # noqa: BLE001
+                    row["error"] = f"yosys: {e}"
+            rows.append(row)
+            print(_fmt_row(row), flush=True)
+    return rows
+
+
+COLS = [("case", 34), ("tool", 7), ("variant", 7), ("lut_carry", 9), ("lut", 7), ("carry4", 6),
+        ("ff", 6), ("lut6", 7), ("adders", 7), ("adder_depth", 5), ("latency", 7),
+        ("mismatches", 5), ("gen_s", 7)]
+
+
+def _fmt_row(r: dict[str, Any]) -> str:
+    out = []
+    for k, w in COLS:
+        v = r.get(k, "")
+        v = "-" if v is None else v
+        out.append(f"{str(v)[:w]:>{w}}" if k not in ("case", "tool", "variant") else f"{str(v)[:w]:<{w}}")
+    if "error" in r:
+        out.append(f" ERROR {r['error'][:80]}")
+    return " ".join(out)
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """heatq's LUT+CARRY4 over the better of da4ml / alkaid, and over naive, per case/variant."""
+    out = []
+    keys = sorted({(r["case"], r["variant"]) for r in rows})
+    for case, var in keys:
+        by = {r["tool"]: r for r in rows if r["case"] == case and r["variant"] == var
+              and "lut_carry" in r and r.get("mismatches") == 0}
+        if "heatq" not in by:
+            continue
+        h = by["heatq"]
+        ent: dict[str, Any] = {"case": case, "variant": var, "heatq_lut_carry": h["lut_carry"]}
+        best = [by[t] for t in ("da4ml", "alkaid") if t in by]
+        if best:
+            b = min(best, key=lambda r: r["lut_carry"])
+            ent.update({"best_da": b["tool"], "best_da_lut_carry": b["lut_carry"],
+                        "ratio_vs_best_da": round(h["lut_carry"] / b["lut_carry"], 3),
+                        "depth_heatq": h.get("adder_depth"),
+                        "depth_da4ml": by.get("da4ml", {}).get("adder_depth")})
+        if "naive" in by:
+            ent["ratio_vs_naive"] = round(h["lut_carry"] / by["naive"]["lut_carry"], 3)
+        out.append(ent)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", help="an integer matrix [out, in] (.npy)")
+    ap.add_argument("--input-bits", type=int, default=8)
+    ap.add_argument("--input-signed", action="store_true")
+    ap.add_argument("--cases", default="64x10,256x64,seed")
+    ap.add_argument("--run", help="a trained run dir (model.ir.json) for the seed case")
+    ap.add_argument("--big", action="store_true", help="seed case: include conv4 (slow)")
+    ap.add_argument("--tools", default="heatq,da4ml,alkaid,naive")
+    ap.add_argument("--variants", default="comb,pipe")
+    ap.add_argument("--pipe-carry", type=int, default=64,
+                    help="heatq pipe variant: max carry (64: register every adder, no split)")
+    ap.add_argument("--n-vectors", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--lut6", action="store_true",
+                    help="also the vendor-neutral abc -lut 6 count (slow on big matrices)")
+    ap.add_argument("--synth-timeout", type=float, default=3600)
+    ap.add_argument("--workdir", help="keep generated designs here (default: a temp dir)")
+    ap.add_argument("--out", help="write the results as JSON")
+    args = ap.parse_args(argv)
+    for tool in ("iverilog", "vvp") + (() if args.no_synth else ("yosys",)):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found on PATH")
+    cases = build_cases(args)
+    tmp = None if args.workdir else tempfile.mkdtemp(prefix="hw_cmvm_")
+    root = Path(args.workdir or tmp)
+    rows: list[dict[str, Any]] = []
+    print(" ".join(f"{k:<{w}}" if k in ("case", "tool", "variant") else f"{k[:w]:>{w}}"
+                   for k, w in COLS), flush=True)
+    try:
+        for i, (name, W, lo, hi) in enumerate(cases):
+            rows += run_case(name, W, lo, hi, args, root / f"case{i}")
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    rat = ratios(rows)
+    print("\nheatq LUT+CARRY4 ratios")
+    for r in rat:
+        print(f"  {r['case']:<40} {r['variant']:<5} vs best of da4ml/alkaid "
+              f"({r.get('best_da', '-')}): {r.get('ratio_vs_best_da', '-')}   "
+              f"vs naive: {r.get('ratio_vs_naive', '-')}   depth heatq/da4ml: "
+              f"{r.get('depth_heatq', '-')}/{r.get('depth_da4ml', '-')}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"rows": rows, "ratios": rat,
+                                              "args": vars(args)}, indent=2) + "\n")
+    bad = [r for r in rows if r.get("mismatches") or "error" in r]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
