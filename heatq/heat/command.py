@@ -310,6 +310,8 @@ def heat(
     acc_test, _ = evaluate(model, data.x_test, data.y_test, oc, exact=True)
     drop_val = 100.0 * (ref_val - acc_val)
     graph = convert(model, oc.matrix, {"dataset": config.get("dataset"),
+                                       "train_per_class": config.get("train_per_class"),
+                                       "seed": int(config.get("seed", 0)),
                                        "input_code": ic.spec, "output_code": oc.name})
     n_check = min(256, len(data.y_val))
     x_check = ic.encode_numpy(x_val_raw[:n_check])
