@@ -15,7 +15,7 @@ import pytest
 from heatq.ir import (
     Conv2dAttrs, FlattenAttrs, GraphBuilder, InputAttrs, MaxPool2dAttrs, Op,
 )
-from heatq_export.base import write_export
+from heatq_export.base import EmitError, write_export
 from heatq_export.verilog import VerilogEmitter
 from heatq_sim.graphs import mlp_graph, seed_cnn_graph
 
@@ -143,13 +143,13 @@ def test_unsupported_graphs_fail_clearly():
     w = np.ones((2, 1, 3, 3), dtype=np.int64)
     c = b.add(Op.CONV2D, Conv2dAttrs(w, np.zeros(2, np.int64), 2, 0, 1, 1), [x], "c")
     g = b.build([c])
-    with pytest.raises(NotImplementedError, match="feature map"):
+    with pytest.raises(EmitError, match="feature map"):
         VerilogEmitter().emit(g)
     b = GraphBuilder()
     x = b.add(Op.INPUT, InputAttrs((1, 6, 6), 0, 1), [], "in")
     p = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(3, 3), [x], "p")
     f = b.add(Op.FLATTEN, FlattenAttrs(), [p], "f")
-    with pytest.raises(NotImplementedError, match="2x2"):
+    with pytest.raises(EmitError, match="2x2"):
         VerilogEmitter().emit(b.build([f]))
     with pytest.raises(ValueError):
         VerilogEmitter(top="1bad")
