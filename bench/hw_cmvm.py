@@ -98,12 +98,18 @@ def gen_heatq(W, lo, hi, variant, d: Path, pipe_carry: int) -> Design:
                          "longest_carry": st["longest_carry"], "model_latency": lat})
 
 
+def _op_srcs(op) -> list[int]:
+    if hasattr(op, "addr"):  # alkaid: explicit dependency tuple
+        return [a for a in op.addr if a >= 0]
+    return [op.id0] + ([op.id1] if op.id1 >= 0 and op.opcode not in (4, 5) else [])
+
+
 def _structural_depth(ops) -> int:
     depth = [0] * len(ops)
     for i, op in enumerate(ops):
         if op.opcode == -1:
             continue
-        srcs = [op.id0] + ([op.id1] if op.id1 >= 0 and op.opcode not in (4, 5) else [])
+        srcs = _op_srcs(op)
         base = max((depth[s] for s in srcs if 0 <= s < i), default=0)
         depth[i] = base + (1 if op.opcode in ADDER_OPCODES else 0)
     return max(depth, default=0)
@@ -167,6 +173,8 @@ def _da_common(tool, W, lo, hi, variant, d: Path):
     conn = (".model_inp(x), .model_out(y)" if variant == "comb" else
             ".clk(clk), .model_inp(x), .model_out(y)")
     n_add = sum(1 for op in comb.ops if op.opcode in ADDER_OPCODES)
+    if tool == "alkaid":  # its RTLModel fuses adder pairs into ternary adders; count those
+        n_add = sum(1 for op in comb.ops if op.opcode in ADDER_OPCODES)
     return Design(tool, variant, files, top, conn, fields, nx, off, n_add,
                   _structural_depth(comb.ops), gen_s,
                   extra={"cost": float(getattr(comb, "cost", 0.0))})
