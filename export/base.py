@@ -18,6 +18,11 @@ from heatq.files import atomic_dir
 from heatq.ir import IntGraph
 
 
+class EmitError(ValueError):
+    """The graph cannot be rendered for this target (e.g. a node wider than the target's
+    integer types, or an op the target has no unit for); the message names the node."""
+
+
 class Emitter(abc.ABC):
     """One target.  Subclasses set ``target`` and implement :meth:`emit`."""
 

@@ -20,7 +20,7 @@ from heatq.files import load_graph
 from heatq.ir import IntGraph
 from heatq.ir.serialize import graph_to_json
 
-from .base import write_export
+from .base import EmitError, write_export
 from .emitters import get_emitter
 
 
@@ -38,7 +38,10 @@ def export_graph(graph: IntGraph, target: str, out: Path, **options) -> dict:
     except TypeError:
         raise UserError(f"target {target} does not take option(s) "
                         f"{', '.join('--' + k.replace('_', '-') for k in options)}") from None
-    files = dict(emitter.emit(graph))
+    try:
+        files = dict(emitter.emit(graph))
+    except EmitError as e:
+        raise UserError(f"target {target}: {e}") from None
     ir_text, arrays = graph_to_json(graph, "model.npz")
     files["model.ir.json"] = ir_text
     files["model.npz"] = _npz_bytes(arrays)

@@ -25,15 +25,11 @@ import numpy as np
 from heatq.ir import IntGraph, IntType, Node, Op, Overflow, Rounding
 from heatq.ir.rules import requant_scalar
 
-from .base import Emitter
+from .base import EmitError, Emitter
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 WRAP_COLS = 16
 
-
-class EmitError(ValueError):
-    """The graph cannot be rendered for this target (e.g. a node wider than the target's
-    integer types); the message names the node."""
 
 
 class Lines:

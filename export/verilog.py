@@ -36,9 +36,9 @@ import numpy as np
 from heatq.ir import IntGraph, IntType, Op
 from heatq.lower import LoweredGraph, lower_cmvm, lower_graph
 
-from .base import Emitter
+from .base import EmitError, Emitter
 from .verilog_layers import RequantSpec, layer_module
-from .verilog_netlist import VModule, const, read_template
+from .verilog_netlist import VModule, read_template
 from .verilog_schedule import Stage, simulate
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
@@ -157,7 +157,7 @@ class _Builder:
         inp = g.nodes[0]
         mode = "stream" if len(inp.shape) == 3 else "parallel"
         if len(inp.shape) not in (1, 3):
-            raise NotImplementedError(f"input shape {inp.shape}: only [C, H, W] or [n]")
+            raise EmitError(f"input shape {inp.shape}: only [C, H, W] or [n]")
         m = VModule(self.top, "")
         self.m = m
         m.input("clk", 1)
@@ -214,7 +214,7 @@ class _Builder:
             elif n.op is Op.HAMMING_DECODE:
                 sigs[n.id] = self.hamming(n, arg)
             else:
-                raise NotImplementedError(f"{n.label()}: op {n.op.value} has no Verilog unit")
+                raise EmitError(f"{n.label()}: op {n.op.value} has no Verilog unit")
         if mode == "stream" and not self.host_ready_used:
             m.line("assign s_tready = 1'b1;")
             m.all("s_tlast")
@@ -222,7 +222,7 @@ class _Builder:
         outs = [sigs[o] for _, o, _ in ports_out]
         for s, (pname, o, _) in zip(outs, ports_out):
             if s.domain != "vector":
-                raise NotImplementedError(f"graph output {self.g.nodes[o].label()} is a "
+                raise EmitError(f"graph output {self.g.nodes[o].label()} is a "
                                           "feature map; only vector outputs are supported")
         t_max = max(s.time for s in outs)
         src = max(outs, key=lambda s: s.time)
@@ -321,7 +321,7 @@ class _Builder:
     def conv(self, n, arg: _Sig):
         m = self.m
         if arg.domain != "stream":
-            raise NotImplementedError(f"{n.label()}: conv2d on a vector")
+            raise EmitError(f"{n.label()}: conv2d on a vector")
         a = n.attrs
         plan = self.lg.plan(n.id)
         cin, H, W = self.g.nodes[n.args[0]].shape
@@ -366,7 +366,7 @@ class _Builder:
 
     def dense(self, n, arg: _Sig):
         if arg.domain != "vector":
-            raise NotImplementedError(f"{n.label()}: dense on a feature map (add FLATTEN)")
+            raise EmitError(f"{n.label()}: dense on a feature map (add FLATTEN)")
         plan = self.lg.plan(n.id)
         out_node = self.g.nodes[plan.out_node]
         w = arg.etype.width
@@ -405,7 +405,7 @@ class _Builder:
         m = self.m
         a = n.attrs
         if arg.domain != "stream" or a.kernel != 2 or a.stride != 2:
-            raise NotImplementedError(f"{n.label()}: only 2x2 / stride-2 max pooling of a "
+            raise EmitError(f"{n.label()}: only 2x2 / stride-2 max pooling of a "
                                       "feature map")
         c, H, W = self.g.nodes[n.args[0]].shape
         nm = self.lname(n.id)
@@ -418,7 +418,7 @@ class _Builder:
                f".rst({m.all('rst')}), .in_valid({m.all(arg.valid)}), .in_data({m.all(arg.data)}), "
                f".out_valid({ov}), .out_data({od}));")
         if arg.ready is not None:
-            m.line(f"assign s_tready = 1'b1;")
+            m.line("assign s_tready = 1'b1;")
             m.all(arg.last)
             self.host_ready_used = True
         return _Sig(ov, od, et, "stream", c)
@@ -438,7 +438,7 @@ class _Builder:
                f"(.clk({m.all('clk')}), .rst({m.all('rst')}), .in_valid({m.all(arg.valid)}), "
                f".in_data({m.all(arg.data)}), .out_valid({ov}), .out_data({od}));")
         if arg.ready is not None:
-            m.line(f"assign s_tready = 1'b1;")
+            m.line("assign s_tready = 1'b1;")
             m.all(arg.last)
             self.host_ready_used = True
         return _Sig(ov, od, et, "vector", N * c, time=0)
@@ -446,7 +446,7 @@ class _Builder:
     def sign_bits(self, n, arg: _Sig) -> _Sig:
         m = self.m
         if arg.domain != "vector":
-            raise NotImplementedError(f"{n.label()}: sign bits of a feature map")
+            raise EmitError(f"{n.label()}: sign bits of a feature map")
         nm = self.lname(n.id)
         et = arg.etype
         w = et.width

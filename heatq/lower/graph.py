@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from heatq.ir import IntGraph, Op, Overflow, Rounding, run
+from heatq.ir import IntGraph, IRError, Op, Overflow, Rounding, run
 from heatq.ir.interp import EVAL, _as_dtype, check_input
 
 from .adders import AdderGraph
@@ -126,7 +126,7 @@ def lower_graph(graph: IntGraph, max_carry: int | None = None, cse: bool = True)
             lo, hi = arg.lo, arg.hi
             if n.op is Op.CONV2D:
                 if a.stride != 1:
-                    raise NotImplementedError(f"{n.label()}: conv2d stride {a.stride} (only 1)")
+                    raise IRError(f"{n.label()}: conv2d stride {a.stride} (only 1)")
                 if a.padding:
                     lo, hi = min(lo, 0), max(hi, 0)
                 w = a.weight.reshape(a.weight.shape[0], -1)
