@@ -71,7 +71,8 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
               "seed": seed, "input_code": ic.spec, "output_code": oc.name,
               "codebook": oc.matrix.tolist(), "train": asdict(cfg)}
     graph = convert(net, oc.matrix, {"dataset": dataset, "input_code": ic.spec,
-                                      "output_code": oc.name})
+                                      "output_code": oc.name, "seed": seed,
+                                      "train_per_class": train_per_class})
     acc_ir = ir_accuracy(graph, ic.encode_numpy(ds.x_test), ds.y_test)
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],
