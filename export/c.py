@@ -25,7 +25,7 @@ Compiles cleanly with ``gcc -std=c99 -Wall -Wextra -Werror -fsanitize=undefined,
 
 from __future__ import annotations
 
-from heatq.ir import IntType, Node, Rounding
+from heatq.ir import IntType, Node
 
 from .clike import CLikeEmitter, EmitError, Lines, int_literal
 
@@ -92,18 +92,12 @@ class CEmitter(CLikeEmitter):
         ct = stdint_name(mt, "mac")
         return f"{acc} += ({ct}){w} * ({ct}){x};"
 
-    def shr(self, x: str, src: IntType, s: int, rounding: Rounding) -> str:
+    def floor_shr_signed(self, x: str, s: int) -> str:
+        self._used.add("floor_shr")
+        return f"hq_floor_shr((int64_t){x}, {s})"
+
+    def half_up_shr(self, x: str, src: IntType, s: int) -> str:
         w = src.width
-        if rounding is Rounding.FLOOR:
-            if not src.signed:
-                return "0" if s >= w else f"({x} >> {s})"
-            s_eff = min(s, w - 1)  # floor(x / 2^s) is -1 or 0 once s >= w - 1
-            if s_eff == 0:
-                return x
-            self._used.add("floor_shr")
-            return f"hq_floor_shr((int64_t){x}, {s_eff})"
-        if s > w:  # |x| < 2^(s-1): every x rounds to 0
-            return "0"
         half = int_literal(1 << (s - 1))
         if w <= 63:  # the rounding add in a 64-bit type, at least one bit wider than x
             if not src.signed:

@@ -129,7 +129,25 @@ class CLikeEmitter(Emitter):
         raise NotImplementedError
 
     def shr(self, x: str, src: IntType, s: int, rounding: Rounding) -> str:
-        """``floor(x / 2**s)`` (FLOOR) or ``floor((x + 2**(s-1)) / 2**s)`` (HALF_UP), s >= 1."""
+        """``floor(x / 2**s)`` (FLOOR) or ``floor((x + 2**(s-1)) / 2**s)`` (HALF_UP), s >= 1.
+        The cases every target shares are here; the target renders the signed floor shift
+        and the rounding add."""
+        w = src.width
+        if rounding is Rounding.FLOOR:
+            if not src.signed:
+                return "0" if s >= w else f"({x} >> {s})"
+            s_eff = min(s, w - 1)  # floor(x / 2^s) is -1 or 0 once s >= w - 1
+            return x if s_eff == 0 else self.floor_shr_signed(x, s_eff)
+        if s > w:  # |x| < 2^(s-1): every x rounds to 0
+            return "0"
+        return self.half_up_shr(x, src, s)
+
+    def floor_shr_signed(self, x: str, s: int) -> str:
+        """``floor(x / 2**s)`` for a signed ``x``, 1 <= s < width."""
+        raise NotImplementedError
+
+    def half_up_shr(self, x: str, src: IntType, s: int) -> str:
+        """``floor((x + 2**(s-1)) / 2**s)``, 1 <= s <= width, without overflow."""
         raise NotImplementedError
 
     def shl(self, x: str, k: int, dst: IntType) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heatq.ir import IntType, Node, Rounding
+from heatq.ir import IntType, Node
 
 from .clike import CLikeEmitter, EmitError, Lines, int_literal
 
@@ -85,16 +85,11 @@ class HLSEmitter(CLikeEmitter):
     def mac(self, acc: str, w: str, x: str, mt: IntType) -> str:
         return f"{acc} += {w} * {x};"
 
-    def shr(self, x: str, src: IntType, s: int, rounding: Rounding) -> str:
-        w = src.width
-        if rounding is Rounding.FLOOR:
-            if not src.signed:
-                return "0" if s >= w else f"({x} >> {s})"
-            s_eff = min(s, w - 1)  # floor(x / 2^s) is -1 or 0 once s >= w - 1
-            return x if s_eff == 0 else f"({x} >> {s_eff})"
-        if s > w:  # |x| < 2^(s-1): every x rounds to 0
-            return "0"
-        wide = IntType(src.signed, w + 1)
+    def floor_shr_signed(self, x: str, s: int) -> str:
+        return f"({x} >> {s})"  # >> on a signed ap_int is arithmetic (floor)
+
+    def half_up_shr(self, x: str, src: IntType, s: int) -> str:
+        wide = IntType(src.signed, src.width + 1)
         half = self.lit(1 << (s - 1), IntType(False, s))
         return f"(({self.cast(x, wide)} + {half}) >> {s})"
 
