@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from heatq.ir import IntType
 from heatq.lower import check_lowering, csd, lower_cmvm, lower_graph, run_lowered
+from heatq.lower.cmvm import digits
 from heatq.lower.adders import coeff_range
 from heatq_sim.graphs import corner_inputs, mlp_graph, seed_cnn_graph
 
@@ -26,6 +27,15 @@ def test_csd_is_exact_and_non_adjacent(w):
     shifts = [s for s, _ in d]
     assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))
     assert all(g in (-1, 1) for _, g in d)
+
+
+@given(st.integers(-(1 << 20), 1 << 20))
+@SETTINGS
+def test_digits_exact_and_minimal(w):
+    d = digits(w)
+    assert sum(g << s for s, g in d) == w
+    assert len(d) == len(csd(w))  # never more adders than CSD
+    assert len({s for s, _ in d}) == len(d)
 
 
 @st.composite
