@@ -69,10 +69,13 @@ def estimate_module(files: Iterable[str | Path], top: str, flows: tuple[str, ...
 
 def estimate_export(out_dir: str | Path, layers: Iterable[str] | None = None,
                     flows: tuple[str, ...] = ("xilinx", "lut6"),
-                    timeout: float | None = None) -> dict[str, Any]:
+                    timeout: float | None = None,
+                    lut6_max_adders: int | None = 4000) -> dict[str, Any]:
     """Estimate every layer module of a Verilog export (or the named layers) and store the
     numbers in ``summary.json`` under ``report.estimate`` (per layer and a total).  Returns
-    the updated summary."""
+    the updated summary.  The ``lut6`` flow (ABC LUT mapping of every adder) is slow on big
+    layers: it is skipped, and said so, for layers with more than ``lut6_max_adders``
+    adders (None: never skip)."""
     out_dir = Path(out_dir)
     path = out_dir / "summary.json"
     summary = json.loads(path.read_text())
@@ -89,7 +92,15 @@ def estimate_export(out_dir: str | Path, layers: Iterable[str] | None = None,
     est: dict[str, Any] = {}
     for name in names:
         mod = report[name]["module"]
-        est[name] = estimate_module([out_dir / f"{mod}.v"], mod, flows, timeout)
+        fl = flows
+        skip = (lut6_max_adders is not None and "lut6" in flows
+                and report[name].get("adders", 0) > lut6_max_adders)
+        if skip:
+            fl = tuple(f for f in flows if f != "lut6")
+        est[name] = estimate_module([out_dir / f"{mod}.v"], mod, fl, timeout)
+        if skip:
+            est[name]["lut6_skipped"] = (f"{report[name]['adders']} adders > "
+                                         f"{lut6_max_adders} (abc -lut 6 too slow)")
     keys = ("lut", "carry4", "ff", "srl", "muxf", "lut_carry", "lut6", "ff_generic")
     est["total"] = {k: sum(e.get(k, 0) for e in est.values()) for k in keys}
     est["flow"] = {"xilinx": "yosys synth_xilinx -flatten -nodsp -noiopad -noclkbuf",
