@@ -155,3 +155,27 @@ def test_unsupported_graphs_fail_clearly():
         VerilogEmitter(top="1bad")
     with pytest.raises(ValueError):
         VerilogEmitter(max_carry=0)
+
+
+def test_byte_identical_across_processes():
+    """Fresh processes with different hash seeds (no in-process lowering cache) emit the same
+    bytes."""
+    import os
+    import sys
+
+    code = ("import hashlib\n"
+            "from heatq_sim.graphs import mlp_graph\n"
+            "from heatq_export.verilog import VerilogEmitter\n"
+            "h = hashlib.sha256()\n"
+            "for k in (None, 4):\n"
+            "    for n, t in sorted(VerilogEmitter(max_carry=k).emit(mlp_graph(5, n_in=24, "
+            "hidden=10)).items()):\n"
+            "        h.update(n.encode()); h.update(t.encode())\n"
+            "print(h.hexdigest())\n")
+    outs = set()
+    for seed in ("1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        outs.add(r.stdout.strip())
+    assert len(outs) == 1
