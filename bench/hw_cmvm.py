@@ -172,9 +172,9 @@ def _da_common(tool, W, lo, hi, variant, d: Path):
     nx = sum(width(q) for q in comb.inp_qint)
     conn = (".model_inp(x), .model_out(y)" if variant == "comb" else
             ".clk(clk), .model_inp(x), .model_out(y)")
+    # two-operand adders of the traced solution (alkaid's RTLModel then fuses pairs of them
+    # into ternary adders)
     n_add = sum(1 for op in comb.ops if op.opcode in ADDER_OPCODES)
-    if tool == "alkaid":  # its RTLModel fuses adder pairs into ternary adders; count those
-        n_add = sum(1 for op in comb.ops if op.opcode in ADDER_OPCODES)
     return Design(tool, variant, files, top, conn, fields, nx, off, n_add,
                   _structural_depth(comb.ops), gen_s,
                   extra={"cost": float(getattr(comb, "cost", 0.0))})
