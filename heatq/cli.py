@@ -31,12 +31,16 @@ def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digit
           qat_epochs: Optional[int] = typer.Option(None, help="quantized epochs (default epochs/2)"),
           train_per_class: Optional[int] = typer.Option(None, help="keep K training images/class"),
           seed: int = typer.Option(0),
+          val_fraction: float = typer.Option(
+              0.2, help="part of the training images held out as the validation split that "
+              "`heatq heat` constrains accuracy on (0: train on all)"),
           out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
           threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Train a quantized network on binary input codes and an output code; save its IR."""
     pipeline.set_threads(threads)
     summary = pipeline.train_run(out, dataset, model, input_code, output_code, weight_bits,
-                                 act_bits, epochs, qat_epochs, seed, train_per_class, not quiet)
+                                 act_bits, epochs, qat_epochs, seed, train_per_class, not quiet,
+                                 val_fraction)
     print_train(summary, out)
 
 

@@ -14,7 +14,7 @@ import torch
 from .check import validate_activations
 from .codes import parse_input_code, parse_output_code
 from .convert import convert
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, split_validation
 from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
@@ -45,14 +45,21 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
               input_code: str = "bitplane:4", output_code: str = "hadamard:15",
               weight_bits: int = 4, act_bits: int = 4, epochs: int = 30,
               qat_epochs: int | None = None, seed: int = 0, train_per_class: int | None = None,
-              progress: bool = True) -> dict:
-    """Train, convert and save a run directory ``out``; returns its summary."""
+              progress: bool = True, val_fraction: float = 0.0) -> dict:
+    """Train, convert and save a run directory ``out``; returns its summary.
+
+    ``val_fraction`` > 0 holds that part of the training images out (stratified, seeded by
+    ``seed``, :func:`heatq.data.split_validation`): the network never trains on them, and
+    ``config.json`` records ``val_fraction`` / ``val_seed`` so ``heatq heat`` measures its
+    accuracy constraint on exactly these images against this run's own accuracy."""
     _check_bits("--weight-bits", weight_bits)
     _check_bits("--act-bits", act_bits)
     if model not in MODELS:
         raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if epochs < 0 or (qat_epochs is not None and qat_epochs < 0):
         raise UserError("epoch counts must be >= 0")
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     ic = parse_input_code(input_code)
     ds = load_dataset(dataset, train_per_class=train_per_class, seed=seed)
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
@@ -65,16 +72,24 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     net = build_model(spec)
     cfg = TrainConfig(epochs=epochs, qat_epochs=(epochs + 1) // 2 if qat_epochs is None
                       else qat_epochs, seed=seed, progress=progress)
-    x_train, x_test = encode(ic, ds.x_train), encode(ic, ds.x_test)
-    metrics = train(net, x_train, ds.y_train, x_test, ds.y_test, oc, cfg)
+    x_tr, y_tr = ds.x_train, ds.y_train
+    n_val = 0
+    if val_fraction > 0:
+        x_tr, y_tr, x_val, _ = split_validation(x_tr, y_tr, val_fraction, seed)
+        n_val = len(x_val)
+    x_train, x_test = encode(ic, x_tr), encode(ic, ds.x_test)
+    metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg)
     config = {"model": net.spec, "dataset": dataset, "train_per_class": train_per_class,
               "seed": seed, "input_code": ic.spec, "output_code": oc.name,
               "codebook": oc.matrix.tolist(), "train": asdict(cfg)}
+    if val_fraction > 0:
+        config.update(val_fraction=val_fraction, val_seed=seed)
     graph = convert(net, oc.matrix, {"dataset": dataset, "input_code": ic.spec,
                                       "output_code": oc.name, "seed": seed,
                                       "train_per_class": train_per_class})
     acc_ir = ir_accuracy(graph, ic.encode_numpy(ds.x_test), ds.y_test)
-    summary = {**metrics, "acc_ir": acc_ir, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
+    summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
+               "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],
                "dataset": dataset, "model": model}
     with atomic_dir(out) as tmp:

@@ -13,6 +13,9 @@ def pct(v) -> str:
 
 
 def print_train(summary: dict, out: Path) -> None:
+    held = summary.get("n_val") or 0
+    typer.echo(f"trained on {summary['n_train']} images"
+               + (f", {held} held out as the validation split" if held else ""))
     typer.echo(f"{'accuracy (test)':<28}{'':>4}")
     typer.echo(f"  {'float':<26}{pct(summary['acc_float'])}")
     typer.echo(f"  {'quantized torch':<26}{pct(summary['acc_quant'])}")

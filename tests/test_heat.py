@@ -392,3 +392,35 @@ def test_bad_input_is_a_user_error(digits_run, tmp_path, kw, match):
 def test_missing_run_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no such run directory"):
         _heat(tmp_path / "nope", tmp_path / "out")
+
+
+def test_train_holds_the_validation_split_out_and_heat_uses_it(tmp_path, monkeypatch):
+    """``heatq train --val-fraction`` trains on the rest only; heat reuses that split."""
+    from heatq import pipeline
+    from heatq.data import split_validation
+
+    seen = {}
+    real_train = pipeline.train
+
+    def spy(net, x_train, y_train, *args):
+        seen["y"] = np.asarray(y_train).copy()
+        seen["n"] = len(x_train)
+        return real_train(net, x_train, y_train, *args)
+
+    monkeypatch.setattr(pipeline, "train", spy)
+    run = tmp_path / "run"
+    s = pipeline.train_run(run, "digits", "mlp", "thermometer:3", "hadamard:15", 4, 4,
+                           epochs=1, qat_epochs=1, seed=5, progress=False, val_fraction=0.25)
+    ds = load_dataset("digits", seed=5)
+    _, y_tr, _, y_val = split_validation(ds.x_train, ds.y_train, 0.25, 5)
+    assert seen["n"] == len(y_tr) == s["n_train"]
+    assert np.array_equal(seen["y"], y_tr)
+    assert s["n_val"] == len(y_val) > 0 and s["n_train"] + s["n_val"] == len(ds.y_train)
+    config = json.loads((run / "config.json").read_text())
+    assert config["val_fraction"] == 0.25 and config["val_seed"] == 5
+    heated = _heat(run, tmp_path / "h", epochs=1, max_bits=4, seed=9)
+    assert heated["reference"]["network"] == "run" and heated["reference"]["held_out"]
+    assert heated["n_val"] == len(y_val) and heated["n_train"] == len(y_tr)
+    with pytest.raises(UserError, match="val-fraction"):
+        pipeline.train_run(tmp_path / "bad", "digits", "mlp", "thermometer:3", "hadamard:15",
+                           4, 4, epochs=0, progress=False, val_fraction=1.0)
