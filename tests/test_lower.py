@@ -114,6 +114,63 @@ def test_cse_shares_and_beats_plain_csd():
     assert np.array_equal(shared.evaluate(x), x @ w.T)
 
 
+@st.composite
+def guard_cases(draw):
+    n_out = draw(st.integers(1, 8))
+    n_in = draw(st.integers(1, 24))
+    wmax = draw(st.sampled_from([1, 7, 15, 127]))
+    w = np.array(draw(st.lists(st.integers(-wmax, wmax), min_size=n_out * n_in,
+                               max_size=n_out * n_in))).reshape(n_out, n_in)
+    lo = draw(st.sampled_from([0, -8, -128]))
+    hi = draw(st.sampled_from([1, 15, 255]))
+    const = draw(st.lists(st.sampled_from([0, 0, 1, -3, 100]), min_size=n_out, max_size=n_out))
+    slack = draw(st.sampled_from([0, 0, 1, 2]))
+    return w, [(lo, hi)] * n_in, const, slack
+
+
+def _ceil_log2(n: int) -> int:
+    d = 0
+    while (1 << d) < n:
+        d += 1
+    return d
+
+
+@given(guard_cases())
+@SETTINGS
+def test_depth_guard_exact_and_bounded(case):
+    """With the depth guard, sharing never deepens an output past the unshared minimum
+    ceil(log2 #digit terms) (+ depth_slack), plus one adder for a constant or a negative
+    root (possible only when the row has a negative digit); computed here from the digits."""
+    w, ranges, const, slack = case
+    g = lower_cmvm(w, ranges, const, depth_slack=slack)
+    x = _corner_and_random(ranges, np.random.default_rng(1), n_rand=30)
+    assert np.array_equal(g.evaluate(x, check=True), x @ w.T + np.array(const))
+    for j, o in enumerate(g.outputs):
+        terms = [(i, s, sg) for i, v in enumerate(w[j]) if v for s, sg in digits(int(v))]
+        if o.node is None:
+            assert not terms
+            continue
+        depth = g.node(o.node).level if o.node >= g.n_in else 0
+        extra = 1 if const[j] or any(sg < 0 for _, _, sg in terms) else 0
+        assert depth <= _ceil_log2(len(terms)) + slack + extra, (j, depth, len(terms))
+
+
+def test_depth_guard_against_unguarded():
+    """Same sums; the guard costs few adders and is no deeper than unguarded sharing on a
+    64x10 4-bit matrix (where unguarded sharing is one level deeper)."""
+    rng = np.random.default_rng(1)
+    w = rng.integers(-7, 8, size=(10, 64))
+    x = rng.integers(0, 256, size=(100, 64))
+    free = lower_cmvm(w, [(0, 255)] * 64, depth_slack=None)
+    guarded = lower_cmvm(w, [(0, 255)] * 64)
+    for g in (free, guarded):
+        assert np.array_equal(g.evaluate(x), x @ w.T)
+    assert guarded.depth <= free.depth
+    assert guarded.stats()["adders"] <= 1.03 * free.stats()["adders"]
+    with pytest.raises(ValueError):
+        lower_cmvm(w, [(0, 255)] * 64, depth_slack=-1)
+
+
 def test_wide_values_use_python_ints():
     w = np.array([[(1 << 40) + 3, -(1 << 35)], [7, 1]])
     g = lower_cmvm(w, [(-(1 << 30), 1 << 30), (0, 1 << 29)])

@@ -9,10 +9,22 @@
    ``x_i << a (+/-) x_j << b`` (normalised to ``min(a, b) == 0``, counted over every output and
    every shift) that occurs most often becomes one adder and replaces its occurrences, again
    and again while some pattern occurs at least twice; among equally frequent patterns the one
-   with the lowest adder level, then the narrowest, wins;
+   with the lowest adder level, then the narrowest, wins.  Depth guard (``depth_slack``,
+   default 0): an occurrence is substituted in an output only if that output's minimal
+   adder-tree depth stays within ``depth_slack`` levels of its depth before any sharing.
+   Terms arriving at levels ``a_t`` can be summed in depth ``ceil(log2(sum_t 2**a_t))`` at
+   best (and step 3 achieves it), so each output keeps ``S = sum_t 2**level(t)`` (initially
+   its number of digit terms ``T``, all inputs being level 0) and may grow it up to
+   ``2**(ceil(log2 T) + depth_slack)``; replacing terms of levels ``l1, l2`` by a shared
+   node of level ``max(l1, l2) + 1`` adds ``2**(max + 1) - 2**l1 - 2**l2`` (nothing when
+   ``l1 == l2``).  Every output's adder depth is thus at most ``ceil(log2 T) +
+   depth_slack`` plus one adder for its constant (or to negate a negative root).
+   ``depth_slack=None``: no guard (fewer adders, deeper trees);
 3. each output's remaining terms are summed by a heap keyed by (arrival, magnitude bits): the
    earliest and narrowest operands are added first;
-4. the output's constant is added last (it absorbs a negative root for free).
+4. the output's constant is added last (it absorbs a negative root for free); without one,
+   the root adder of mixed-sign operands is made positive (``a - b``) so that only an all-
+   negative root costs an adder to negate.
 
 Exactness is by construction (integer identities only) and checked by
 :meth:`AdderGraph.evaluate` against ``W @ x``.
@@ -140,8 +152,11 @@ class _Builder:
         self.cst.append(cst)
         return nid
 
-    def combine(self, t1: tuple[int, int, int], t2: tuple[int, int, int]) -> tuple[int, int, int]:
-        """Add two signed shifted terms; returns the new term ``(node, shift, sign)``."""
+    def combine(self, t1: tuple[int, int, int], t2: tuple[int, int, int],
+                positive: bool = False) -> tuple[int, int, int]:
+        """Add two signed shifted terms; returns the new term ``(node, shift, sign)``.
+        ``positive``: when the signs differ, make the result's sign positive (an output's
+        root: no extra adder to negate it)."""
         (n1, s1, g1), (n2, s2, g2) = t1, t2
         if (s1, n1) > (s2, n2):  # t1: the lower shift
             (n1, s1, g1), (n2, s2, g2) = (n2, s2, g2), (n1, s1, g1)
@@ -149,6 +164,9 @@ class _Builder:
         if g1 == g2:
             nid = self.add(Term(n1, 0), Term(n2, s2 - m))
             return nid, m, g1
+        if positive and g1 < 0:  # high minus low: the low bits no longer pass straight
+            nid = self.add(Term(n2, s2 - m), Term(n1, 0, True))
+            return nid, m, 1
         # signs differ: keep the low operand positive so its low bits pass straight through
         nid = self.add(Term(n1, 0), Term(n2, s2 - m, True))
         return nid, m, g1
@@ -195,9 +213,11 @@ def _row_keys(terms: np.ndarray) -> np.ndarray:
             | (g1 * g2 > 0).astype(np.int64))
 
 
-def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]]) -> None:
+def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]],
+         depth_slack: int | None = 0) -> None:
     """Greedy two-term common-subexpression elimination over ``rows`` (modified in place):
-    each row maps ``(node, shift) -> sign``.
+    each row maps ``(node, shift) -> sign``.  ``depth_slack``: the depth guard of the module
+    docstring (None: unguarded).
 
     Pattern counts (pairs of terms in a row, over all rows) are kept exactly as
     ``plus - minus`` (two Counters, updated in C); the heap holds (count, level, magnitude,
@@ -219,6 +239,13 @@ def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]]) -> None:
             idx.setdefault(n, {})[s] = g
             node_rows.setdefault(n, set()).add(r)
         index.append(idx)
+    guard = depth_slack is not None
+    if guard:
+        if depth_slack < 0:
+            raise ValueError(f"depth_slack must be >= 0 or None, got {depth_slack}")
+        # rows hold inputs only (level 0): S_r = #terms; cap = 2**(ceil(log2 #terms) + slack)
+        depth_sum = [len(row) for row in rows]
+        depth_cap = [1 << (max(len(row) - 1, 0).bit_length() + depth_slack) for row in rows]
 
     def entry(k: int, c: int) -> tuple:
         n1, a1, n2, a2, _g = _unpack(k)
@@ -247,9 +274,13 @@ def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]]) -> None:
     def occurrences(n1: int, a1: int, n2: int, a2: int, g: int) -> list[tuple[int, int, int]]:
         """Disjoint occurrences of a pattern: (row, m, sign of the first term)."""
         occ = []
+        if guard:  # growth of a row's sum of 2**level per substituted occurrence
+            l1, l2 = b.level(n1), b.level(n2)
+            delta = (2 << max(l1, l2)) - (1 << l1) - (1 << l2)
         for r in sorted(node_rows.get(n1, set()) & node_rows.get(n2, set())):
             s1s, s2s = index[r][n1], index[r][n2]
             used: set[tuple[int, int]] = set()
+            room = (depth_cap[r] - depth_sum[r]) // delta if guard and delta else -1
             for s in sorted(s1s):
                 m = s - a1
                 s2 = m + a2
@@ -260,6 +291,9 @@ def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]]) -> None:
                 g1 = s1s[s]
                 if s2s[s2] != g1 * g:
                     continue
+                if room == 0:  # this row's minimal depth would grow past the cap
+                    break
+                room -= 1
                 used.add((n1, s))
                 used.add((n2, s2))
                 occ.append((r, m, g1))
@@ -275,13 +309,20 @@ def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]]) -> None:
         c = plus[k] - minus[k]
         if c < 2:
             continue
-        if c != -e[0]:
+        if c < -e[0] or (c > -e[0] and not guard):
             heapq.heappush(heap, (-c,) + e[1:])
             continue
         n1, a1, n2, a2, g = _unpack(k)
         occ = occurrences(n1, a1, n2, a2, g)
         if len(occ) < 2:
-            minus[k] += c  # overlapping pairs only: retire the pattern
+            # overlapping pairs only, or the rest would deepen their rows (rows' sums only
+            # grow, so a blocked occurrence stays blocked): retire the pattern
+            minus[k] += c
+            continue
+        if guard and len(occ) < -e[0]:
+            # fewer usable occurrences than counted: queue again at the usable count (an
+            # entry's count only falls, so this ends)
+            heapq.heappush(heap, (-len(occ),) + e[1:])
             continue
         if g < 0 and a2 < a1:  # keep the low operand positive: n2 - n1, occurrences flip sign
             nid = b.add(Term(n2, a2), Term(n1, a1, True))
@@ -311,6 +352,8 @@ def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]]) -> None:
                     del idx[n]
                     node_rows[n].discard(r)
             row[(nid, m)] = tn[2]
+            if guard:
+                depth_sum[r] += (1 << b.level(nid)) - (1 << b.level(n1)) - (1 << b.level(n2))
             idx.setdefault(nid, {})[m] = tn[2]
             node_rows.setdefault(nid, set()).add(r)
         for kk in set(added):
@@ -324,11 +367,12 @@ _CSE_CACHE: dict[tuple, tuple[list, list]] = {}  # CSE depends on W and ranges, 
 
 def lower_cmvm(weight: np.ndarray, in_ranges: Sequence[tuple[int, int]],
                const: Iterable[int] | None = None, max_carry: int | None = None,
-               cse: bool = True) -> AdderGraph:
+               cse: bool = True, depth_slack: int | None = 0) -> AdderGraph:
     """Lower ``y = weight @ x + const`` (``weight`` integer ``[out, in]``, ``x_i`` in
     ``in_ranges[i]``) to an :class:`AdderGraph`.  ``max_carry``: pipelined, no carry chain
     longer than that many bits between registers.  ``cse=False``: no sharing (plain CSD
-    adder trees)."""
+    adder trees).  ``depth_slack``: sharing may deepen an output's adder tree by at most
+    this many levels over its unshared minimum (None: no limit); see the module docstring."""
     w = np.asarray(weight)
     if w.ndim != 2:
         raise ValueError(f"weight must be 2-D [out, in], got {w.shape}")
@@ -339,6 +383,8 @@ def lower_cmvm(weight: np.ndarray, in_ranges: Sequence[tuple[int, int]],
         raise ValueError(f"{len(in_ranges)} input ranges for {n_in} inputs")
     if max_carry is not None and max_carry < 1:
         raise ValueError(f"max_carry must be >= 1, got {max_carry}")
+    if depth_slack is not None and depth_slack < 0:
+        raise ValueError(f"depth_slack must be >= 0 or None, got {depth_slack}")
     consts = [0] * n_out if const is None else [int(c) for c in const]
     if len(consts) != n_out:
         raise ValueError(f"{len(consts)} constants for {n_out} outputs")
@@ -364,11 +410,11 @@ def lower_cmvm(weight: np.ndarray, in_ranges: Sequence[tuple[int, int]],
         rows.append(row)
     if cse:
         key = (w.shape, np.ascontiguousarray(w, dtype=np.int64).tobytes(),
-               tuple((i.lo, i.hi) for i in inputs))
+               tuple((i.lo, i.hi) for i in inputs), depth_slack)
         hit = _CSE_CACHE.get(key)
         if hit is None:
             b0 = _Builder(inputs, None)
-            _cse(b0, rows)
+            _cse(b0, rows, depth_slack)
             hit = ([(ad.a, ad.b) for ad in b0.adders], [dict(r) for r in rows])
             if len(_CSE_CACHE) >= 32:
                 _CSE_CACHE.pop(next(iter(_CSE_CACHE)))
@@ -387,7 +433,7 @@ def lower_cmvm(weight: np.ndarray, in_ranges: Sequence[tuple[int, int]],
         while len(heap) > 1:
             _, _, _, t1 = heapq.heappop(heap)
             _, _, _, t2 = heapq.heappop(heap)
-            n, s, g = b.combine(t1, t2)
+            n, s, g = b.combine(t1, t2, positive=not heap and not consts[j])
             heapq.heappush(heap, (b.arrival(n), b.width(n) + s, seq, (n, s, g)))
             seq += 1
         c = consts[j]
@@ -402,6 +448,6 @@ def lower_cmvm(weight: np.ndarray, in_ranges: Sequence[tuple[int, int]],
         lo, hi = b.range(n)
         lo, hi = lo << s, hi << s
         outputs.append(Output(n, s, 0, lo, hi, IntType.for_range(lo, hi)))
-    meta = {"n_out": n_out, "n_in": n_in, "cse": cse,
+    meta = {"n_out": n_out, "n_in": n_in, "cse": cse, "depth_slack": depth_slack,
             "digits": sum(len(digits(v)) for row in wl for v in row)}
     return AdderGraph(tuple(inputs), tuple(b.adders), tuple(outputs), max_carry, meta)
