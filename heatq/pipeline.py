@@ -19,7 +19,7 @@ from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
 from .models import MODELS, build_model
-from .rundir import atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json
+from .rundir import FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json
 from .train import TrainConfig, encode, train
 from .vectors import corner_vectors
 
@@ -78,7 +78,8 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
         x_tr, y_tr, x_val, _ = split_validation(x_tr, y_tr, val_fraction, seed)
         n_val = len(x_val)
     x_train, x_test = encode(ic, x_tr), encode(ic, ds.x_test)
-    metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg)
+    float_state: dict = {}
+    metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg, float_state)
     config = {"model": net.spec, "dataset": dataset, "train_per_class": train_per_class,
               "seed": seed, "input_code": ic.spec, "output_code": oc.name,
               "codebook": oc.matrix.tolist(), "train": asdict(cfg)}
@@ -94,6 +95,7 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
                "dataset": dataset, "model": model}
     with atomic_dir(out) as tmp:
         save_run(tmp, net, graph, config)
+        torch.save(float_state, tmp / FLOAT_STATE)
         write_json(tmp / "summary.json", summary)
     return summary
 

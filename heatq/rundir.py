@@ -23,12 +23,11 @@ def save_run(directory: Path, model: QNet, graph: IntGraph, config: dict) -> Non
     write_json(directory / "config.json", config)
 
 
-def load_model(directory: str | Path) -> tuple[QNet, dict]:
-    """The quantized torch model (in quant mode, eval) and the run's config."""
-    directory = Path(directory)
-    config = read_json(directory / "config.json")
-    model = build_model(config.get("model", {}))
-    path = directory / "model.pt"
+FLOAT_STATE = "model_float.pt"  # the network after float training, before QAT
+
+
+def _load_state(model: QNet, path: Path) -> None:
+    """Load a torch state (``weights_only``) into ``model``; user errors name the file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -37,9 +36,30 @@ def load_model(directory: str | Path) -> tuple[QNet, dict]:
     except Exception as e:  # torch.load raises many kinds on a corrupt or foreign file
         first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise UserError(f"{path}: not a heatq model state ({first.strip()[:120]})") from None
+
+
+def load_model(directory: str | Path) -> tuple[QNet, dict]:
+    """The quantized torch model (in quant mode, eval) and the run's config."""
+    directory = Path(directory)
+    config = read_json(directory / "config.json")
+    model = build_model(config.get("model", {}))
+    _load_state(model, directory / "model.pt")
     model.set_mode("quant")
     model.eval()
     return model, config
+
+
+def load_float_model(directory: str | Path, config: dict) -> QNet | None:
+    """The run's network as float training left it (``model_float.pt``, written by
+    ``heatq train``), in float mode; None when the run has no such file."""
+    path = Path(directory) / FLOAT_STATE
+    if not path.is_file():
+        return None
+    model = build_model(config.get("model", {}))
+    _load_state(model, path)
+    model.set_mode("float")
+    model.eval()
+    return model
 
 
 def codes_of(config: dict) -> tuple:

@@ -107,13 +107,18 @@ def calibrate(model: QNet, x: torch.Tensor, n: int = 1024, batch: int = 256) -> 
 
 
 def train(model: QNet, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
-          y_test: np.ndarray, code: OutputCode, cfg: TrainConfig) -> dict:
+          y_test: np.ndarray, code: OutputCode, cfg: TrainConfig,
+          float_state: dict | None = None) -> dict:
     """Float training then QAT.  Returns ``{"acc_float", "acc_quant", "loss_float",
-    "loss_quant"}`` (test accuracies as fractions); the model ends in quant mode."""
+    "loss_quant"}`` (test accuracies as fractions); the model ends in quant mode.
+    ``float_state``, if given, receives a copy of the state after float training (the
+    network ``acc_float`` measures, from which ``heatq heat`` starts)."""
     torch.manual_seed(cfg.seed)
     model.set_mode("float")
     loss_f = fit(model, x_train, y_train, code, cfg.epochs, cfg.lr, cfg, "float training")
     acc_float = accuracy(model, x_test, y_test, code, exact=False)
+    if float_state is not None:
+        float_state.update(copy.deepcopy(model.state_dict()))
     model.set_mode("quant")
     calibrate(model, x_train)
     loss_q = fit(model, x_train, y_train, code, cfg.qat_epochs, cfg.qat_lr, cfg, "quantized training")

@@ -418,9 +418,13 @@ def test_train_holds_the_validation_split_out_and_heat_uses_it(tmp_path, monkeyp
     assert s["n_val"] == len(y_val) > 0 and s["n_train"] + s["n_val"] == len(ds.y_train)
     config = json.loads((run / "config.json").read_text())
     assert config["val_fraction"] == 0.25 and config["val_seed"] == 5
+    assert (run / "model_float.pt").is_file()
     heated = _heat(run, tmp_path / "h", epochs=1, max_bits=4, seed=9)
-    assert heated["reference"]["network"] == "run" and heated["reference"]["held_out"]
+    assert heated["reference"]["network"] == "run's float network (before QAT)"
+    assert heated["reference"]["held_out"]
     assert heated["n_val"] == len(y_val) and heated["n_train"] == len(y_tr)
+    # heating starts from the very network whose test accuracy train reported as float
+    assert heated["acc_float"] == s["acc_float"]
     with pytest.raises(UserError, match="val-fraction"):
         pipeline.train_run(tmp_path / "bad", "digits", "mlp", "thermometer:3", "hadamard:15",
                            4, 4, epochs=0, progress=False, val_fraction=1.0)

@@ -31,7 +31,8 @@ from ..data import load_dataset, split_validation
 from ..errors import UserError
 from ..models import QNet, build_model, set_layer_bits
 from ..quant import QReLU, QWeighted
-from ..rundir import atomic_dir, codes_of, load_model, read_json, save_run, write_json
+from ..rundir import (atomic_dir, codes_of, load_float_model, load_model, read_json, save_run,
+                      write_json)
 from ..train import TrainConfig, calibrate, encode, fit
 from .finalize import greedy_peel, greedy_raise, ilp_search, monotone_harm
 from .lagrange import OBJECTIVES, CostModel, HeatSettings, bounds, cost_model, heat_phase
@@ -144,18 +145,28 @@ def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Da
                 ds.y_test, oc), x_val
 
 
-def _reference(model: QNet, config: dict, data: Data, held_out: bool, ref_epochs: int | None,
-               seed: int, cfg: LoopConfig) -> tuple[QNet, dict]:
+def _reference(directory: Path, model: QNet, config: dict, data: Data, held_out: bool,
+               ref_epochs: int | None, seed: int, cfg: LoopConfig) -> tuple[QNet, dict]:
     """The network heating starts from, which also gives the reference accuracy.
 
     A run that held a validation split out of its training (config ``val_fraction`` and
-    ``val_seed``) is used as it is.  A run trained on every training image has seen the
+    ``val_seed``) starts from its float network (``model_float.pt``, the network the run's
+    ``acc_float`` measured, before quantization-aware training) or, without that file (a
+    heated run), from the run as it is.  A run trained on every training image has seen the
     validation images, so its validation accuracy is inflated and no honest drop can be
     measured against it: the float network is then retrained on the training part alone
     (``ref_epochs``, default the run's float epochs; 0 keeps the run's weights and its
     optimistic reference)."""
     train_cfg = config.get("train") or {}
     epochs = int(train_cfg.get("epochs", 30)) if ref_epochs is None else ref_epochs
+    floated = load_float_model(directory, config) if held_out else None
+    if floated is not None:
+        set_layer_bits(floated, *_bits_of(model))
+        floated.set_mode("quant")
+        calibrate(floated, data.x_train)
+        floated.eval()
+        return floated, {"network": "run's float network (before QAT)", "held_out": True,
+                         "epochs": 0}
     if held_out or epochs == 0:
         return model, {"network": "run", "held_out": held_out, "epochs": 0}
     ref = build_model(config["model"])
@@ -240,7 +251,8 @@ def heat(
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model, reference = _reference(model, config, data, held_out, ref_epochs, seed, cfg)
+    model, reference = _reference(Path(directory), model, config, data, held_out, ref_epochs,
+                                  seed, cfg)
     # reference: the network unquantized, and as quantized; the stricter (higher) one
     model.set_mode("float")
     acc_float_val, _ = evaluate(model, data.x_val, data.y_val, oc)
