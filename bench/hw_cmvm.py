@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,9 @@ class Design:
 
 
 # ---------------------------------------------------------------------------- generators
+LOGIC_ADD = {"bits": 3}  # --logic-add: heatq's narrow adders as gates (see layer_module)
+
+
 def gen_heatq(W, lo, hi, variant, d: Path, pipe_carry: int) -> Design:
     t0 = time.perf_counter()
     n_out, n_in = W.shape
@@ -83,7 +87,7 @@ def gen_heatq(W, lo, hi, variant, d: Path, pipe_carry: int) -> Design:
     top = f"heatq_cmvm_{variant}"
     text, lat = layer_module(top, g, [it] * n_in, [i * it.width for i in range(n_in)],
                              n_in * it.width, ot, None, f"{top}: bench CMVM",
-                             registered=variant == "pipe")
+                             registered=variant == "pipe", logic_add=LOGIC_ADD["bits"])
     gen_s = time.perf_counter() - t0
     d.mkdir(parents=True, exist_ok=True)
     f = d / f"{top}.v"
@@ -348,7 +352,8 @@ def build_cases(args) -> list[tuple[str, np.ndarray, int, int]]:
         elif c == "256x64":
             cases.append(("256x64 w4s x u4", seeded_matrix(256, 64, 4, 2), 0, 15))
         elif c == "seed":
-            cases += [x for x in seed_layers(args.run) if "conv4" not in x[0] or args.big]
+            big = re.compile(r"conv(_block_)?4\b")  # conv4 / a trained run's conv_block_4
+            cases += [x for x in seed_layers(args.run) if args.big or not big.match(x[0])]
         elif c:
             raise SystemExit(f"unknown case {c!r} (64x10, 256x64, seed)")
     return cases
@@ -443,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default="comb,pipe")
     ap.add_argument("--pipe-carry", type=int, default=64,
                     help="heatq pipe variant: max carry (64: register every adder, no split)")
+    ap.add_argument("--logic-add", type=int, default=3,
+                    help="heatq comb: adders with carry chains of at most this many bits as "
+                         "gates (layer_module's logic_add; 0: all '+')")
     ap.add_argument("--n-vectors", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-synth", action="store_true")
@@ -455,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     for tool in ("iverilog", "vvp") + (() if args.no_synth else ("yosys",)):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found on PATH")
+    LOGIC_ADD["bits"] = args.logic_add
     cases = build_cases(args)
     tmp = None if args.workdir else tempfile.mkdtemp(prefix="hw_cmvm_")
     root = Path(args.workdir or tmp)

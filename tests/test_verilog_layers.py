@@ -48,7 +48,7 @@ def _requant_ref(v: np.ndarray, rq: RequantSpec) -> np.ndarray:
     return rq.lo + (v - rq.lo) % (rq.hi - rq.lo + 1)
 
 
-def _run(tmp: Path, W, ranges, const, K, rq, seed) -> None:
+def _run(tmp: Path, W, ranges, const, K, rq, seed, **kw) -> str:
     g = lower_cmvm(W, ranges, const, max_carry=K)
     in_types = [IntType.for_range(lo, hi) for lo, hi in ranges]
     offs = np.concatenate([[0], np.cumsum([t.width for t in in_types])]).astype(int)
@@ -63,7 +63,8 @@ def _run(tmp: Path, W, ranges, const, K, rq, seed) -> None:
         outs = _requant_ref(np.array([[o.lo for o in g.outputs], [o.hi for o in g.outputs]]), rq)
         ot = IntType.for_range(int(outs.min()), int(outs.max())) if rq.overflow is \
             Overflow.SATURATE else IntType.for_range(rq.lo, rq.hi)
-    text, lat = layer_module("dut_m", g, in_types, offs[:-1].tolist(), int(offs[-1]), ot, rq, "t")
+    text, lat = layer_module("dut_m", g, in_types, offs[:-1].tolist(), int(offs[-1]), ot, rq, "t",
+                             **kw)
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "dut_m.v").write_text(text)
     (tmp / "in.hex").write_text("".join(
@@ -89,6 +90,7 @@ def _run(tmp: Path, W, ranges, const, K, rq, seed) -> None:
                 e -= 1 << w
             got.append(e)
         assert got == [int(a) for a in want[i]], (i, got, list(want[i]))
+    return text
 
 
 CASES = [
@@ -118,3 +120,26 @@ def test_layer_module_exact(tmp_path, case):
               "odd": [(-5, 300), (2, 11), (-1, 0), (0, 5), (-40, -39), (3, 3), (-7, 7)][:n_in]}[kind]
     const = rng.integers(-50, 51, size=n_out).tolist()
     _run(tmp_path, W, ranges, const, K, rq, case)
+
+
+@pytest.mark.parametrize("logic_add", [3, 64])
+@pytest.mark.parametrize("kind", ["u1", "s5", "odd"])
+def test_gate_level_adders_exact_and_lint_clean(tmp_path, kind, logic_add):
+    """Narrow adders written as ripple-carry gates (``logic_add``; 64: every adder, with
+    subtractions, signed operands and pass-through low bits) still simulate exactly and
+    lint clean."""
+    rng = np.random.default_rng(7)
+    n_in = 7
+    W = rng.integers(-13, 14, size=(5, n_in))
+    ranges = {"u1": [(0, 1)] * n_in, "s5": [(-16, 15)] * n_in,
+              "odd": [(-5, 300), (2, 11), (-1, 0), (0, 5), (-40, -39), (0, 1), (-7, 7)]}[kind]
+    const = [0, 3, -17, 0, 40]
+    text = _run(tmp_path, W, ranges, const, None, None, 7, logic_add=logic_add)
+    plain = _run(tmp_path / "plain", W, ranges, const, None, None, 7, logic_add=0)
+    assert "_c1 = " not in plain
+    if logic_add == 64 or kind == "u1":
+        assert "_c1 = " in text
+    if shutil.which("verilator"):
+        r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "dut_m",
+                            str(tmp_path / "dut_m.v")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
