@@ -1,6 +1,8 @@
 """``heatq demo``: the main job on the built-in MNIST subset, end to end.
 
-train (float, then 4-bit QAT) -> check (validating activations) -> export C and HLS ->
+train (float, then 4-bit QAT; 20 % of the training images held out for validation) ->
+heat (the fewest weight and activation bits per layer within 0.5 points of float on
+validation) -> check the heated network (validating activations) -> export C and HLS ->
 compile and run both on every test image plus corner vectors -> export Verilog, simulate it
 in Icarus (cocotb, 20 images) and Verilator (every image) -> one table and
 ``<out>/summary.json``.
@@ -18,8 +20,13 @@ from . import pipeline
 from .report import pct
 from .rundir import write_json
 
-FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None, "n_icarus": 20}
-QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100, "n_icarus": 4}
+FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None, "n_icarus": 20,
+        "heat": {"epochs": 20, "finetune_epochs": 2, "quench_epochs": 3}}
+QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100, "n_icarus": 4,
+         "heat": {"epochs": 2, "finetune_epochs": 1, "quench_epochs": 1}}
+MAX_ACC_DROP = 0.5
+HEAT_KEYS = ("weight_bits", "act_bits", "acc_heated", "acc_drop_val", "acc_drop_test",
+             "total_weight_bits", "mean_weight_bits", "constraint_met", "max_acc_drop")
 
 
 def _stage(name: str, t0: float) -> None:
@@ -33,9 +40,15 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
     t0 = time.time()
     run_dir = out / "run"
     _stage("training seed-cnn on mnist5k (bitplane:4 -> hadamard:15, 4-bit)", t0)
-    train = pipeline.train_run(run_dir, "mnist5k", "seed-cnn", "bitplane:4", "hadamard:15", 4, 4,
-                               settings["epochs"], settings["qat_epochs"], 0, None, progress)
-    _stage("validating activations", t0)
+    train = pipeline.train_run(out / "run-4bit", "mnist5k", "seed-cnn", "bitplane:4",
+                               "hadamard:15", 4, 4, settings["epochs"], settings["qat_epochs"], 0,
+                               None, progress, val_fraction=0.2)
+    _stage(f"heating: fewest bits per layer within {MAX_ACC_DROP} pt of float (validation)", t0)
+    from .heat.command import heat
+
+    heated = heat(out / "run-4bit", run_dir, max_acc_drop=MAX_ACC_DROP, progress=progress,
+                  **settings["heat"])
+    _stage("validating activations of the heated network", t0)
     check = pipeline.check_run(run_dir, n=settings["n_images"], progress=progress)
     targets = {}
     for target in ("c", "hls"):
@@ -50,10 +63,11 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
             for sim, n in (("icarus", settings["n_icarus"]), ("verilator", settings["n_images"]))}
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
-               "acc_ir": train["acc_ir"], "n_test": train["n_test"], "check": {"n_samples": check["n_samples"],
-                                                    "all_equal": check["all_equal"],
-                                                    "layers": check["layers"]},
-               "weight_bits": train["weight_bits"], "act_bits": train["act_bits"],
+               "acc_ir": train["acc_ir"], "n_test": train["n_test"],
+               "heated": {k: heated[k] for k in HEAT_KEYS},
+               "check": {"n_samples": check["n_samples"], "all_equal": check["all_equal"],
+                         "layers": check["layers"]},
+               "weight_bits": heated["weight_bits"], "act_bits": heated["act_bits"],
                "targets": targets, "simulations": sims, "seconds": round(time.time() - t0, 1)}
     write_json(out / "summary.json", summary)
     print_demo(summary)
@@ -64,11 +78,12 @@ def print_demo(s: dict) -> None:
     """The demo's one table."""
     check = s["check"]
     n_test = s["n_test"]
+    h = s["heated"]
     rows = [("float (torch)", s["acc_float"], n_test, "-"),
-            ("quantized (torch)", s["acc_quant"], n_test,
+            ("4-bit QAT (torch)", s["acc_quant"], n_test, "-"),
+            ("heated (torch)", h["acc_heated"], n_test,
              f"check: {min(check['layers'].values()) * 100:.2f} % min over "
-             f"{len(check['layers'])} layers, {check['n_samples']} images"),
-            ("integer IR (oracle)", s["acc_ir"], n_test, "-")]
+             f"{len(check['layers'])} layers, {check['n_samples']} images")]
     for target, r in s["targets"].items():
         rows.append((f"target {target}", r["accuracy"], r["n"],
                      f"{r['mismatches']} mismatches / {r['n']} images + {r['n_corner']} corners"))
@@ -79,5 +94,10 @@ def print_demo(s: dict) -> None:
     typer.echo(f"\n{'stage':<22}{'accuracy':>10}{'images':>8}   equality")
     for name, acc, n, eq in rows:
         typer.echo(f"{name:<22}{pct(acc):>10}{n:>8}   {eq}")
-    typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
+    typer.echo("heated weight bits: " + json.dumps(s["weight_bits"]))
+    typer.echo("heated activation bits: " + json.dumps(s["act_bits"]))
+    met = "met" if h["constraint_met"] else "NOT met"
+    typer.echo(f"heating: validation drop {h['acc_drop_val']:.2f} pt (<= {h['max_acc_drop']} pt: "
+               f"{met}), test drop {h['acc_drop_test']:.2f} pt, {h['total_weight_bits']} weight "
+               f"bits (mean {h['mean_weight_bits']:.2f} bits/layer)")
     typer.echo(f"done in {s['seconds']} s")
