@@ -29,6 +29,7 @@ Usage::
 
     python bench/hw_cmvm.py [--cases 64x10,256x64,seed] [--out FILE.json]
     python bench/hw_cmvm.py --weights W.npy --input-bits B [--input-signed] [--out FILE.json]
+    python bench/hw_cmvm.py --merge A.json B.json ... [--out FILE.json] [--md FILE.md]
 """
 
 from __future__ import annotations
@@ -412,6 +413,34 @@ def _fmt_row(r: dict[str, Any]) -> str:
     return " ".join(out)
 
 
+MD_COLS = [("case", "case"), ("tool", "tool"), ("variant", "variant"),
+           ("lut_carry", "LUT+CARRY4"), ("lut", "LUT"), ("carry4", "CARRY4"), ("ff", "FF"),
+           ("adders", "adders"), ("adder_depth", "adder depth"), ("latency", "latency"),
+           ("mismatches", "mismatches"), ("gen_s", "gen s")]
+
+
+def markdown(rows: list[dict[str, Any]], rat: list[dict[str, Any]]) -> str:
+    def cell(r, k):
+        v = r.get(k, "")
+        return "-" if v is None else str(v)
+
+    out = ["| " + " | ".join(h for _, h in MD_COLS) + " |",
+           "|" + "---|" * len(MD_COLS)]
+    for r in rows:
+        line = "| " + " | ".join(cell(r, k) for k, _ in MD_COLS) + " |"
+        if "error" in r:
+            line += f" error: {r['error'][:60]}"
+        out.append(line)
+    out += ["", "| case | variant | heatq LUT+CARRY4 | best of da4ml/alkaid | heatq / best | "
+            "heatq / naive | adder depth heatq / da4ml |", "|---|---|---|---|---|---|---|"]
+    for r in rat:
+        best = (f"{r['best_da']} {r['best_da_lut_carry']}" if "best_da" in r else "-")
+        out.append(f"| {r['case']} | {r['variant']} | {r['heatq_lut_carry']} | {best} | "
+                   f"{r.get('ratio_vs_best_da', '-')} | {r.get('ratio_vs_naive', '-')} | "
+                   f"{r.get('depth_heatq', '-')} / {r.get('depth_da4ml', '-')} |")
+    return "\n".join(out) + "\n"
+
+
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """heatq's LUT+CARRY4 over the better of da4ml / alkaid, and over naive, per case/variant."""
     out = []
@@ -459,7 +488,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth-timeout", type=float, default=3600)
     ap.add_argument("--workdir", help="keep generated designs here (default: a temp dir)")
     ap.add_argument("--out", help="write the results as JSON")
+    ap.add_argument("--md", help="also write the table and ratios as Markdown")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="no run: merge the rows of earlier --out files (a later file's row "
+                         "replaces an earlier one of the same case/tool/variant) and report")
     args = ap.parse_args(argv)
+    if args.merge:
+        rows, sources = merge_rows(args.merge)
+        return report(rows, args, {"merged": args.merge, "sources": sources})
     for tool in ("iverilog", "vvp") + (() if args.no_synth else ("yosys",)):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found on PATH")
@@ -476,6 +512,35 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+    return report(rows, args, vars(args))
+
+
+TOOL_ORDER = ("heatq", "da4ml", "alkaid", "naive")
+
+
+def merge_rows(paths: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    by: dict[tuple, dict[str, Any]] = {}
+    cases: list[str] = []
+    sources = []
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        sources.append({"file": p, "args": d.get("args")})
+        for r in d["rows"]:
+            if r["case"] not in cases:
+                cases.append(r["case"])
+            by[(r["case"], r["tool"], r["variant"])] = r
+    rows = sorted(by.values(), key=lambda r: (
+        cases.index(r["case"]), r["variant"] != "comb", r["variant"],
+        TOOL_ORDER.index(r["tool"]) if r["tool"] in TOOL_ORDER else 99, r["tool"]))
+    return rows, sources
+
+
+def report(rows: list[dict[str, Any]], args, meta: dict[str, Any]) -> int:
+    if args.merge:
+        print(" ".join(f"{k:<{w}}" if k in ("case", "tool", "variant") else f"{k[:w]:>{w}}"
+                       for k, w in COLS))
+        for r in rows:
+            print(_fmt_row(r))
     rat = ratios(rows)
     print("\nheatq LUT+CARRY4 ratios")
     for r in rat:
@@ -485,7 +550,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.get('depth_heatq', '-')}/{r.get('depth_da4ml', '-')}")
     if args.out:
         Path(args.out).write_text(json.dumps({"rows": rows, "ratios": rat,
-                                              "args": vars(args)}, indent=2) + "\n")
+                                              "args": meta}, indent=2) + "\n")
+    if args.md:
+        Path(args.md).write_text(markdown(rows, rat))
     bad = [r for r in rows if r.get("mismatches") or "error" in r]
     return 1 if bad else 0
 
