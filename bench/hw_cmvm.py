@@ -431,8 +431,9 @@ def markdown(rows: list[dict[str, Any]], rat: list[dict[str, Any]]) -> str:
         if "error" in r:
             line += f" error: {r['error'][:60]}"
         out.append(line)
-    out += ["", "| case | variant | heatq LUT+CARRY4 | best of da4ml/alkaid | heatq / best | "
-            "heatq / naive | adder depth heatq / da4ml |", "|---|---|---|---|---|---|---|"]
+    head = ("| case | variant | heatq LUT+CARRY4 | best of da4ml/alkaid | heatq / best | "
+            "heatq / naive | adder depth heatq / da4ml |")
+    out += ["", head, "|---|---|---|---|---|---|---|"]
     for r in rat:
         best = (f"{r['best_da']} {r['best_da_lut_carry']}" if "best_da" in r else "-")
         out.append(f"| {r['case']} | {r['variant']} | {r['heatq_lut_carry']} | {best} | "
