@@ -103,15 +103,21 @@ def _requant(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.nd
             and a.shift < INT64_MAX_WIDTH)
     if v.dtype != object and not safe:
         v = _pyints(v)
-    if a.shift > 0:
-        if a.rounding is Rounding.HALF_UP:
-            v = v + (1 << (a.shift - 1))
-        v = v >> a.shift
-    elif a.shift < 0:
-        v = v << (-a.shift)
-    if a.overflow is Overflow.SATURATE:
-        return np.minimum(np.maximum(v, a.lo), a.hi)
-    return a.lo + (v - a.lo) % (a.hi - a.lo + 1)
+    if a.shift > 0 and a.rounding is Rounding.HALF_UP:
+        v = v + (1 << (a.shift - 1))
+    return requant_tail(v, a)
+
+
+def requant_tail(v: np.ndarray, attrs) -> np.ndarray:
+    """REQUANT after its rounding constant was added: floor shift (left for a negative
+    shift), then saturate or wrap into ``[attrs.lo, attrs.hi]``."""
+    if attrs.shift > 0:
+        v = v >> attrs.shift
+    elif attrs.shift < 0:
+        v = v << (-attrs.shift)
+    if attrs.overflow is Overflow.SATURATE:
+        return np.minimum(np.maximum(v, attrs.lo), attrs.hi)
+    return attrs.lo + (v - attrs.lo) % (attrs.hi - attrs.lo + 1)
 
 
 def _maxpool2d(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from heatq.ir import IntGraph, IRError, Op, Overflow, Rounding, run
-from heatq.ir.interp import EVAL, _as_dtype, check_input
+from heatq.ir.interp import EVAL, _as_dtype, check_input, requant_tail
 
 from .adders import AdderGraph
 from .cmvm import lower_cmvm
@@ -35,17 +35,6 @@ def rounding_const(attrs) -> int:
     if attrs.shift > 0 and attrs.rounding is Rounding.HALF_UP:
         return 1 << (attrs.shift - 1)
     return 0
-
-
-def requant_tail(v: np.ndarray, attrs) -> np.ndarray:
-    """REQUANT after its rounding constant was added: floor shift, then clip or wrap."""
-    if attrs.shift > 0:
-        v = v >> attrs.shift
-    elif attrs.shift < 0:
-        v = v << (-attrs.shift)
-    if attrs.overflow is Overflow.SATURATE:
-        return np.minimum(np.maximum(v, attrs.lo), attrs.hi)
-    return attrs.lo + (v - attrs.lo) % (attrs.hi - attrs.lo + 1)
 
 
 def cached_cmvm(weight: np.ndarray, in_ranges, const, max_carry: int | None,
