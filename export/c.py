@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from heatq.ir import IntType, Node
 
-from .clike import CLikeEmitter, EmitError, Lines, int_literal
+from .base import EmitError
+from .clike import CLikeEmitter
+from .ctext import Lines, int_literal
 
 _HELPERS = {
     "floor_shr": (

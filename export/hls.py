@@ -22,7 +22,9 @@ from pathlib import Path
 
 from heatq.ir import IntType, Node
 
-from .clike import CLikeEmitter, EmitError, Lines, int_literal
+from .base import EmitError
+from .clike import CLikeEmitter
+from .ctext import Lines, int_literal
 
 PARTITION_MAX = 64  # buffers up to this many elements are partitioned into registers
 

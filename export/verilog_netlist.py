@@ -9,28 +9,11 @@ rendered through the named-placeholder skeleton ``hdl_templates/module.v.tmpl``.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from string import Template
 
 from heatq.ir import IntType
 
-
-def templates_dir() -> Path:
-    """Where the HDL primitives and skeletons live: ``$HEATQ_HDL_TEMPLATES``, the source
-    tree's ``hdl_templates/``, or ``templates/`` inside the installed package."""
-    env = os.environ.get("HEATQ_HDL_TEMPLATES")
-    cands = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    cands += [here.parent / "hdl_templates", here / "templates"]
-    for c in cands:
-        if (c / "module.v.tmpl").is_file():
-            return c
-    raise FileNotFoundError("hdl_templates/ not found (set HEATQ_HDL_TEMPLATES)")
-
-
-def read_template(name: str) -> str:
-    return (templates_dir() / name).read_text()
+from .skeletons import read_template
 
 
 def const(width: int, value: int) -> str:
