@@ -38,13 +38,17 @@ def test_digits_exact_and_minimal(w):
     assert len({s for s, _ in d}) == len(d)
 
 
+def _draw_matrix(draw, n_out: int, n_in: int, wmax: int) -> np.ndarray:
+    """An integer [n_out, n_in] matrix with entries in -wmax..wmax."""
+    return np.array(draw(st.lists(st.integers(-wmax, wmax), min_size=n_out * n_in,
+                                  max_size=n_out * n_in))).reshape(n_out, n_in)
+
+
 @st.composite
 def cmvm_cases(draw):
     n_out = draw(st.integers(1, 7))
     n_in = draw(st.integers(1, 10))
-    wmax = draw(st.sampled_from([1, 7, 127, 1000]))
-    w = np.array(draw(st.lists(st.integers(-wmax, wmax), min_size=n_out * n_in,
-                               max_size=n_out * n_in))).reshape(n_out, n_in)
+    w = _draw_matrix(draw, n_out, n_in, draw(st.sampled_from([1, 7, 127, 1000])))
     ranges = []
     for _ in range(n_in):
         a = draw(st.integers(-300, 300))
@@ -118,9 +122,7 @@ def test_cse_shares_and_beats_plain_csd():
 def guard_cases(draw):
     n_out = draw(st.integers(1, 8))
     n_in = draw(st.integers(1, 24))
-    wmax = draw(st.sampled_from([1, 7, 15, 127]))
-    w = np.array(draw(st.lists(st.integers(-wmax, wmax), min_size=n_out * n_in,
-                               max_size=n_out * n_in))).reshape(n_out, n_in)
+    w = _draw_matrix(draw, n_out, n_in, draw(st.sampled_from([1, 7, 15, 127])))
     lo = draw(st.sampled_from([0, -8, -128]))
     hi = draw(st.sampled_from([1, 15, 255]))
     const = draw(st.lists(st.sampled_from([0, 0, 1, -3, 100]), min_size=n_out, max_size=n_out))
