@@ -53,6 +53,7 @@ from heatq.ir import IntType
 from heatq.lower import lower_cmvm
 from heatq_export.estimate import estimate_module
 from heatq_export.verilog_layers import layer_module
+from heatq_sim.vector_tb import vector_tb
 
 ADDER_OPCODES = (0, 1, 4)  # da4ml / alkaid: add, sub, constant add
 
@@ -229,29 +230,6 @@ GENERATORS: dict[str, Callable] = {"heatq": gen_heatq, "da4ml": gen_da4ml,
 
 
 # ---------------------------------------------------------------------------- checking
-TB = """`timescale 1ns/1ps
-module tb;
-    reg clk = 1'b0;
-    reg [{nx1}:0] x;
-    wire [{ny1}:0] y;
-    reg [{nx1}:0] mem [0:{n1}];
-    integer i, f;
-    {top} dut ({conn});
-    initial begin
-        $readmemh("{inp}", mem);
-        f = $fopen("{out}", "w");
-        for (i = 0; i < {steps}; i = i + 1) begin
-            x = mem[i < {n} ? i : {n1}];
-            #1 $fdisplay(f, "%h", y);
-            clk = 1'b1; #1 clk = 1'b0; #1;
-        end
-        $fclose(f);
-        $finish;
-    end
-endmodule
-"""
-
-
 def vectors(n_in: int, lo: int, hi: int, n_rand: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = [np.full(n_in, lo), np.full(n_in, hi), np.where(np.arange(n_in) % 2, hi, lo),
@@ -269,8 +247,8 @@ def icarus_check(des: Design, W: np.ndarray, X: np.ndarray, wx: int, work: Path,
         format(sum((int(v) & mask) << (i * wx) for i, v in enumerate(row)), "x") + "\n"
         for row in X.tolist()))
     n = len(X)
-    tb = TB.format(nx1=des.nx - 1, ny1=des.ny - 1, n1=n - 1, n=n, top=des.top, conn=des.conn,
-                   inp=work / "in.hex", out=work / "out.txt", steps=n + max_lat)
+    tb = vector_tb(des.top, des.conn, des.nx, des.ny, n, n + max_lat, work / "in.hex",
+                   work / "out.txt")
     (work / "tb.v").write_text(tb)
     exe = work / "tb.vvp"
     r = subprocess.run(["iverilog", "-g2012", "-o", str(exe), str(work / "tb.v")]

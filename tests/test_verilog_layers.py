@@ -14,31 +14,9 @@ import pytest
 from heatq.ir import IntType, Overflow
 from heatq.lower import lower_cmvm
 from heatq_export.verilog_layers import RequantSpec, layer_module
+from heatq_sim.vector_tb import vector_tb
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
-
-TB = """module tb;
-    reg clk = 1'b0;
-    reg [{nx1}:0] x;
-    wire [{ny1}:0] y;
-    wire ov;
-    reg [{nx1}:0] mem [0:{n1}];
-    integer i, f;
-    {top} dut (.clk(clk), .rst(1'b0), .in_valid(1'b1), .x(x), .out_valid(ov), .y(y));
-    initial begin
-        $readmemh("{inp}", mem);
-        f = $fopen("{out}", "w");
-        for (i = 0; i < {steps}; i = i + 1) begin
-            x = mem[i < {n} ? i : {n1}];
-            #1 $fdisplay(f, "%h", y);
-            clk = 1'b1; #1 clk = 1'b0; #1;
-        end
-        $fclose(f);
-        $finish;
-    end
-endmodule
-"""
-
 
 def _requant_ref(v: np.ndarray, rq: RequantSpec) -> np.ndarray:
     v = v.astype(object)
@@ -71,9 +49,9 @@ def _run(tmp: Path, W, ranges, const, K, rq, seed, **kw) -> str:
         format(sum((int(a) & ((1 << t.width) - 1)) << int(o)
                    for a, t, o in zip(row, in_types, offs)), "x") + "\n" for row in X.tolist()))
     n = len(X)
-    (tmp / "tb.v").write_text(TB.format(nx1=int(offs[-1]) - 1, ny1=len(const) * ot.width - 1,
-                                        n1=n - 1, n=n, top="dut_m", inp=tmp / "in.hex",
-                                        out=tmp / "out.txt", steps=n + lat))
+    conn = ".clk(clk), .rst(1'b0), .in_valid(1'b1), .x(x), .out_valid(), .y(y)"
+    (tmp / "tb.v").write_text(vector_tb("dut_m", conn, int(offs[-1]), len(const) * ot.width, n,
+                                        n + lat, tmp / "in.hex", tmp / "out.txt"))
     r = subprocess.run(["iverilog", "-g2001", "-o", str(tmp / "a.vvp"), str(tmp / "tb.v"),
                         str(tmp / "dut_m.v")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
