@@ -76,20 +76,18 @@ class Design:
 
 
 # ---------------------------------------------------------------------------- generators
-LOGIC_ADD = {"bits": 3}  # --logic-add: heatq's narrow adders as gates (see layer_module)
-
-
-def gen_heatq(W, lo, hi, variant, d: Path, pipe_carry: int) -> Design:
+def gen_heatq(W, lo, hi, variant, d: Path, opts) -> Design:
+    """``opts``: the command line (``pipe_carry``, ``logic_add``)."""
     t0 = time.perf_counter()
     n_out, n_in = W.shape
-    K = pipe_carry if variant == "pipe" else None
+    K = opts.pipe_carry if variant == "pipe" else None
     g = lower_cmvm(W, [(lo, hi)] * n_in, max_carry=K)
     it = IntType.for_range(lo, hi)
     ot = IntType.for_range(min(o.lo for o in g.outputs), max(o.hi for o in g.outputs))
     top = f"heatq_cmvm_{variant}"
     text, lat = layer_module(top, g, [it] * n_in, [i * it.width for i in range(n_in)],
                              n_in * it.width, ot, None, f"{top}: bench CMVM",
-                             registered=variant == "pipe", logic_add=LOGIC_ADD["bits"])
+                             registered=variant == "pipe", logic_add=opts.logic_add)
     gen_s = time.perf_counter() - t0
     d.mkdir(parents=True, exist_ok=True)
     f = d / f"{top}.v"
@@ -186,15 +184,15 @@ def _da_common(tool, W, lo, hi, variant, d: Path):
                   extra={"cost": float(getattr(comb, "cost", 0.0))})
 
 
-def gen_da4ml(W, lo, hi, variant, d, pipe_carry):
+def gen_da4ml(W, lo, hi, variant, d, opts):
     return _da_common("da4ml", W, lo, hi, variant, d)
 
 
-def gen_alkaid(W, lo, hi, variant, d, pipe_carry):
+def gen_alkaid(W, lo, hi, variant, d, opts):
     return _da_common("alkaid", W, lo, hi, variant, d)
 
 
-def gen_naive(W, lo, hi, variant, d: Path, pipe_carry) -> Design:
+def gen_naive(W, lo, hi, variant, d: Path, opts) -> Design:
     if variant != "comb":
         raise NotImplementedError("naive: combinational only")
     t0 = time.perf_counter()
@@ -348,7 +346,7 @@ def run_case(name, W, lo, hi, args, root: Path) -> list[dict[str, Any]]:
             d = root / f"{tool}_{variant}"
             row: dict[str, Any] = {"case": name, "tool": tool, "variant": variant}
             try:
-                des = GENERATORS[tool](W, lo, hi, variant, d, args.pipe_carry)
+                des = GENERATORS[tool](W, lo, hi, variant, d, args)
             except NotImplementedError as e:
                 continue
             except Exception as e:  # noqa: BLE001 - one tool failing must not stop the bench
@@ -478,7 +476,6 @@ def main(argv: list[str] | None = None) -> int:
     for tool in ("iverilog", "vvp") + (() if args.no_synth else ("yosys",)):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found on PATH")
-    LOGIC_ADD["bits"] = args.logic_add
     cases = build_cases(args)
     tmp = None if args.workdir else tempfile.mkdtemp(prefix="hw_cmvm_")
     root = Path(args.workdir or tmp)

@@ -223,7 +223,7 @@ class _Builder:
         for s, (pname, o, _) in zip(outs, ports_out):
             if s.domain != "vector":
                 raise EmitError(f"graph output {self.g.nodes[o].label()} is a "
-                                          "feature map; only vector outputs are supported")
+                                "feature map; only vector outputs are supported")
         t_max = max(s.time for s in outs)
         src = max(outs, key=lambda s: s.time)
         m.line(f"assign m_tvalid = {m.all(src.valid)};")
@@ -406,7 +406,7 @@ class _Builder:
         a = n.attrs
         if arg.domain != "stream" or a.kernel != 2 or a.stride != 2:
             raise EmitError(f"{n.label()}: only 2x2 / stride-2 max pooling of a "
-                                      "feature map")
+                            "feature map")
         c, H, W = self.g.nodes[n.args[0]].shape
         nm = self.lname(n.id)
         self.stages.append(Stage("pool", {"H": H, "W": W}, nm))

@@ -175,7 +175,6 @@ class _Gen:
                 m.comb(name, W, expr, ad.type.signed)
         self.names[(ad.id, 0)] = name
 
-
     def gate_sum(self, name: str, L: int, xs: str, ys: str, sub: bool) -> str:
         """``xs + ys`` (``xs - ys`` when ``sub``) modulo ``2**L`` as ripple-carry gates (XOR,
         AND, OR) instead of ``+``: synthesis then maps a narrow adder into LUTs together with

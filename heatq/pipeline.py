@@ -19,7 +19,9 @@ from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
 from .models import MODELS, build_model
-from .rundir import FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json
+from .rundir import (
+    FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json,
+)
 from .train import TrainConfig, encode, train
 from .vectors import corner_vectors
 

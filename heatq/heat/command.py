@@ -159,29 +159,27 @@ def _reference(directory: Path, model: QNet, config: dict, data: Data, held_out:
     optimistic reference)."""
     train_cfg = config.get("train") or {}
     epochs = int(train_cfg.get("epochs", 30)) if ref_epochs is None else ref_epochs
-    floated = load_float_model(directory, config) if held_out else None
-    if floated is not None:
-        set_layer_bits(floated, *_bits_of(model))
-        floated.set_mode("quant")
-        calibrate(floated, data.x_train)
-        floated.eval()
-        return floated, {"network": "run's float network (before QAT)", "held_out": True,
-                         "epochs": 0}
-    if held_out or epochs == 0:
+    ref = load_float_model(directory, config) if held_out else None
+    if ref is not None:
+        set_layer_bits(ref, *_bits_of(model))
+        info = {"network": "run's float network (before QAT)", "held_out": True, "epochs": 0}
+    elif held_out or epochs == 0:
         return model, {"network": "run", "held_out": held_out, "epochs": 0}
-    ref = build_model(config["model"])
-    set_layer_bits(ref, *_bits_of(model))
-    ref.set_mode("float")
-    tc = TrainConfig(epochs=epochs, seed=seed, batch_size=cfg.batch_size,
-                     lr=float(train_cfg.get("lr", 3e-3)), weight_decay=cfg.weight_decay,
-                     max_shift=cfg.max_shift, progress=cfg.progress)
-    fit(ref, data.x_train, data.y_train, data.code, epochs, tc.lr, tc,
-        "reference (float, training part)")
+    else:
+        ref = build_model(config["model"])
+        set_layer_bits(ref, *_bits_of(model))
+        ref.set_mode("float")
+        tc = TrainConfig(epochs=epochs, seed=seed, batch_size=cfg.batch_size,
+                         lr=float(train_cfg.get("lr", 3e-3)), weight_decay=cfg.weight_decay,
+                         max_shift=cfg.max_shift, progress=cfg.progress)
+        fit(ref, data.x_train, data.y_train, data.code, epochs, tc.lr, tc,
+            "reference (float, training part)")
+        info = {"network": "retrained on the training part", "held_out": False,
+                "epochs": epochs}
     ref.set_mode("quant")
     calibrate(ref, data.x_train)
     ref.eval()
-    return ref, {"network": "retrained on the training part", "held_out": False,
-                 "epochs": epochs}
+    return ref, info
 
 
 def _bits_of(model: QNet) -> tuple[dict, dict]:

@@ -240,9 +240,7 @@ def _cse(b: _Builder, rows: list[dict[tuple[int, int], int]],
             node_rows.setdefault(n, set()).add(r)
         index.append(idx)
     guard = depth_slack is not None
-    if guard:
-        if depth_slack < 0:
-            raise ValueError(f"depth_slack must be >= 0 or None, got {depth_slack}")
+    if guard:  # depth_slack >= 0, checked by lower_cmvm
         # rows hold inputs only (level 0): S_r = #terms; cap = 2**(ceil(log2 #terms) + slack)
         depth_sum = [len(row) for row in rows]
         depth_cap = [1 << (max(len(row) - 1, 0).bit_length() + depth_slack) for row in rows]
