@@ -1,9 +1,19 @@
 """The emitter contract and the one place that writes an export to disk.
 
-An emitter turns an :class:`~heatq.ir.IntGraph` into ``{relative_path: text}``.  It writes
-nothing, computes no widths (it reads ``node.type``) and is deterministic: the same graph
-gives byte-identical text.  :func:`write_export` writes the files into a temporary directory
-next to the destination and renames it into place, so a failed export leaves nothing behind.
+An emitter turns an :class:`~heatq.ir.IntGraph` into ``{relative_path: str | bytes}``.  It
+writes nothing, computes no widths (it reads ``node.type``) and is deterministic: the same graph
+gives byte-identical files.  Each emitter declares
+
+- ``target``: its name on the command line (``heatq-export -t NAME``);
+- ``supported_ops``: the ops it renders; :meth:`Emitter.check_graph` refuses any other op with
+  a one-line :class:`EmitError` before ``emit`` runs;
+- ``options``: its command-line options (:class:`EmitOption`: name, type, help, default),
+  passed to its constructor as keyword arguments;
+- ``runners``: the names of the runners (``heatq_export.runners.RUNNERS``) that can execute
+  its exports (``heatq run-target`` uses the first one unless told otherwise).
+
+:func:`write_export` writes the files into a temporary directory next to the destination and
+renames it into place, so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from heatq.files import atomic_dir
-from heatq.ir import IntGraph
+from heatq.ir import IntGraph, Op
 
 
 class EmitError(ValueError):
@@ -23,16 +34,44 @@ class EmitError(ValueError):
     integer types, or an op the target has no unit for); the message names the node."""
 
 
-class Emitter(abc.ABC):
-    """One target.  Subclasses set ``target`` and implement :meth:`emit`."""
+@dataclass(frozen=True)
+class EmitOption:
+    """One target option: ``name`` is the constructor keyword (``max_carry``), shown on the
+    command line as ``--max-carry``; ``type`` is ``int``, ``str`` or ``bool``; ``minimum``
+    (ints only) is checked before anything is written."""
 
-    target: str = ""
+    name: str
+    type: type
+    help: str
+    default: Any = None
+    minimum: int | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+class Emitter(abc.ABC):
+    """One target.  Subclasses set ``target``, ``supported_ops`` (and optionally ``options``,
+    ``runners``) and implement :meth:`emit`."""
+
+    target: ClassVar[str] = ""
+    supported_ops: ClassVar[frozenset[Op]] = frozenset()
+    options: ClassVar[tuple[EmitOption, ...]] = ()
+    runners: ClassVar[tuple[str, ...]] = ()
+
+    def check_graph(self, graph: IntGraph) -> None:
+        """Raise :class:`EmitError` naming the first node whose op this target does not render."""
+        for node in graph.nodes:
+            if node.op not in self.supported_ops:
+                raise EmitError(f"{self.target}: op {node.op.value} ({node.label()}) is not "
+                                "supported")
 
     @abc.abstractmethod
-    def emit(self, graph: IntGraph) -> dict[str, str]:
-        """Return the generated files as ``{relative_path: text}``."""
+    def emit(self, graph: IntGraph) -> dict[str, str | bytes]:
+        """Return the generated files as ``{relative_path: text or bytes}``."""
 
-    def summary(self, graph: IntGraph, files: Mapping[str, str]) -> dict[str, Any]:
+    def summary(self, graph: IntGraph, files: Mapping[str, str | bytes]) -> dict[str, Any]:
         """Target-specific entries for ``summary.json`` (e.g. the top module's name)."""
         return {}
 
@@ -45,7 +84,8 @@ def sha256_text(text: str | bytes) -> str:
 def write_export(out_dir: str | Path, target: str, files: Mapping[str, str | bytes],
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``files`` and ``summary.json`` (``{"target", "files": {path: sha256}, **extra}``)
-    into ``out_dir`` atomically, replacing an existing directory.  Returns the summary."""
+    into ``out_dir`` atomically, replacing an existing directory (the caller has checked it
+    with :func:`heatq.files.prepare_output`).  Returns the summary."""
     summary = {"target": target, "files": {p: sha256_text(t) for p, t in sorted(files.items())}}
     summary.update(extra or {})
     with atomic_dir(out_dir) as tmp:

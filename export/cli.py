@@ -39,6 +39,7 @@ def export_graph(graph: IntGraph, target: str, out: Path, **options) -> dict:
         raise UserError(f"target {target} does not take option(s) "
                         f"{', '.join('--' + k.replace('_', '-') for k in options)}") from None
     try:
+        emitter.check_graph(graph)
         files = dict(emitter.emit(graph))
     except EmitError as e:
         raise UserError(f"target {target}: {e}") from None

@@ -37,6 +37,8 @@ class CLikeEmitter(Emitter):
 
     src_ext = "c"
     indent = "    "
+    supported_ops = frozenset({Op.INPUT, Op.CONV2D, Op.DENSE, Op.REQUANT, Op.MAXPOOL2D,
+                               Op.FLATTEN, Op.SIGN_BITS, Op.HAMMING_DECODE})
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name

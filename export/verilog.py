@@ -83,6 +83,7 @@ class VerilogEmitter(Emitter):
     ``max_carry=K``: every adder registered, no carry chain over K bits between registers."""
 
     target = "verilog"
+    supported_ops = frozenset(Op)
 
     def __init__(self, top: str = "heatq_top", max_carry: int | None = None, cse: bool = True):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top):
