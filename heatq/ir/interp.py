@@ -9,6 +9,7 @@ magnitude (then float64 arithmetic on integers is exact), and integer arithmetic
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -16,8 +17,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .graph import IntGraph, Node
 from .ops import Op
+from .requant import requant_array
 from .rules import IRError
-from .types import IntType, Overflow, Rounding
+from .types import IntType, Rounding
 
 INT64_MAX_WIDTH = 62
 FLOAT64_EXACT = 1 << 53
@@ -92,32 +94,12 @@ def _dense(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndar
 
 
 def _requant(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndarray:
-    a = node.attrs
-    v = args[0]
-    src = arg_nodes[0]
-    # int64 only when every intermediate provably fits: the rounded or shifted input and the
-    # op's constants (bounds, rounding offset, wrap span)
-    biggest = max(abs(src.lo), abs(src.hi)) + 1
-    biggest = biggest << max(-a.shift, 0)
-    safe = (_fits_int64(biggest, a.lo, a.hi, a.hi - a.lo + 1)
-            and a.shift < INT64_MAX_WIDTH)
-    if v.dtype != object and not safe:
-        v = _pyints(v)
-    if a.shift > 0 and a.rounding is Rounding.HALF_UP:
-        v = v + (1 << (a.shift - 1))
-    return requant_tail(v, a)
+    return requant_array(args[0], node.attrs)
 
 
 def requant_tail(v: np.ndarray, attrs) -> np.ndarray:
-    """REQUANT after its rounding constant was added: floor shift (left for a negative
-    shift), then saturate or wrap into ``[attrs.lo, attrs.hi]``."""
-    if attrs.shift > 0:
-        v = v >> attrs.shift
-    elif attrs.shift < 0:
-        v = v << (-attrs.shift)
-    if attrs.overflow is Overflow.SATURATE:
-        return np.minimum(np.maximum(v, attrs.lo), attrs.hi)
-    return attrs.lo + (v - attrs.lo) % (attrs.hi - attrs.lo + 1)
+    """REQUANT after its rounding constant was added: floor shift, then saturate or wrap."""
+    return requant_array(v, replace(attrs, rounding=Rounding.FLOOR))
 
 
 def _maxpool2d(node: Node, args: list[np.ndarray], arg_nodes: list[Node]) -> np.ndarray:

@@ -18,6 +18,7 @@ from .ops import (
     Conv2dAttrs, DenseAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, RequantAttrs,
 )
 from .errors import IRError
+from .requant import requant_plan, requant_scalar  # noqa: F401  (requant_scalar: re-export)
 from .types import Overflow
 
 
@@ -135,19 +136,6 @@ def _weighted_frac(a, args: list[Arg]) -> int:
 
 
 # REQUANT ----------------------------------------------------------------------------------
-def requant_scalar(v: int, a: RequantAttrs) -> int:
-    """REQUANT of one Python int (the rule used for ranges; the interpreter vectorises it)."""
-    from .types import Rounding
-
-    if a.shift > 0:
-        v = (v + (1 << (a.shift - 1))) >> a.shift if a.rounding is Rounding.HALF_UP else v >> a.shift
-    elif a.shift < 0:
-        v = v << -a.shift
-    if a.overflow is Overflow.SATURATE:
-        return min(max(v, a.lo), a.hi)
-    return a.lo + (v - a.lo) % (a.hi - a.lo + 1)
-
-
 def _requant_shape(a: RequantAttrs, args: list[Arg]) -> Shape:
     if a.lo > a.hi:
         raise IRError(f"requant range {a.lo}..{a.hi} is empty")
@@ -159,15 +147,8 @@ def _requant_shape(a: RequantAttrs, args: list[Arg]) -> Shape:
 
 
 def _requant_range(a: RequantAttrs, args: list[Arg]) -> Range:
-    lo, hi = requant_scalar(args[0].lo, _no_overflow(a)), requant_scalar(args[0].hi, _no_overflow(a))
-    if a.overflow is Overflow.SATURATE:
-        return min(max(lo, a.lo), a.hi), min(max(hi, a.lo), a.hi)
-    return (lo, hi) if a.lo <= lo and hi <= a.hi else (a.lo, a.hi)
-
-
-def _no_overflow(a: RequantAttrs) -> RequantAttrs:
-    big = 1 << 4096
-    return RequantAttrs(a.shift, -big, big, a.rounding, Overflow.SATURATE)
+    p = requant_plan(a, args[0].lo, args[0].hi)
+    return p.out_lo, p.out_hi
 
 
 # MAXPOOL2D / FLATTEN / SIGN_BITS / HAMMING_DECODE -----------------------------------------

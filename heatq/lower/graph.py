@@ -22,19 +22,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from heatq.ir import IntGraph, IRError, Op, Overflow, Rounding, run
 from heatq.ir.interp import EVAL, _as_dtype, check_input, requant_tail
+from heatq.ir.requant import rounding_const
 
 from .adders import AdderGraph
 from .cmvm import lower_cmvm
 
 _CACHE: dict[tuple, AdderGraph] = {}
 _CACHE_MAX = 64
-
-
-def rounding_const(attrs) -> int:
-    """The constant a REQUANT adds before dropping ``shift`` bits."""
-    if attrs.shift > 0 and attrs.rounding is Rounding.HALF_UP:
-        return 1 << (attrs.shift - 1)
-    return 0
 
 
 def cached_cmvm(weight: np.ndarray, in_ranges, const, max_carry: int | None,
