@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from heatq.ir import IntType
 from heatq.lower import check_lowering, csd, lower_cmvm, lower_graph, run_lowered
 from heatq.lower.cmvm import digits
-from heatq.lower.adders import coeff_range
+from heatq.ir.adders import coeff_range
 from heatq_sim.graphs import corner_inputs, mlp_graph, seed_cnn_graph
 
 SETTINGS = settings(derandomize=True, max_examples=120, deadline=None, database=None,

@@ -40,7 +40,7 @@ import numpy as np
 
 from heatq.ir import IntType
 
-from .adders import Adder, AdderGraph, InputNode, Output, Term, coeff_range
+from heatq.ir.adders import Adder, AdderGraph, InputNode, Output, Term, coeff_range
 
 
 def csd(w: int) -> list[tuple[int, int]]:

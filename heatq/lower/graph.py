@@ -24,7 +24,7 @@ from heatq.ir import IntGraph, IRError, Op, Overflow, Rounding, run
 from heatq.ir.interp import EVAL, _as_dtype, check_input, requant_tail
 from heatq.ir.requant import rounding_const
 
-from .adders import AdderGraph
+from heatq.ir.adders import AdderGraph
 from .cmvm import lower_cmvm
 
 _CACHE: dict[tuple, AdderGraph] = {}

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from heatq.ir import IntType
+from .types import IntType
 
 INT64_SAFE_WIDTH = 62
 
