@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .convert import CLASS, CODE_BITS
 from .ir import IntGraph
 from .ir.interp import run
+from .ir.ops.hamming_decode import hamming_distances
 from .models import QNet
 
 
@@ -50,7 +51,7 @@ def validate_activations(model: QNet, graph: IntGraph, x_codes: np.ndarray,
         bits = (logits > 0).long().numpy()
         torch_ints[CODE_BITS] = bits
         cb = graph.by_name(CLASS).attrs.codebook.astype(np.int64)
-        torch_ints[CLASS] = np.argmin((bits[:, None, :] != cb[None]).sum(-1), axis=1)
+        torch_ints[CLASS] = np.argmin(hamming_distances(bits, cb), axis=1)
         for name in names:
             equal[name] += int(_per_sample_equal(torch_ints.get(name),
                                                  values[graph.by_name(name).id]).sum())

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from heatq.errors import UserError
+from heatq.ir.ops.hamming_decode import hamming_distances
 
 __all__ = [
     "InputCode",
@@ -310,16 +311,9 @@ def parse_output_code(spec: str, n_classes: int, seed: int = 0) -> OutputCode:
 
 
 def hamming_distances_numpy(bits: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Distances ``[N, K]`` (int64, 0..L) from each row of ``bits`` [N, L] (0/1) to each codeword."""
-    b = np.asarray(bits)
-    m = np.asarray(matrix)
-    if b.ndim != 2 or m.ndim != 2 or b.shape[1] != m.shape[1]:
-        raise ValueError(f"bits {b.shape} and code matrix {m.shape} must be [N, L] and [K, L]")
-    if b.size and not np.isin(b, (0, 1)).all():
-        raise ValueError("bits must be 0 or 1")
-    b = b.astype(np.int64)
-    m = m.astype(np.int64)
-    return b @ (1 - m).T + (1 - b) @ m.T
+    """Distances ``[N, K]`` (int64, 0..L) from each row of ``bits`` [N, L] (0/1) to each codeword
+    (the IR's one Hamming distance; ValueError on wrong shapes or non-bits)."""
+    return hamming_distances(bits, matrix)
 
 
 def hamming_decode_numpy(bits: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from .ops import (
     Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op,
     RequantAttrs, SignBitsAttrs,
 )
-from .rules import IRError
+from .errors import IRError
 from .serialize import IR_VERSION, load, save
 from .types import IntType, Overflow, Rounding
 

@@ -2,7 +2,7 @@
 
 Every node carries its per-sample ``shape``, its exact integer range ``lo..hi`` and the
 ``IntType`` derived from that range and its binary point.  Widths are decided here, once, by
-:mod:`heatq.ir.rules`; passes and emitters read ``node.type`` and never compute a width.
+the op specs (:mod:`heatq.ir.ops`); passes and emitters read ``node.type`` and never compute a width.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from .ops import ATTRS_CLASS, Op
-from .rules import RULES, Arg, IRError
+from .errors import IRError
+from .ops import SPECS, Arg, Op
 from .types import IntType
 
 
@@ -107,10 +107,10 @@ class GraphBuilder:
     def add(self, op: Op, attrs: Any, args: Iterable[int] = (), name: str = "") -> int:
         """Append one node and return its id.  Raises IRError on a contract violation."""
         args = tuple(int(a) for a in args)
-        rule = RULES[op]
+        rule = SPECS[op]
         where = f"{op.value} {name!r}" if name else op.value
-        if not isinstance(attrs, ATTRS_CLASS[op]):
-            raise IRError(f"{where}: attributes must be {ATTRS_CLASS[op].__name__}")
+        if not isinstance(attrs, rule.attrs_cls):
+            raise IRError(f"{where}: attributes must be {rule.attrs_cls.__name__}")
         if len(args) != rule.n_args:
             raise IRError(f"{where}: expects {rule.n_args} argument(s), got {len(args)}")
         if any(a < 0 or a >= len(self.nodes) for a in args):

@@ -15,19 +15,27 @@ import os
 import tempfile
 import zipfile
 from dataclasses import fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 
 from .graph import GraphBuilder, IntGraph
-from .ops import ATTRS_CLASS, Op
-from .rules import IRError
-from .types import IntType, Overflow, Rounding
+from .errors import IRError
+from .ops import SPECS, Op
+from .types import IntType
 
 IR_VERSION = 1
 FORMAT = "heatq-ir"
-_ENUMS = {"rounding": Rounding, "overflow": Overflow}
+
+
+@cache
+def _enum_fields(cls: type) -> dict[str, type[enum.Enum]]:
+    """The attribute fields of ``cls`` whose declared type is an Enum (stored by value)."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)
+            if isinstance(hints[f.name], type) and issubclass(hints[f.name], enum.Enum)}
 
 
 def _encode_attrs(node_id: int, attrs: Any, arrays: dict[str, np.ndarray]) -> dict:
@@ -86,7 +94,8 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
-    cls = ATTRS_CLASS[op]
+    cls = SPECS[op].attrs_cls
+    enums = _enum_fields(cls)
     names = {f.name for f in fields(cls)}
     unknown = set(raw) - names
     if unknown:
@@ -100,9 +109,9 @@ def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
             if a.dtype.kind not in "iub":
                 raise IRError(f"{where}: {name} holds non-integer values (dtype {a.dtype})")
             kwargs[name] = a.astype(object) if a.dtype == np.uint64 else a
-        elif name in _ENUMS:
+        elif name in enums:
             try:
-                kwargs[name] = _ENUMS[name](v)
+                kwargs[name] = enums[name](v)
             except ValueError:
                 raise IRError(f"{where}: unknown {name} mode {v!r}") from None
         elif isinstance(v, list):

@@ -21,7 +21,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from heatq.ir import IntGraph, IRError, Op, Overflow, Rounding, run
-from heatq.ir.interp import EVAL, _as_dtype, check_input, requant_tail
+from heatq.ir.interp import _as_dtype, check_input, requant_tail
+from heatq.ir.ops import SPECS
 from heatq.ir.requant import rounding_const
 
 from heatq.ir.adders import AdderGraph
@@ -186,7 +187,7 @@ def run_lowered(lg: LoweredGraph, x: np.ndarray, trace: bool = False):
             continue
         if vals[n.id] is not None:  # a fused requant, already computed
             continue
-        out = EVAL[n.op](n, args, [g.nodes[a] for a in n.args])
+        out = SPECS[n.op].evaluate(n, args, [g.nodes[a] for a in n.args])
         vals[n.id] = _as_dtype(np.asarray(out), n.type)
     return vals if trace else [vals[o] for o in g.outputs]
 
