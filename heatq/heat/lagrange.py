@@ -26,13 +26,11 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..models import QNet
 from ..quant import QConv2d, QLinear, QReLU, QWeighted
-from ..train import _shift_batch
-from .loop import Data, LoopConfig, cosine_lr, evaluate, paired_se
+from .loop import Data, LoopConfig, evaluate, paired_se, total_steps, train_epoch
 from .noise import Heater, attach, set_bits, sharpness_at, tau_at
 
 OBJECTIVES = ("bits", "bops")
@@ -164,47 +162,12 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
     "cost", "epoch"}``, or None): a feasible start for the finalisation.  Feasible means
     ``drop + noise_margin * se <= max_acc_drop``, ``se`` the standard error of the paired
     accuracy difference against the reference's per-sample correctness ``ref_ok``."""
-    steps = dict(model.steps())
-    start = {k: float(min(hi[k], max(lo[k], steps[k].bits))) for k in cm.knobs}
-    beta = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
-    heater = Heater(soft_bits=hs.soft_bits, generator=gen,
-                    beta=beta if hs.learn_bits else {})
-    attach(model, heater)
-    opt = torch.optim.AdamW(model.parameters(), lr=hs.lr, weight_decay=cfg.weight_decay)
-    opt_b = torch.optim.Adam(list(beta.values()), lr=hs.bits_lr) if hs.learn_bits else None
-    cost_ref = float(cm.cost({k: float(hi[k]) for k in cm.knobs}))
-    targets = data.targets(data.y_train)
-    n = len(data.x_train)
-    per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-    total = max(1, hs.epochs * per_epoch)
-    mu, t, history, best = hs.mu0, 0, [], None
+    run = _Heating(model, data, cm, lo, hi, hs, cfg, gen)
+    history, best = [], None
     bar = tqdm(range(hs.epochs), desc="heating", disable=not cfg.progress, leave=False)
     for epoch in bar:
-        model.set_mode("heat")
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            tau = tau_at(t / max(1, total - 1), hs.schedule, hs.hold)
-            heater.tau, heater.sharpness = tau, sharpness_at(tau)
-            for k, b in beta.items():
-                steps[k].bits = integer_bits(b, lo[k], hi[k])
-            cosine_lr(opt, hs.lr, t, total)
-            xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
-            loss = mu * F.binary_cross_entropy_with_logits(model(xb), targets[idx])
-            if opt_b is not None:
-                loss = loss + cm.cost(beta) / cost_ref
-                opt_b.zero_grad()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if opt_b is not None:
-                opt_b.step()
-                with torch.no_grad():
-                    for k, b in beta.items():
-                        b.clamp_(lo[k], hi[k])
-            t += 1
-        bits = {k: integer_bits(b, lo[k], hi[k]) for k, b in beta.items()}
+        run.train_epoch()
+        bits = {k: integer_bits(b, lo[k], hi[k]) for k, b in run.beta.items()}
         set_bits(model, bits)
         model.set_mode("quant")
         acc, loss_val, ok = evaluate(model, data.x_val, data.y_val, data.code, exact=True,
@@ -215,19 +178,73 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
         if safe and (best is None or cost < best["cost"]):
             best = {"bits": dict(bits), "state": copy.deepcopy(model.state_dict()),
                     "acc_drop_val": drop, "acc_val": acc, "cost": cost, "epoch": epoch + 1}
-        if hs.learn_bits:  # dual ascent on the measured constraint (points of accuracy),
-            # in log space, weighted by tau: early on the weights have not yet adapted to
-            # the noise, so a violation then says less about the final bits
-            g = (drop - max_acc_drop) / max(max_acc_drop, 0.25)
-            step = hs.dual_lr * tau * max(-1.0, min(1.0, g))
-            mu = float(min(1e3, max(1e-3, mu * math.exp(step))))
-        history.append({"epoch": epoch + 1, "tau": tau, "mu": mu, "acc_val": acc,
+        if hs.learn_bits:
+            run.mu = dual_step(run.mu, drop, max_acc_drop, run.tau, hs.dual_lr)
+        history.append({"epoch": epoch + 1, "tau": run.tau, "mu": run.mu, "acc_val": acc,
                         "loss_val": loss_val, "acc_drop_val": drop, "bits": dict(bits),
-                        "beta": {k: round(float(b.detach()), 3) for k, b in beta.items()},
+                        "beta": {k: round(float(b.detach()), 3) for k, b in run.beta.items()},
                         "total_weight_bits": cm.weight_bits_total(bits),
                         "bops": cm.bops(bits)})
-        bar.set_postfix(acc=f"{100 * acc:.2f}", wbits=cm.weight_bits_total(bits), mu=f"{mu:.2g}")
+        bar.set_postfix(acc=f"{100 * acc:.2f}", wbits=cm.weight_bits_total(bits),
+                        mu=f"{run.mu:.2g}")
     attach(model, None)
     model.set_mode("quant")
     model.eval()
-    return {k: steps[k].bits for k in cm.knobs}, history, best
+    return {k: run.steps[k].bits for k in cm.knobs}, history, best
+
+
+def dual_step(mu: float, drop: float, max_acc_drop: float, tau: float, dual_lr: float) -> float:
+    """One dual-ascent step of the multiplier on the measured constraint (points of
+    accuracy), in log space, weighted by tau: early on the weights have not yet adapted to
+    the noise, so a violation then says less about the final bits.  Kept in 1e-3 .. 1e3."""
+    g = (drop - max_acc_drop) / max(max_acc_drop, 0.25)
+    step = dual_lr * tau * max(-1.0, min(1.0, g))
+    return float(min(1e3, max(1e-3, mu * math.exp(step))))
+
+
+class _Heating:
+    """The training state of :func:`heat_phase`: the heater, the continuous bits ``beta``,
+    the optimisers (weights; bits when learned), the multiplier ``mu``, the global step ``t``
+    and the temperature ``tau`` of the last step."""
+
+    def __init__(self, model: QNet, data: Data, cm: CostModel, lo: dict[str, int],
+                 hi: dict[str, int], hs: HeatSettings, cfg: LoopConfig, gen: torch.Generator):
+        self.model, self.data, self.cm, self.lo, self.hi = model, data, cm, lo, hi
+        self.hs, self.cfg, self.gen = hs, cfg, gen
+        self.steps = dict(model.steps())
+        start = {k: float(min(hi[k], max(lo[k], self.steps[k].bits))) for k in cm.knobs}
+        self.beta = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
+        self.heater = Heater(soft_bits=hs.soft_bits, generator=gen,
+                             beta=self.beta if hs.learn_bits else {})
+        attach(model, self.heater)
+        self.opts = [torch.optim.AdamW(model.parameters(), lr=hs.lr,
+                                       weight_decay=cfg.weight_decay)]
+        if hs.learn_bits:
+            self.opts.append(torch.optim.Adam(list(self.beta.values()), lr=hs.bits_lr))
+        self.cost_ref = float(cm.cost({k: float(hi[k]) for k in cm.knobs}))
+        self.targets = data.targets(data.y_train)
+        self.total = total_steps(data, hs.epochs, cfg)
+        self.mu, self.t, self.tau = hs.mu0, 0, 0.0
+
+    def train_epoch(self) -> None:
+        self.model.set_mode("heat")
+        learn = self.hs.learn_bits
+        self.t = train_epoch(self.model, self.data, self.targets, self.cfg, self.gen,
+                             self.opts, self.hs.lr, self.t, self.total, before=self._warm,
+                             scale=self.mu, penalty=self._penalty if learn else None,
+                             after=self._clamp_bits if learn else None)
+
+    def _warm(self, t: int) -> None:
+        """Before step ``t``: the temperature, and the integer bits the current beta imply."""
+        self.tau = tau_at(t / max(1, self.total - 1), self.hs.schedule, self.hs.hold)
+        self.heater.tau, self.heater.sharpness = self.tau, sharpness_at(self.tau)
+        for k, b in self.beta.items():
+            self.steps[k].bits = integer_bits(b, self.lo[k], self.hi[k])
+
+    def _penalty(self) -> torch.Tensor:
+        return self.cm.cost(self.beta) / self.cost_ref
+
+    @torch.no_grad()
+    def _clamp_bits(self) -> None:
+        for k, b in self.beta.items():
+            b.clamp_(self.lo[k], self.hi[k])

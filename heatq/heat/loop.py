@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -81,6 +82,49 @@ def cosine_lr(opt: torch.optim.Optimizer, base: float, t: int, total: int) -> No
         g["lr"] = lr
 
 
+def train_epoch(model: QNet, data: Data, targets: torch.Tensor, cfg: LoopConfig,
+                gen: torch.Generator, opts: list[torch.optim.Optimizer], lr: float, t: int,
+                total: int, before: Callable[[int], None] | None = None, scale: float = 1.0,
+                penalty: Callable[[], torch.Tensor] | None = None,
+                after: Callable[[], None] | None = None) -> int:
+    """One epoch over ``data.x_train`` in ``gen``-shuffled mini-batches of ``cfg.batch_size``
+    (each shifted by up to ``cfg.max_shift`` pixels), in the model's current mode.  Each step
+    ``t`` (global, from the given one): ``before(t)``; the learning rate of ``opts[0]`` follows
+    :func:`cosine_lr` from ``lr`` over ``total`` steps; the loss ``scale * BCE (+ penalty())``
+    is minimised by one step of every optimiser in ``opts``; then ``after()``.  Returns the
+    step count after the epoch."""
+    model.train()
+    n = len(data.x_train)
+    perm = torch.randperm(n, generator=gen)
+    for i in range(0, n, cfg.batch_size):
+        idx = perm[i:i + cfg.batch_size]
+        if before is not None:
+            before(t)
+        cosine_lr(opts[0], lr, t, total)
+        xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
+        loss = scale * F.binary_cross_entropy_with_logits(model(xb), targets[idx])
+        if penalty is not None:
+            loss = loss + penalty()
+        for o in opts:
+            o.zero_grad()
+        loss.backward()
+        for o in opts:
+            o.step()
+        if after is not None:
+            after()
+        t += 1
+    return t
+
+
+def total_steps(data: Data, epochs: int, cfg: LoopConfig) -> int:
+    """Mini-batch steps in ``epochs`` epochs over ``data.x_train`` (at least 1)."""
+    return max(1, epochs * steps_per_epoch(data, cfg))
+
+
+def steps_per_epoch(data: Data, cfg: LoopConfig) -> int:
+    return (len(data.x_train) + cfg.batch_size - 1) // cfg.batch_size
+
+
 def finetune(model: QNet, data: Data, epochs: int, lr: float, cfg: LoopConfig,
              gen: torch.Generator, soft_epochs: int = 0, soft_bits: int = 2,
              desc: str = "fine-tune") -> None:
@@ -90,29 +134,20 @@ def finetune(model: QNet, data: Data, epochs: int, lr: float, cfg: LoopConfig,
     The model ends in quant mode."""
     targets = data.targets(data.y_train)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    n = len(data.x_train)
-    per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-    total = max(1, epochs * per_epoch)
-    soft_total = max(1, soft_epochs * per_epoch)
+    total = total_steps(data, epochs, cfg)
+    soft_total = max(1, soft_epochs * steps_per_epoch(data, cfg))
     heater = Heater(tau=1.0, soft_bits=soft_bits, generator=gen)
+
+    def sharpen(t: int) -> None:
+        heater.sharpness = sharpness_at(min(1.0, t / soft_total))
+
     t = 0
     for epoch in tqdm(range(epochs), desc=desc, disable=not cfg.progress, leave=False):
         heated = epoch < soft_epochs
         attach(model, heater if heated else None)
         model.set_mode("heat" if heated else "quant")
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            if heated:
-                heater.sharpness = sharpness_at(min(1.0, t / soft_total))
-            cosine_lr(opt, lr, t, total)
-            xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
-            loss = F.binary_cross_entropy_with_logits(model(xb), targets[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            t += 1
+        t = train_epoch(model, data, targets, cfg, gen, [opt], lr, t, total,
+                        before=sharpen if heated else None)
     attach(model, None)
     model.set_mode("quant")
     model.eval()

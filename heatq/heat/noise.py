@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models import QNet
-from ..quant import QReLU, QWeighted, largest_frac, mse_weight_frac, ste, weight_bound
+from ..quant import QReLU, QWeighted, largest_frac, mse_weight_frac, weight_bound
 
 SCHEDULES = ("linear", "cosine")
 
