@@ -322,30 +322,15 @@ def hamming_decode_numpy(bits: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def hamming_decode_torch(logits, matrix):
-    """Decode logits ``[N, L]``: bits = ``logits > 0`` (strictly), then nearest codeword,
-    ties -> lowest class. Returns a LongTensor ``[N]`` on the logits' device."""
+    """Decode logits ``[N, L]``: bits = ``logits > 0`` (strictly), then the nearest codeword
+    by :func:`hamming_decode_numpy` (ties -> lowest class). Returns a LongTensor ``[N]`` on
+    the logits' device."""
     import torch
 
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
-    m = torch.from_numpy(np.array(matrix, dtype=np.uint8)).to(logits.device)
-    if m.dim() != 2 or m.shape[1] != logits.shape[1]:
-        raise ValueError(f"code matrix {tuple(m.shape)} does not match logits {tuple(logits.shape)}")
-    k = m.shape[0]
-    # Integer arithmetic end to end: distance * K + class is unique, so argmin is unambiguous
-    # (lowest class on equal distance) whatever the backend's tie rule.
-    # Rows are processed in chunks so the [chunk, K, L] comparison stays near 16 MiB.
-    b = logits > 0
-    mb = (m != 0).unsqueeze(0)
-    cls = torch.arange(k, device=logits.device, dtype=torch.int64)
-    chunk = max(1, (1 << 24) // max(1, k * m.shape[1]))
-    out = [
-        ((b[i:i + chunk].unsqueeze(1) ^ mb).sum(dim=2, dtype=torch.int64) * k + cls).argmin(dim=1)
-        for i in range(0, b.shape[0], chunk)
-    ]
-    if not out:
-        return torch.zeros(0, dtype=torch.int64, device=logits.device)
-    return torch.cat(out)
+    bits = (logits.detach() > 0).cpu().numpy().astype(np.uint8)
+    return torch.from_numpy(hamming_decode_numpy(bits, matrix)).to(logits.device)
 
 
 def code_targets_torch(y, matrix):
