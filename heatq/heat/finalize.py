@@ -31,6 +31,18 @@ def _key(bits: Bits) -> tuple:
     return tuple(sorted(bits.items()))
 
 
+def _best_move(cur: Bits, cands: list[str], step: int,
+               score: Callable[[Bits], tuple[float, float]]) -> tuple[str, Bits]:
+    """The knob ``k`` of ``cands`` (and the bits ``cur`` with ``k`` moved by ``step``) whose
+    move has the lowest ``score``; ties by the second score, then the knob name."""
+    scored = []
+    for k in cands:
+        nxt = {**cur, k: cur[k] + step}
+        scored.append((*score(nxt), k, nxt))
+    scored.sort(key=lambda s: (s[0], s[1], s[2]))
+    return scored[0][2], scored[0][3]
+
+
 def greedy_peel(start: Bits, min_bits: Bits, cost: Callable[[Bits], float],
                 probe: Callable[[Bits], float], accept: Callable[[Bits], bool],
                 log: list | None = None, retry: Callable[[Bits], bool] | None = None) -> Bits:
@@ -43,14 +55,13 @@ def greedy_peel(start: Bits, min_bits: Bits, cost: Callable[[Bits], float],
         if not cands:
             return cur
         base, c0 = probe(cur), cost(cur)
-        scored = []
-        for k in cands:
-            nxt = {**cur, k: cur[k] - 1}
+
+        def score(nxt: Bits) -> tuple[float, float]:  # harm per unit of cost saved
             saved = c0 - cost(nxt)
             harm = max(0.0, probe(nxt) - base)
-            scored.append((harm / saved if saved > 0 else math.inf, -saved, k, nxt))
-        scored.sort(key=lambda s: (s[0], s[1], s[2]))
-        _, _, k, nxt = scored[0]
+            return harm / saved if saved > 0 else math.inf, -saved
+
+        k, nxt = _best_move(cur, cands, -1, score)
         ok = accept(nxt)
         if not ok and retry is not None:
             ok = retry(nxt)
@@ -74,16 +85,15 @@ def greedy_raise(start: Bits, max_bits: Bits, cost: Callable[[Bits], float],
         if not cands:
             return None
         base, c0 = probe(cur), cost(cur)
-        scored = []
-        for k in cands:
-            nxt = {**cur, k: cur[k] + 1}
+
+        def score(nxt: Bits) -> tuple[float, float]:  # harm reduction per unit of cost added
             added = max(cost(nxt) - c0, 1e-12)
-            scored.append((-(base - probe(nxt)) / added, added, k, nxt))
-        scored.sort(key=lambda s: (s[0], s[1], s[2]))
-        cur = scored[0][3]
+            return -(base - probe(nxt)) / added, added
+
+        k, cur = _best_move(cur, cands, 1, score)
         ok = accept(cur)
         if log is not None:
-            log.append({"solver": "raise", "layer": scored[0][2], "bits": dict(cur), "accepted": ok})
+            log.append({"solver": "raise", "layer": k, "bits": dict(cur), "accepted": ok})
         if ok:
             return cur
 
