@@ -15,15 +15,17 @@ from .check import validate_activations
 from .codes import parse_input_code, parse_output_code
 from .convert import convert
 from .data import Dataset, load_dataset, split_validation
+from .files import prepare_output
+from .inputs import Inputs, check_count, check_image_shape, dataset_of, target_inputs
 from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
 from .models import MODELS, build_model
+from .progress import activity
 from .rundir import (
     FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json,
 )
 from .train import TrainConfig, encode, train
-from .vectors import corner_vectors
 
 MAX_BITS = 16
 
@@ -47,8 +49,9 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
               input_code: str = "bitplane:4", output_code: str = "hadamard:15",
               weight_bits: int = 4, act_bits: int = 4, epochs: int = 30,
               qat_epochs: int | None = None, seed: int = 0, train_per_class: int | None = None,
-              progress: bool = True, val_fraction: float = 0.0) -> dict:
-    """Train, convert and save a run directory ``out``; returns its summary.
+              progress: bool = True, val_fraction: float = 0.0, force: bool = False) -> dict:
+    """Train, convert and save a run directory ``out``; returns its summary.  ``out`` is
+    checked first (:func:`heatq.files.prepare_output`; ``force`` replaces an earlier run).
 
     ``val_fraction`` > 0 holds that part of the training images out (stratified, seeded by
     ``seed``, :func:`heatq.data.split_validation`): the network never trains on them, and
@@ -62,7 +65,10 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
         raise UserError("epoch counts must be >= 0")
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if train_per_class is not None and train_per_class < 1:
+        raise UserError(f"--train-per-class must be >= 1, got {train_per_class}")
     ic = parse_input_code(input_code)
+    prepare_output(out, "run", force)
     ds = load_dataset(dataset, train_per_class=train_per_class, seed=seed)
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
     h, w = ds.image_shape
@@ -109,16 +115,6 @@ def ir_accuracy(graph: IntGraph, x_codes: np.ndarray, y: np.ndarray, batch: int 
     return float((pred == y).mean())
 
 
-def dataset_for(config_or_meta: dict, dataset: str | None, seed: int | None = None) -> Dataset:
-    """The dataset named on the command line, else the one the run was trained on."""
-    name = dataset or config_or_meta.get("dataset")
-    if not name:
-        raise UserError("no dataset recorded; pass --dataset")
-    tpc = config_or_meta.get("train_per_class") if dataset is None else None
-    return load_dataset(name, train_per_class=tpc,
-                        seed=config_or_meta.get("seed", 0) if seed is None else seed)
-
-
 def split_images(ds: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split == "test":
         return ds.x_test, ds.y_test
@@ -129,61 +125,104 @@ def split_images(ds: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def check_run(directory: Path, dataset: str | None = None, split: str = "test",
               n: int | None = None, progress: bool = True) -> dict:
-    """``heatq check``: validate activations and write ``directory/check.json``."""
+    """``heatq check``: validate activations on the first ``n`` images (default all; >= 1)
+    and write ``directory/check.json``."""
+    check_count("--n", n)
     model, config = load_model(directory)
     graph = load_graph(directory)
     ic, _ = codes_of(config)
-    x, _ = split_images(dataset_for(config, dataset), split)
-    x = x[:n] if n else x
+    ds = dataset_of(config, dataset, str(directory))
+    check_image_shape(ds, graph.nodes[0].shape, f"run {directory}")
+    x, _ = split_images(ds, split)
+    x = x[:n] if n is not None else x
     result = validate_activations(model, graph, ic.encode_numpy(x), progress=progress)
     result["split"] = split
     write_json(Path(directory) / "check.json", result)
     return result
 
 
-def export_run(directory: Path, target: str, out: Path, **options) -> dict:
-    """``heatq-export``: emit ``target`` for the run in ``directory`` into ``out``."""
-    from heatq_export.cli import export_graph
+def export_run(directory: Path, target: str, out: Path, force: bool = False,
+               **options) -> dict:
+    """``heatq-export``: emit ``target`` for the run in ``directory`` into ``out`` (``out``
+    checked first; ``force`` replaces an earlier export there)."""
+    from heatq_export.export import export_graph
 
-    return export_graph(load_graph(directory), target, out, **options)
-
-
-def target_inputs(graph: IntGraph, dataset: str | None, n: int | None, seed: int = 0):
-    """(vectors, labels or None per vector, n_images): dataset test images (encoded with the
-    graph's input code) followed by corner vectors."""
-    ds = dataset_for(dict(graph.meta), dataset)
-    ic = parse_input_code(graph.meta.get("input_code", "bitplane:4"))
-    x = ds.x_test[:n] if n is not None else ds.x_test
-    codes = ic.encode_numpy(x).astype(np.int64)
-    if codes.shape[1:] != graph.nodes[0].shape:
-        raise UserError(f"dataset {ds.name} gives inputs of shape {codes.shape[1:]} but the model "
-                        f"expects {graph.nodes[0].shape}")
-    corners = corner_vectors(graph, seed=seed)
-    return np.concatenate([codes, corners]), ds.y_test[:len(codes)], len(codes)
+    return export_graph(load_graph(directory), target, out, force=force,
+                        inputs=(directory,), **options)
 
 
-def run_target(export_dir: Path, dataset: str | None = None, n: int | None = None) -> dict:
-    """``heatq run-target``: compile the C or HLS export, run it on dataset images and corner
-    vectors, compare every output with the interpreter, write ``run.json``."""
-    from heatq_export.build import compare_with_interp, compile_target, run_executable
+def _export_of(export_dir: Path, command: str) -> tuple[str, IntGraph]:
+    """(target, graph) of an export directory; every file its summary lists must be there."""
+    summary = read_json(export_dir / "summary.json")
+    target = summary.get("target")
+    if target is None:
+        raise UserError(f"{export_dir}: not an export directory ({command} needs the output "
+                        "of heatq-export)")
+    missing = sorted(p for p in summary.get("files", {}) if not (export_dir / p).is_file())
+    if missing:
+        raise UserError(f"{export_dir}: {missing[0]} is missing (listed in summary.json"
+                        f"{f' with {len(missing) - 1} more' if len(missing) > 1 else ''}); "
+                        "export again")
+    return target, load_graph(export_dir)
+
+
+def _runner(target: str, name: str | None):
+    """The runner called ``name``, or the first one that runs ``target`` exports."""
+    from heatq_export.runners import RUNNERS
+
+    if name is not None:
+        if name not in RUNNERS:
+            raise UserError(f"unknown runner {name!r}; runners: {', '.join(RUNNERS)}")
+        if RUNNERS[name].target != target:
+            raise UserError(f"runner {name} runs {RUNNERS[name].target} exports, this one is "
+                            f"{target!r}")
+        return RUNNERS[name]
+    for runner in RUNNERS.values():
+        if runner.target == target:
+            return runner
+    raise UserError(f"no runner runs {target} exports; runners: "
+                    + ", ".join(f"{r.name} ({r.target})" for r in RUNNERS.values()))
+
+
+def _one_line(e: Exception) -> str:
+    """A build/run failure's first line, plus its first compiler ``error`` line if any."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+    err = next((ln for ln in lines[1:] if "error" in ln.lower()), None)
+    return (lines[0].rstrip(":") + (f": {err}" if err else ""))[:400]
+
+
+def _result(inputs: Inputs, outputs: list, graph: IntGraph) -> dict:
+    """Mismatch count (exact equality with the interpreter) and accuracy on dataset images."""
+    from heatq_export.build import compare_with_interp
+
+    mismatches = compare_with_interp(graph, outputs, run(graph, inputs.x))
+    cls = np.asarray(outputs[-1])[:inputs.n_images]
+    return {"n": inputs.n_images, "n_corner": len(inputs.x) - inputs.n_images,
+            "n_vectors": len(inputs.x), "inputs": inputs.source,
+            "mismatches": int(mismatches),
+            "accuracy": float((cls == inputs.labels).mean()) if inputs.n_images else None}
+
+
+def run_target(export_dir: Path, dataset: str | None = None, n: int | None = None,
+               progress: bool = True, vectors: Path | None = None, random: int | None = None,
+               seed: int = 0, runner: str | None = None) -> dict:
+    """``heatq run-target``: build and run an export with its runner
+    (``heatq_export.runners.RUNNERS``; ``runner`` picks one) on the inputs of
+    :func:`heatq.inputs.target_inputs`, compare every output with the interpreter, write
+    ``run.json``."""
+    from heatq_export.build import BuildError
 
     export_dir = Path(export_dir)
-    target = read_json(export_dir / "summary.json").get("target")
-    if target is None:
-        raise UserError(f"{export_dir}: not an export directory (run-target needs the output "
-                        "of heatq-export --target c|hls)")
-    if target not in ("c", "hls"):
-        raise UserError(f"{export_dir}: run-target runs c or hls exports, this one is {target!r}")
-    graph = load_graph(export_dir)
-    x, labels, n_images = target_inputs(graph, dataset, n)
-    exe = compile_target(export_dir, target)
-    got = run_executable(exe, x)
-    want = run(graph, x)
-    mismatches = compare_with_interp(graph, got, want)
-    cls = got[-1][:n_images]
-    result = {"target": target, "n": n_images, "n_corner": len(x) - n_images,
-              "mismatches": int(mismatches),
-              "accuracy": float((cls == labels).mean()) if n_images else None}
+    target, graph = _export_of(export_dir, "run-target")
+    chosen = _runner(target, runner)
+    inputs = target_inputs(graph, str(export_dir), dataset, n, vectors, random, seed)
+    try:
+        with activity(f"building and running {chosen.name} on {len(inputs.x)} vectors",
+                      progress):
+            got = chosen.run(export_dir, graph, inputs.x)
+    except BuildError as e:
+        raise UserError(f"{chosen.name}: {_one_line(e)}") from None
+    result = {"target": target, "runner": chosen.name, **_result(inputs, got, graph)}
     write_json(export_dir / "run.json", result)
     return result
 
@@ -192,22 +231,28 @@ SIMULATORS = ("icarus", "verilator")
 
 
 def sim_run(export_dir: Path, simulator: str = "icarus", dataset: str | None = None,
-            n: int | None = 20) -> dict:
-    """``heatq sim``: simulate a Verilog export on dataset images plus corner vectors, compare
-    every output with the interpreter, write ``sim.json``."""
-    from heatq_sim.api import simulate
+            n: int | None = None, waves: Path | None = None, clock_mhz: float = 100.0,
+            progress: bool = True, vectors: Path | None = None, random: int | None = None,
+            seed: int = 0) -> dict:
+    """``heatq sim``: simulate a Verilog export on the inputs of
+    :func:`heatq.inputs.target_inputs` (default: 20 dataset images plus corner vectors),
+    compare every output with the interpreter, write ``sim-<simulator>.json``."""
+    from heatq_sim.api import simulate, write_sim_json
 
     export_dir = Path(export_dir)
     if simulator not in SIMULATORS:
         raise UserError(f"unknown simulator {simulator!r}; choose {' or '.join(SIMULATORS)}")
-    target = read_json(export_dir / "summary.json").get("target")
+    target, graph = _export_of(export_dir, "sim")
     if target != "verilog":
         raise UserError(f"{export_dir}: sim needs a verilog export (heatq-export --target "
                         f"verilog), this one is {target!r}")
-    graph = load_graph(export_dir)
-    x, labels, n_images = target_inputs(graph, dataset, n)
-    result = simulate(export_dir, graph, x, simulator=simulator)
-    result["n_images"] = n_images
-    result["n_corner"] = len(x) - n_images
-    write_json(export_dir / "sim.json", result)
+    if n is None and vectors is None and random is None:
+        n = 20
+    inputs = target_inputs(graph, str(export_dir), dataset, n, vectors, random, seed)
+    result = simulate(export_dir, graph, inputs.x, simulator=simulator, waves=waves,
+                      clock_mhz=clock_mhz, progress=progress)
+    result["n_images"] = inputs.n_images
+    result["n_corner"] = len(inputs.x) - inputs.n_images
+    result["inputs"] = inputs.source
+    write_sim_json(export_dir, result)
     return result

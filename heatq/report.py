@@ -41,9 +41,31 @@ def print_run(result: dict) -> None:
                f"vectors, {result['mismatches']} mismatches, accuracy {pct(result['accuracy'])}")
 
 
+def manifest_note(changes: dict) -> str | None:
+    """One line naming the export's files changed since it was written, or None."""
+    parts = [f"{kind} {', '.join(files)}" for kind, files in changes.items() if files]
+    return ("files changed since export (simulated as they are now): " + "; ".join(parts)
+            if parts else None)
+
+
+def rate(v, unit: str = "images/s") -> str:
+    """A throughput with a sensible number of digits, or '-'."""
+    if v is None:
+        return "-"
+    return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}"
+
+
 def print_sim(result: dict) -> None:
-    ips = result.get("images_per_s")
+    note = manifest_note(result.get("manifest") or {})
+    if note:
+        typer.echo(f"warning: {note}", err=True)
     typer.echo(f"{result['simulator']}: {result['n_images']} images + {result['n_corner']} corner "
                f"vectors, {result['mismatches']} mismatches, "
-               f"{result.get('cycles_per_image')} cycles/image, "
-               f"{'-' if ips is None else f'{ips:.1f}'} images/s (simulated)")
+               f"{result.get('cycles_per_image'):.0f} cycles/image (II {result.get('ii')}, "
+               f"latency {result.get('latency')} cycles)")
+    typer.echo(f"  hardware: {rate(result.get('hw_images_per_s'))} at an assumed "
+               f"{result['clock_mhz']:g} MHz (clock / II)")
+    typer.echo(f"  simulator: {rate(result.get('sim_images_per_s'))} simulated"
+               + (" (build reused)" if result.get("build_cached") else ""))
+    if result.get("waves"):
+        typer.echo(f"  waveform written to {result['waves']}")

@@ -9,11 +9,19 @@
 Both feed the images back to back and compare every result, in order, with
 :func:`heatq.ir.run`; they also check the design's measured latency and initiation interval
 against the cycle model stated in the export's report.
+
+Before simulating, the export's sha256 manifest (``summary.json["files"]``) is checked: files
+edited, missing or added since the export are reported (the simulation still runs: editing
+the RTL on purpose is allowed).  The simulator build is kept in ``EXPORT/.heatq-sim/``, in a
+directory named by the sha256 of the Verilog sources (and the waveform format), so a rerun
+on unchanged files does not recompile.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -22,10 +30,57 @@ from typing import Any
 
 import numpy as np
 
+from heatq.errors import UserError
 from heatq.ir import IntGraph, run, save
+from heatq.progress import activity
 
 from . import verilator as vl
 from .vectors import compare, input_beats, load_ports
+
+CACHE = ".heatq-sim"
+WAVE_FORMATS = ("vcd", "fst")
+
+
+def manifest_changes(export_dir: str | Path) -> dict[str, list[str]]:
+    """Files of ``export_dir`` that differ from its manifest (``summary.json["files"]``,
+    path -> sha256): ``{"edited", "missing", "added"}`` (added: ``*.v`` files the manifest
+    does not list, which the simulators would compile too)."""
+    export_dir = Path(export_dir)
+    files = json.loads((export_dir / "summary.json").read_text()).get("files", {})
+    edited, missing = [], []
+    for rel, digest in sorted(files.items()):
+        p = export_dir / rel
+        if not p.is_file():
+            missing.append(rel)
+        elif hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+            edited.append(rel)
+    added = sorted(p.name for p in export_dir.glob("*.v") if p.name not in files)
+    return {"edited": edited, "missing": missing, "added": added}
+
+
+def _wave_format(waves: str | Path | None) -> str | None:
+    if waves is None:
+        return None
+    fmt = Path(waves).suffix.lstrip(".").lower()
+    if fmt not in WAVE_FORMATS:
+        raise UserError(f"--waves {waves}: the file name must end in .vcd or .fst")
+    return fmt
+
+
+def build_dir(root: Path, export_dir: Path, simulator: str, ports: dict,
+              waves: str | None) -> Path:
+    """``root/<simulator>[-<waves>]-<sha256[:16]>`` for the export's Verilog sources and
+    ports; other builds of the same kind in ``root`` (of earlier sources) are removed."""
+    h = hashlib.sha256(json.dumps(ports, sort_keys=True).encode())
+    for p in sorted(Path(export_dir).glob("*.v")):
+        h.update(p.name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    kind = simulator + (f"-{waves}" if waves else "")
+    name = f"{kind}-{h.hexdigest()[:16]}"
+    if root.is_dir():
+        for old in root.iterdir():
+            if old.name != name and re.fullmatch(re.escape(kind) + r"-[0-9a-f]{16}", old.name):
+                shutil.rmtree(old, ignore_errors=True)
+    return root / name
 
 
 def _timing(out_cycles: list[int], first_accept: int | None, n: int, cycles: int,
@@ -46,12 +101,28 @@ def _timing(out_cycles: list[int], first_accept: int | None, n: int, cycles: int
     }
 
 
-def _icarus(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, work: Path,
-            max_cycles: int) -> dict[str, Any]:
-    if shutil.which("iverilog") is None:
-        raise FileNotFoundError("iverilog not found on PATH")
+def _icarus_runner(waves: str | None):
+    """cocotb's Icarus runner; with ``waves="vcd"`` vvp is told to write VCD, not FST."""
     from cocotb_tools.runner import get_runner
 
+    runner = get_runner("icarus")
+    if waves == "vcd":
+        base = type(runner)
+
+        class _VcdIcarus(base):  # type: ignore[misc, valid-type]
+            def _test_command(self):
+                return [["-vcd" if a == "-fst" else a for a in c]
+                        for c in super()._test_command()]
+
+        runner = _VcdIcarus()
+    return runner
+
+
+def _icarus(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, work: Path,
+            bdir: Path, max_cycles: int, waves: Path | None, progress: bool) -> dict[str, Any]:
+    if shutil.which("iverilog") is None:
+        raise FileNotFoundError("iverilog not found on PATH")
+    fmt = _wave_format(waves)
     work.mkdir(parents=True, exist_ok=True)
     save(graph, work, "graph")
     np.save(work / "inputs.npy", np.asarray(x, dtype=np.int64))
@@ -59,76 +130,102 @@ def _icarus(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, w
            "result": str(work / "result.json"), "max_cycles": max_cycles}
     (work / "job.json").write_text(json.dumps(job))
     srcs = sorted(str(p) for p in Path(export_dir).resolve().glob("*.v"))
-    runner = get_runner("icarus")
-    runner.build(sources=srcs, hdl_toplevel=top, build_dir=str(work / "build"), always=True,
-                 timescale=("1ns", "1ps"), log_file=str(work / "build.log"))
-    res_path = Path(job["result"])
-    if res_path.exists():
-        res_path.unlink()
+    runner = _icarus_runner(fmt)
+    cached = (bdir / "sim.vvp").is_file() and (bdir / "stamp").is_file()
+    if not cached:
+        (bdir / "stamp").unlink(missing_ok=True)
+    # cached: the runner still needs its build step, which then compiles nothing (the
+    # directory is named by the sources' sha256 and sim.vvp is newer than they are)
+    with activity(f"icarus: {'reusing the build of' if cached else 'compiling'} {top}",
+                  progress and not cached):
+        runner.build(sources=srcs, hdl_toplevel=top, build_dir=str(bdir), always=not cached,
+                     timescale=("1ns", "1ps"), log_file=str(bdir / "build.log"),
+                     waves=fmt is not None)
+    (bdir / "stamp").write_text("built\n")
     t0 = time.perf_counter()
-    runner.test(test_module="heatq_sim.cocotb_bench", hdl_toplevel=top,
-                build_dir=str(work / "build"), test_dir=str(work),
-                extra_env={"HEATQ_SIM_JOB": str(work / "job.json")},
-                results_xml=str(work / "results.xml"), log_file=str(work / "sim.log"))
+    plusargs = [f"+dumpfile_path={Path(waves).resolve()}"] if fmt else []
+    with activity(f"icarus: simulating {len(x)} vectors", progress):
+        runner.test(test_module="heatq_sim.cocotb_bench", hdl_toplevel=top,
+                    build_dir=str(bdir), test_dir=str(work), waves=fmt is not None,
+                    plusargs=plusargs, extra_env={"HEATQ_SIM_JOB": str(work / "job.json")},
+                    results_xml=str(work / "results.xml"), log_file=str(work / "sim.log"))
     wall = time.perf_counter() - t0
+    res_path = Path(job["result"])
     if not res_path.exists():
         log = (work / "sim.log").read_text()[-3000:] if (work / "sim.log").exists() else ""
         raise RuntimeError(f"cocotb bench wrote no result; log tail:\n{log}")
     res = json.loads(res_path.read_text())
-    res["wall_s"] = wall
+    res.update(wall_s=wall, build_cached=cached)
     return res
+
+
+def _verilator(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, work: Path,
+               bdir: Path, max_cycles: int, waves: Path | None, progress: bool
+               ) -> dict[str, Any]:
+    exe, cached = vl.build(export_dir, top, ports, bdir, waves=_wave_format(waves),
+                           progress=progress)
+    r = vl.run(exe, input_beats(ports, x), len(x), work, max_cycles, waves=waves,
+               progress=progress)
+    cmp = compare(ports, r["rows"], run(graph, x))
+    return {**cmp, "out_cycles": r["out_cycles"], "first_accept": r["info"].get("first_accept"),
+            "cycles": r["info"].get("cycles", 0), "err": r["info"].get("err", 0),
+            "wall_s": r["wall_s"], "build_cached": cached}
+
+
+SIMULATORS = {"icarus": _icarus, "verilator": _verilator}
 
 
 def simulate(export_dir: str | Path, graph: IntGraph, x: np.ndarray,
              simulator: str = "icarus", work_dir: str | Path | None = None,
-             max_cycles: int | None = None) -> dict[str, Any]:
+             max_cycles: int | None = None, waves: str | Path | None = None,
+             clock_mhz: float = 100.0, progress: bool = True) -> dict[str, Any]:
     """Simulate ``export_dir`` (a Verilog export) on the batch ``x`` and compare with
-    ``heatq.ir.run(graph, x)``.  Returns ``{"simulator", "n", "mismatches",
-    "cycles_per_image", "images_per_s", "latency", "ii", "model_latency", "model_ii",
-    "timing_matches_model", "err", "first_mismatches"}``."""
+    ``heatq.ir.run(graph, x)``.  The build is kept under ``work_dir`` (default
+    ``export_dir/.heatq-sim``); ``waves``: also write a waveform (``.vcd`` or ``.fst``).
+    Returns ``{"simulator", "n", "mismatches", "first_mismatches", "err", "cycles_per_image",
+    "latency", "ii", "model_latency", "model_ii", "timing_matches_model", "sim_images_per_s"
+    (the simulator's speed), "clock_mhz" (assumed), "hw_images_per_s" (clock / II: the
+    hardware's throughput at that clock), "build_cached", "manifest", "wall_s"}``."""
+    if simulator not in SIMULATORS:
+        raise UserError(f"unknown simulator {simulator!r} (icarus or verilator)")
+    if not clock_mhz > 0:
+        raise UserError(f"--clock-mhz must be > 0, got {clock_mhz}")
+    _wave_format(waves)
     export_dir = Path(export_dir)
     top, ports, report = load_ports(export_dir)
+    changes = manifest_changes(export_dir)
     x = np.asarray(x)
     n = len(x)
     d = report.get("design", {})
-    per = d.get("ii") or 1
-    max_cycles = max_cycles or (n + 4) * per + 4 * (d.get("latency") or 0) + 10_000
-    tmp = None
-    if work_dir is None:
-        tmp = tempfile.mkdtemp(prefix="heatq_sim_")
-        work = Path(tmp)
-    else:
-        work = Path(work_dir)
-    try:
-        if simulator == "icarus":
-            r = _icarus(export_dir, graph, x, top, ports, work / "icarus", max_cycles)
-            cmp = {k: r[k] for k in ("n", "results", "mismatches", "first")}
-            out_cycles, first, cycles, err = (r["out_cycles"], r["first_accept"], r["cycles"],
-                                              r["err"])
-            wall = r["wall_s"]
-        elif simulator == "verilator":
-            exe = vl.build(export_dir, top, ports, work / "verilator")
-            ref = run(graph, x)
-            r = vl.run(exe, input_beats(ports, x), n, work / "verilator" / "run", max_cycles)
-            cmp = compare(ports, r["rows"], ref)
-            out_cycles, first = r["out_cycles"], r["info"].get("first_accept")
-            cycles, err, wall = r["info"].get("cycles", 0), r["info"].get("err", 0), r["wall_s"]
-        else:
-            raise ValueError(f"unknown simulator {simulator!r} (icarus or verilator)")
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    out = {"simulator": simulator, "n": n, "mismatches": cmp["mismatches"]}
-    out.update(_timing(out_cycles, first, n, cycles, report))
-    out["images_per_s"] = n / wall if wall > 0 else None
-    out["wall_s"] = wall
-    out["err"] = int(bool(err))
-    out["first_mismatches"] = cmp["first"]
+    max_cycles = max_cycles or (n + 4) * (d.get("ii") or 1) + 4 * (d.get("latency") or 0) + 10_000
+    root = Path(work_dir) if work_dir is not None else export_dir / CACHE
+    bdir = build_dir(root, export_dir, simulator, ports, _wave_format(waves))
+    bdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="heatq_sim_") as tmp:
+        r = SIMULATORS[simulator](export_dir, graph, x, top, ports, Path(tmp), bdir,
+                                  max_cycles, waves, progress)
+    out = {"simulator": simulator, "n": n, "mismatches": r["mismatches"]}
+    out.update(_timing(r["out_cycles"], r["first_accept"], n, r["cycles"], report))
+    wall = r["wall_s"]
+    ii = out["ii"] or out["model_ii"] or out["cycles_per_image"]
+    out.update({
+        "sim_images_per_s": n / wall if wall > 0 else None,
+        "clock_mhz": float(clock_mhz),
+        "hw_images_per_s": clock_mhz * 1e6 / ii if ii else None,
+        "wall_s": wall, "err": int(bool(r["err"])), "first_mismatches": r["first"],
+        "build_cached": bool(r["build_cached"]), "manifest": changes,
+        "waves": None if waves is None else str(waves),
+    })
     return out
 
 
+def result_path(out_dir: str | Path, simulator: str) -> Path:
+    """``OUT/sim-<simulator>.json``: one result file per simulator."""
+    return Path(out_dir) / f"sim-{simulator}.json"
+
+
 def write_sim_json(out_dir: str | Path, result: dict[str, Any]) -> Path:
-    """Write ``OUT/sim.json`` (what ``heatq sim`` does)."""
-    p = Path(out_dir) / "sim.json"
+    """Write ``OUT/sim-<simulator>.json`` (what ``heatq sim`` does)."""
+    p = result_path(out_dir, result["simulator"])
     p.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return p

@@ -19,6 +19,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from heatq.progress import activity, run_streaming
+
 HARNESS = Template(r"""// heatq Verilator harness for $top (generated)
 #include <cstdio>
 #include <cstdint>
@@ -28,6 +30,7 @@ HARNESS = Template(r"""// heatq Verilator harness for $top (generated)
 #include <vector>
 #include "V$top.h"
 #include "verilated.h"
+$trace_include
 
 static std::vector<uint32_t> parse_hex(const char* s, int words) {
     std::vector<uint32_t> w(words, 0);
@@ -59,9 +62,12 @@ int main(int argc, char** argv) {
     }
     fclose(fi);
     V$top* top = new V$top;
+$trace_open
     top->clk = 0; top->rst = 1; top->s_tvalid = 0;$set_last0
-    top->eval();
-    for (int i = 0; i < 4; i++) { top->clk = 1; top->eval(); top->clk = 0; top->eval(); }
+    top->eval(); DUMP();
+    for (int i = 0; i < 4; i++) {
+        top->clk = 1; top->eval(); DUMP(); top->clk = 0; top->eval(); DUMP();
+    }
     top->rst = 0;
     size_t k = 0;
     auto drive = [&]() {
@@ -87,14 +93,14 @@ $dump
             results++;
         }
         if (top->err) { fprintf(stderr, "err flag set at cycle %ld\n", cyc); }
-        top->clk = 1; top->eval();
+        top->clk = 1; top->eval(); DUMP();
         if (fire) { k++; drive(); }
-        top->clk = 0; top->eval();
+        top->clk = 0; top->eval(); DUMP();
         cyc++;
     }
     fprintf(fo, "# cycles %ld first_accept %ld err %d\n", cyc, first_accept, (int)top->err);
     fclose(fo);
-    top->final();
+    top->final();$trace_close
     delete top;
     return results == want ? 0 : 1;
 }
@@ -120,7 +126,29 @@ def _dump_port(name: str, width: int, indent: str) -> str:
     return "\n".join(parts)
 
 
-def harness_cpp(top: str, ports: dict[str, Any]) -> str:
+_TRACE = {  # waveform format -> (header, class, verilator flag)
+    "vcd": ("verilated_vcd_c.h", "VerilatedVcdC", "--trace"),
+    "fst": ("verilated_fst_c.h", "VerilatedFstC", "--trace-fst"),
+}
+
+
+def _trace_parts(waves: str | None) -> dict[str, str]:
+    """Harness snippets: without ``waves`` DUMP() is empty; with "vcd" / "fst" the harness
+    dumps every signal after each eval (two time steps per clock) to argv[5]."""
+    if waves is None:
+        return {"trace_include": "#define DUMP()", "trace_open": "", "trace_close": ""}
+    header, cls = _TRACE[waves][:2]
+    return {
+        "trace_include": f'#include "{header}"\n#define DUMP() tfp->dump(t_trace++)',
+        "trace_open": (f"    Verilated::traceEverOn(true);\n    {cls}* tfp = new {cls};\n"
+                       "    uint64_t t_trace = 0;\n    top->trace(tfp, 99);\n"
+                       "    tfp->open(argc > 5 ? argv[5] : \"waves\");"),
+        "trace_close": "\n    tfp->close();",
+    }
+
+
+def harness_cpp(top: str, ports: dict[str, Any], waves: str | None = None) -> str:
+    """The C++ main() for ``top``; ``waves`` ("vcd" / "fst" / None) adds tracing."""
     w_in = ports["s_tdata"]["width"]
     stream = ports["mode"] == "stream"
     dump = "\n".join(_dump_port(o["port"], o["elems"] * o["elem_width"], " " * 12)
@@ -130,19 +158,29 @@ def harness_cpp(top: str, ports: dict[str, Any]) -> str:
         set_data=_set_port("s_tdata", w_in, "w", " " * 12),
         set_last=" top->s_tlast = lasts[k];" if stream else "",
         set_last0=" top->s_tlast = 0;" if stream else "",
-        dump=dump)
+        dump=dump, **_trace_parts(waves))
+
+
+def _compiled(line: str) -> str | None:
+    """Progress note for a line of the build's output: the C++ file being compiled."""
+    f = line.split()
+    if f and f[0].endswith(("g++", "c++", "clang++", "ccache")) and "-c" in f:
+        return f"compiling {Path(f[-1]).name}"
+    return None
 
 
 def build(export_dir: str | Path, top: str, ports: dict[str, Any], build_dir: str | Path,
-          jobs: int | None = None, opt: str = "-O0") -> Path:
-    """Compile the export with the harness; returns the executable.  Rebuilds only when the
-    sources or the harness changed."""
+          jobs: int | None = None, opt: str = "-O0", waves: str | None = None,
+          progress: bool = True) -> tuple[Path, bool]:
+    """Compile the export with the harness; returns (the executable, whether it was already
+    built).  Rebuilds only when the sources, the harness or ``waves`` changed; shows the
+    build's progress (the file being compiled, elapsed time) while it runs."""
     if shutil.which("verilator") is None:
         raise FileNotFoundError("verilator not found on PATH")
     export_dir, build_dir = Path(export_dir).resolve(), Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     srcs = sorted(p for p in export_dir.glob("*.v"))
-    cpp = harness_cpp(top, ports)
+    cpp = harness_cpp(top, ports, waves)
     h = hashlib.sha256(cpp.encode())
     for p in srcs:
         h.update(p.name.encode())
@@ -150,30 +188,38 @@ def build(export_dir: str | Path, top: str, ports: dict[str, Any], build_dir: st
     stamp = build_dir / "stamp"
     exe = build_dir / "obj_dir" / f"V{top}"
     if exe.exists() and stamp.exists() and stamp.read_text() == h.hexdigest():
-        return exe
+        return exe, True
+    stamp.unlink(missing_ok=True)
     (build_dir / "harness.cpp").write_text(cpp)
     jobs = jobs or max(1, os.cpu_count() or 1)
+    trace = [_TRACE[waves][2]] if waves else []
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "-Wno-fatal",
            "--top-module", top, "-O3", "--x-assign", "fast", "--x-initial", "fast",
-           "--output-split", "20000", "--output-split-cfuncs", "500",
+           "--output-split", "20000", "--output-split-cfuncs", "500", *trace,
            "-CFLAGS", opt, "-Mdir", str(build_dir / "obj_dir"),
            str(build_dir / "harness.cpp")] + [str(p) for p in srcs]
-    r = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"verilator build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    rc, log = run_streaming(cmd, f"verilator: building {top}", progress, cwd=build_dir,
+                            note=_compiled)
+    if rc != 0:
+        raise RuntimeError(f"verilator build failed:\n{log[-6000:]}")
     stamp.write_text(h.hexdigest())
-    return exe
+    return exe, False
 
 
 def run(exe: Path, beats: list[tuple[int, int]], n_results: int, work: Path,
-        max_cycles: int = 100_000_000) -> dict[str, Any]:
-    """Run the harness; returns raw results, cycle count and wall time."""
+        max_cycles: int = 100_000_000, waves: Path | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """Run the harness (built with waves when ``waves`` is given: the file to write);
+    returns raw results, cycle count and wall time."""
     work.mkdir(parents=True, exist_ok=True)
     fin, fout = work / "in.txt", work / "out.txt"
     fin.write_text("".join(f"{d:x} {l}\n" for d, l in beats))
+    args = [str(exe), str(fin), str(fout), str(n_results), str(max_cycles)]
+    if waves is not None:
+        args.append(str(Path(waves).resolve()))
     t0 = time.perf_counter()
-    r = subprocess.run([str(exe), str(fin), str(fout), str(n_results), str(max_cycles)],
-                       capture_output=True, text=True)
+    with activity(f"verilator: simulating {n_results} vectors", progress):
+        r = subprocess.run(args, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     return parse_output(fout.read_text(), r.returncode, r.stderr, wall)
 
