@@ -6,8 +6,8 @@ Nothing in this package imports torch.
 from .graph import GraphBuilder, IntGraph, Node
 from .interp import run
 from .ops import (
-    Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op,
-    RequantAttrs, SignBitsAttrs,
+    SPECS, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
+    MaxPool2dAttrs, Op, OpSpec, RequantAttrs, SignBitsAttrs, ThresholdAttrs,
 )
 from .errors import IRError
 from .serialize import IR_VERSION, load, save
@@ -16,5 +16,6 @@ from .types import IntType, Overflow, Rounding
 __all__ = [
     "GraphBuilder", "IntGraph", "Node", "run", "Op", "IntType", "Overflow", "Rounding", "IRError",
     "InputAttrs", "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
-    "SignBitsAttrs", "HammingDecodeAttrs", "IR_VERSION", "load", "save",
+    "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "OpSpec", "SPECS",
+    "IR_VERSION", "load", "save",
 ]

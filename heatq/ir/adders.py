@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import IRError
 from .types import IntType
 
 INT64_SAFE_WIDTH = 62
@@ -162,6 +163,15 @@ class AdderGraph:
         return out
 
     # ------------------------------------------------------------------ report
+    def to_saved(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """For :mod:`heatq.ir.serialize`: see :func:`adder_graph_to_saved`."""
+        return adder_graph_to_saved(self)
+
+    @staticmethod
+    def from_saved(doc: dict, arrays: dict[str, np.ndarray]) -> "AdderGraph":
+        """For :mod:`heatq.ir.serialize`: see :func:`adder_graph_from_saved`."""
+        return adder_graph_from_saved(doc, arrays)
+
     def stats(self) -> dict[str, Any]:
         """Adders, total adder bits, longest carry chain per stage, depth and latency.
 
@@ -200,3 +210,78 @@ def coeff_range(coef: dict[int, int], inputs: tuple[InputNode, ...] | list[Input
         lo += min(a, b)
         hi += max(a, b)
     return lo, hi
+
+
+# ---------------------------------------------------------------------- saving and loading
+def _int64_table(rows: list[list[int]], ncol: int, what: str) -> np.ndarray:
+    info = np.iinfo(np.int64)
+    for r in rows:
+        for v in r:
+            if not info.min <= v <= info.max:
+                raise IRError(f"adder graph {what} value {v} does not fit int64 (cannot save)")
+    return np.array(rows, dtype=np.int64).reshape(len(rows), ncol)
+
+
+def adder_graph_to_saved(g: AdderGraph) -> tuple[dict, dict[str, np.ndarray]]:
+    """The adder graph as a JSON object (``max_carry``, ``meta``) and int64 tables:
+    ``inputs`` [n_in, 2] (lo, hi), ``adders`` [n, 7] (a.node, a.shift, a.neg, b.node or -1,
+    b.shift, b.neg, const), ``outputs`` [n_out, 3] (node or -1, shift, const).  Everything else
+    (ranges, types, timing) is derived again on load."""
+    adders = [[ad.a.node, ad.a.shift, int(ad.a.neg)]
+              + ([ad.b.node, ad.b.shift, int(ad.b.neg)] if ad.b else [-1, 0, 0]) + [ad.const]
+              for ad in g.adders]
+    outputs = [[-1 if o.node is None else o.node, o.shift, o.const] for o in g.outputs]
+    arrays = {"inputs": _int64_table([[i.lo, i.hi] for i in g.inputs], 2, "input range"),
+              "adders": _int64_table(adders, 7, "adder"),
+              "outputs": _int64_table(outputs, 3, "output")}
+    return {"max_carry": g.max_carry, "meta": dict(g.meta)}, arrays
+
+
+def _check_table(a, ncol: int, what: str) -> list[list[int]]:
+    a = np.asarray(a)
+    if a.ndim != 2 or a.shape[1] != ncol or a.dtype.kind not in "iu":
+        raise IRError(f"adder graph {what} must be an integer [n, {ncol}] table, got "
+                      f"{a.dtype} {a.shape}")
+    return [[int(v) for v in r] for r in a.tolist()]
+
+
+def _term(node: int, shift: int, neg: int, n_nodes: int, k: int) -> Term:
+    if not 0 <= node < n_nodes or shift < 0 or neg not in (0, 1):
+        raise IRError(f"adder {k}: operand (node {node}, shift {shift}, neg {neg}) is not an "
+                      f"earlier node with a non-negative shift")
+    return Term(node, shift, bool(neg))
+
+
+def adder_graph_from_saved(doc: dict, arrays: dict[str, np.ndarray]) -> AdderGraph:
+    """Rebuild an adder graph saved by :func:`adder_graph_to_saved`: every range, type and
+    timing field is derived again by the adder builder; raises IRError on a malformed table."""
+    from heatq.lower.builder import AdderBuilder  # the one place adder ranges are derived
+
+    mc = doc.get("max_carry")
+    if mc is not None and (type(mc) is not int or mc < 1):
+        raise IRError(f"adder graph max_carry must be null or an integer >= 1, got {mc!r}")
+    inputs = []
+    for lo, hi in _check_table(arrays["inputs"], 2, "inputs"):
+        if lo > hi:
+            raise IRError(f"adder graph input range {lo}..{hi} is empty")
+        inputs.append(InputNode(lo, hi, IntType.for_range(lo, hi)))
+    b = AdderBuilder(inputs, mc)
+    for k, (an, ash, ang, bn, bsh, bng, c) in enumerate(_check_table(arrays["adders"], 7, "adders")):
+        n_nodes = len(inputs) + k
+        ta = _term(an, ash, ang, n_nodes, k)
+        tb = None if bn == -1 else _term(bn, bsh, bng, n_nodes, k)
+        if (tb is not None and c) or (tb is not None and ta.neg and tb.neg):
+            raise IRError(f"adder {k}: adds a term and a constant, or negates both operands")
+        b.add(ta, tb, c)
+    n_nodes = len(inputs) + len(b.adders)
+    outputs = []
+    for node, s, c in _check_table(arrays["outputs"], 3, "outputs"):
+        if node == -1:
+            outputs.append(Output(None, 0, c, c, c, IntType.for_range(c, c)))
+            continue
+        if not 0 <= node < n_nodes or s < 0:
+            raise IRError(f"adder graph output (node {node}, shift {s}) is not a node")
+        lo, hi = b.range(node)
+        lo, hi = (lo << s) + c, (hi << s) + c
+        outputs.append(Output(node, s, c, lo, hi, IntType.for_range(lo, hi)))
+    return AdderGraph(tuple(inputs), tuple(b.adders), tuple(outputs), mc, dict(doc.get("meta", {})))

@@ -31,11 +31,15 @@ FORMAT = "heatq-ir"
 
 
 @cache
-def _enum_fields(cls: type) -> dict[str, type[enum.Enum]]:
-    """The attribute fields of ``cls`` whose declared type is an Enum (stored by value)."""
+def _field_types(cls: type) -> dict[str, Any]:
+    """The declared type of every attribute field of ``cls``: an Enum field is stored by value,
+    a field whose type has ``to_saved`` / ``from_saved`` (an adder graph) by that codec."""
     hints = get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)
-            if isinstance(hints[f.name], type) and issubclass(hints[f.name], enum.Enum)}
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _is(t: Any, base: type) -> bool:
+    return isinstance(t, type) and issubclass(t, base)
 
 
 def _encode_attrs(node_id: int, attrs: Any, arrays: dict[str, np.ndarray]) -> dict:
@@ -48,6 +52,13 @@ def _encode_attrs(node_id: int, attrs: Any, arrays: dict[str, np.ndarray]) -> di
             out[f.name] = {"array": key}
         elif isinstance(v, enum.Enum):
             out[f.name] = v.value
+        elif hasattr(v, "to_saved"):
+            doc, tables = v.to_saved()
+            keys = {}
+            for part, a in tables.items():
+                keys[part] = f"{node_id}.{f.name}.{part}"
+                arrays[keys[part]] = a
+            out[f.name] = {"saved": doc, "arrays": keys}
         elif isinstance(v, tuple):
             out[f.name] = list(v)
         else:
@@ -95,25 +106,33 @@ def _atomic_write(path: Path, write) -> None:
 
 def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
     cls = SPECS[op].attrs_cls
-    enums = _enum_fields(cls)
-    names = {f.name for f in fields(cls)}
+    types = _field_types(cls)
+    names = set(types)
     unknown = set(raw) - names
     if unknown:
         raise IRError(f"{where}: unknown attribute(s) {sorted(unknown)}")
     kwargs = {}
     for name, v in raw.items():
+        t = types[name]
         if isinstance(v, dict) and "array" in v:
-            if v["array"] not in arrays:
-                raise IRError(f"{where}: array {v['array']!r} is missing from the weights file")
-            a = arrays[v["array"]]
-            if a.dtype.kind not in "iub":
-                raise IRError(f"{where}: {name} holds non-integer values (dtype {a.dtype})")
-            kwargs[name] = a.astype(object) if a.dtype == np.uint64 else a
-        elif name in enums:
+            kwargs[name] = _array(arrays, v["array"], name, where)
+        elif _is(t, enum.Enum):
             try:
-                kwargs[name] = enums[name](v)
+                kwargs[name] = t(v)
             except ValueError:
                 raise IRError(f"{where}: unknown {name} mode {v!r}") from None
+        elif hasattr(t, "from_saved"):
+            if not (isinstance(v, dict) and isinstance(v.get("arrays"), dict)):
+                raise IRError(f"{where}: attribute {name} is malformed")
+            tables = {p: _array(arrays, k, name, where) for p, k in v["arrays"].items()}
+            try:
+                kwargs[name] = t.from_saved(v.get("saved") or {}, tables)
+            except (IRError, KeyError) as e:
+                raise IRError(f"{where}: {name}: {e}") from None
+        elif _is(t, str):
+            if not isinstance(v, str):
+                raise IRError(f"{where}: attribute {name} must be a string, got {v!r}")
+            kwargs[name] = v
         elif isinstance(v, list):
             kwargs[name] = tuple(v)
         elif isinstance(v, bool) or not isinstance(v, int):
@@ -124,6 +143,15 @@ def _decode_attrs(op: Op, raw: dict, arrays, where: str) -> Any:
         return cls(**kwargs)
     except (TypeError, IRError) as e:
         raise IRError(f"{where}: {e}") from None
+
+
+def _array(arrays, key, name: str, where: str) -> np.ndarray:
+    if not isinstance(key, str) or key not in arrays:
+        raise IRError(f"{where}: array {key!r} is missing from the weights file")
+    a = arrays[key]
+    if a.dtype.kind not in "iub":
+        raise IRError(f"{where}: {name} holds non-integer values (dtype {a.dtype})")
+    return a.astype(object) if a.dtype == np.uint64 else a
 
 
 def load(path: str | Path) -> IntGraph:

@@ -25,13 +25,16 @@ class Op(enum.Enum):
     FLATTEN = "flatten"
     SIGN_BITS = "sign_bits"
     HAMMING_DECODE = "hamming_decode"
+    THRESHOLD = "threshold"
+    CMVM = "cmvm"
 
 
 # the op modules import Op from here, so they come after it
 from . import (  # noqa: E402
-    conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant, sign_bits,
+    cmvm, conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant, sign_bits, threshold,
 )
 from .base import Arg, OpSpec  # noqa: E402
+from .cmvm import CmvmAttrs  # noqa: E402
 from .conv2d import Conv2dAttrs  # noqa: E402
 from .dense import DenseAttrs  # noqa: E402
 from .flatten import FlattenAttrs  # noqa: E402
@@ -40,9 +43,10 @@ from .input import InputAttrs  # noqa: E402
 from .maxpool2d import MaxPool2dAttrs  # noqa: E402
 from .requant import RequantAttrs  # noqa: E402
 from .sign_bits import SignBitsAttrs  # noqa: E402
+from .threshold import ThresholdAttrs  # noqa: E402
 
 SPECS: dict[Op, OpSpec] = {m.SPEC.op: m.SPEC for m in (
-    input, conv2d, dense, requant, maxpool2d, flatten, sign_bits, hamming_decode,
+    input, conv2d, dense, requant, maxpool2d, flatten, sign_bits, hamming_decode, threshold, cmvm,
 )}
 assert set(SPECS) == set(Op), "every Op needs a SPEC"
 
@@ -55,5 +59,5 @@ def attr_fields(attrs) -> list[str]:
 __all__ = [
     "Op", "OpSpec", "Arg", "SPECS", "attr_fields", "hamming_distances", "InputAttrs",
     "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
-    "SignBitsAttrs", "HammingDecodeAttrs",
+    "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs",
 ]
