@@ -122,43 +122,65 @@ def _structural_depth(ops) -> int:
 _TRACED: dict[tuple, tuple[Any, float]] = {}  # (tool, matrix) -> (traced solution, seconds)
 
 
+def kif_signed(kif) -> bool:
+    """The sign flag of a da4ml / alkaid KIF ``Precision``: ``signed`` in alkaid >= 0.8,
+    ``keep_negative`` before it and in da4ml."""
+    for name in ("signed", "keep_negative"):
+        if hasattr(kif, name):
+            return bool(getattr(kif, name))
+    raise TypeError(f"no sign flag in precision {kif!r}")
+
+
+def _trace_da4ml(W, signed: bool, bits: int):
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    inp = FixedVariableArrayInput((W.shape[1],))
+    return comb_trace(inp, inp.quantize(k=int(signed), i=bits, f=0) @ W.T.astype(np.float32))
+
+
+def _trace_alkaid(W, signed: bool, bits: int):
+    from alkaid.trace import FVArrayInput, trace
+
+    inp = FVArrayInput((W.shape[1],))
+    return trace(inp, inp.quantize(k=int(signed), i=bits, f=0) @ W.T.astype(np.float32))
+
+
+def _write_da4ml(comb, top: str, d: Path, kw: dict) -> None:
+    from da4ml.codegen.rtl.rtl_model import RTLModel
+
+    RTLModel(comb, top, str(d), flavor="verilog", print_latency=False, **kw).write()
+
+
+def _write_alkaid(comb, top: str, d: Path, kw: dict) -> None:
+    from alkaid.codegen.rtl.rtl_model import RTLModel
+
+    RTLModel(comb, str(d), prj_name=top, flavor="verilog", print_latency=False, **kw).write()
+
+
+def _kif_da4ml(q):
+    from da4ml.types import minimal_kif
+
+    return minimal_kif(q)
+
+
+# tool -> (trace the CMVM, write its Verilog, the KIF precision of a traced interval)
+_DA_TOOLS = {"da4ml": (_trace_da4ml, _write_da4ml, _kif_da4ml),
+             "alkaid": (_trace_alkaid, _write_alkaid, lambda q: q.kif)}
+
+
 def _da_common(tool, W, lo, hi, variant, d: Path):
-    n_out, n_in = W.shape
+    trace_fn, write_fn, kif_of = _DA_TOOLS[tool]
     signed = lo < 0
     bits = max(IntType.for_range(lo, hi).width - int(signed), 1)
     t0 = time.perf_counter()
-    if tool == "da4ml":
-        from da4ml.codegen.rtl.rtl_model import RTLModel
-        from da4ml.trace import FixedVariableArrayInput, comb_trace
-        from da4ml.types import minimal_kif
-
-        key = ("da4ml", W.tobytes(), W.shape, lo, hi)
-        if key not in _TRACED:
-            inp = FixedVariableArrayInput((n_in,))
-            x = inp.quantize(k=int(signed), i=bits, f=0)
-            _TRACED[key] = (comb_trace(inp, x @ W.T.astype(np.float32)),
-                            time.perf_counter() - t0)
-        comb, solve_s = _TRACED[key]
-        width = lambda q: sum(minimal_kif(q))  # noqa: E731
-        signed_q = lambda q: minimal_kif(q).keep_negative  # noqa: E731
-        top = f"da4ml_{variant}"
-        kw = {"latency_cutoff": 1} if variant == "pipe" else {}
-        RTLModel(comb, top, str(d), flavor="verilog", print_latency=False, **kw).write()
-    else:
-        from alkaid.codegen.rtl.rtl_model import RTLModel
-        from alkaid.trace import FVArrayInput, trace
-
-        key = ("alkaid", W.tobytes(), W.shape, lo, hi)
-        if key not in _TRACED:
-            inp = FVArrayInput((n_in,))
-            x = inp.quantize(k=int(signed), i=bits, f=0)
-            _TRACED[key] = (trace(inp, x @ W.T.astype(np.float32)), time.perf_counter() - t0)
-        comb, solve_s = _TRACED[key]
-        width = lambda q: sum(q.kif)  # noqa: E731
-        signed_q = lambda q: bool(q.kif.signed)  # noqa: E731
-        top = f"alkaid_{variant}"
-        kw = {"latency_cutoff": 1} if variant == "pipe" else {}
-        RTLModel(comb, str(d), prj_name=top, flavor="verilog", print_latency=False, **kw).write()
+    key = (tool, W.tobytes(), W.shape, lo, hi)
+    if key not in _TRACED:
+        _TRACED[key] = (trace_fn(W, signed, bits), time.perf_counter() - t0)
+    comb, solve_s = _TRACED[key]
+    width = lambda q: sum(kif_of(q))  # noqa: E731
+    signed_q = lambda q: kif_signed(kif_of(q))  # noqa: E731
+    top = f"{tool}_{variant}"
+    write_fn(comb, top, d, {"latency_cutoff": 1} if variant == "pipe" else {})
     gen_s = time.perf_counter() - t0
     if gen_s < solve_s:  # the solution was traced for the other variant: count it once more
         gen_s += solve_s
@@ -228,13 +250,19 @@ GENERATORS: dict[str, Callable] = {"heatq": gen_heatq, "da4ml": gen_da4ml,
 
 
 # ---------------------------------------------------------------------------- checking
-def vectors(n_in: int, lo: int, hi: int, n_rand: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = [np.full(n_in, lo), np.full(n_in, hi), np.where(np.arange(n_in) % 2, hi, lo),
-            np.where(np.arange(n_in) % 2, lo, hi), np.zeros(n_in, dtype=np.int64).clip(lo, hi)]
-    rows += [np.where(rng.random(n_in) < 0.5, hi, lo) for _ in range(8)]
-    rows.append(rng.integers(lo, hi + 1, size=(n_rand, n_in)))
-    return np.vstack([np.atleast_2d(r) for r in rows]).astype(np.int64)
+def vectors(W: np.ndarray, lo: int, hi: int, n_rand: int, seed: int) -> np.ndarray:
+    """Test inputs int64 [M, n_in] for ``y = W @ x`` with every ``x_i`` in ``lo..hi``: heatq's
+    corner vectors (:func:`heatq.ir.testing.corner_vectors`: range corners, the inputs that
+    drive outputs to their extremes, ``n_rand`` seeded random vectors) of the one-layer graph."""
+    from heatq.ir import DenseAttrs, GraphBuilder, InputAttrs, Op
+    from heatq.ir.testing import corner_vectors
+
+    n_out, n_in = W.shape
+    w_bits = max(2, int(np.abs(W).max(initial=0)).bit_length() + 1)
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((n_in,), int(lo), int(hi)), name="x")
+    y = g.add(Op.DENSE, DenseAttrs(W, np.zeros(n_out, dtype=np.int64), w_bits), [x], "y")
+    return corner_vectors(g.build([y]), n_random=n_rand, seed=seed).astype(np.int64)
 
 
 def icarus_check(des: Design, W: np.ndarray, X: np.ndarray, wx: int, work: Path,
@@ -339,7 +367,7 @@ def build_cases(args) -> list[tuple[str, np.ndarray, int, int]]:
 # ---------------------------------------------------------------------------- main
 def run_case(name, W, lo, hi, args, root: Path) -> list[dict[str, Any]]:
     rows = []
-    X = vectors(W.shape[1], lo, hi, args.n_vectors, args.seed)
+    X = vectors(W, lo, hi, args.n_vectors, args.seed)
     wx = IntType.for_range(lo, hi).width
     for variant in args.variants.split(","):
         for tool in args.tools.split(","):
@@ -347,7 +375,7 @@ def run_case(name, W, lo, hi, args, root: Path) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"case": name, "tool": tool, "variant": variant}
             try:
                 des = GENERATORS[tool](W, lo, hi, variant, d, args)
-            except NotImplementedError as e:
+            except NotImplementedError:  # the tool has no such variant (naive: comb only)
                 continue
             except Exception as e:  # noqa: BLE001 - one tool failing must not stop the bench
                 row["error"] = f"generate: {e}"
