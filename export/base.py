@@ -8,12 +8,14 @@ gives byte-identical files.  Each emitter declares
 - ``supported_ops``: the ops it renders; :meth:`Emitter.check_graph` refuses any other op with
   a one-line :class:`EmitError` before ``emit`` runs;
 - ``options``: its command-line options (:class:`EmitOption`: name, type, help, default),
-  passed to its constructor as keyword arguments;
-- ``runners``: the names of the runners (``heatq_export.runners.RUNNERS``) that can execute
-  its exports (``heatq run-target`` uses the first one unless told otherwise).
+  passed to its constructor as keyword arguments (``heatq-export`` offers the union of all
+  targets' options and refuses one the chosen target does not declare);
+- optionally :meth:`Emitter.finish`: work on the written export before it is moved into
+  place (the Verilog resource estimate), so it is part of the same atomic write.
 
-:func:`write_export` writes the files into a temporary directory next to the destination and
-renames it into place, so a failed export leaves nothing behind.
+The runners that execute an export are ``heatq_export.runners.RUNNERS``, each naming the
+target it runs.  :func:`write_export` writes the files into a temporary directory next to the
+destination and renames it into place, so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from heatq.files import atomic_dir
 from heatq.ir import IntGraph, Op
@@ -52,13 +54,12 @@ class EmitOption:
 
 
 class Emitter(abc.ABC):
-    """One target.  Subclasses set ``target``, ``supported_ops`` (and optionally ``options``,
-    ``runners``) and implement :meth:`emit`."""
+    """One target.  Subclasses set ``target``, ``supported_ops`` (and optionally ``options``)
+    and implement :meth:`emit`."""
 
     target: ClassVar[str] = ""
     supported_ops: ClassVar[frozenset[Op]] = frozenset()
     options: ClassVar[tuple[EmitOption, ...]] = ()
-    runners: ClassVar[tuple[str, ...]] = ()
 
     def check_graph(self, graph: IntGraph) -> None:
         """Raise :class:`EmitError` naming the first node whose op this target does not render."""
@@ -75,6 +76,10 @@ class Emitter(abc.ABC):
         """Target-specific entries for ``summary.json`` (e.g. the top module's name)."""
         return {}
 
+    def finish(self, export_dir: Path) -> None:
+        """Called on the complete export (files and ``summary.json`` written) in its temporary
+        directory, before it replaces the destination; may update ``summary.json`` there."""
+
 
 def sha256_text(text: str | bytes) -> str:
     """sha256 of a generated file (text is hashed as UTF-8)."""
@@ -82,10 +87,12 @@ def sha256_text(text: str | bytes) -> str:
 
 
 def write_export(out_dir: str | Path, target: str, files: Mapping[str, str | bytes],
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 extra: Mapping[str, Any] | None = None,
+                 finish: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Write ``files`` and ``summary.json`` (``{"target", "files": {path: sha256}, **extra}``)
     into ``out_dir`` atomically, replacing an existing directory (the caller has checked it
-    with :func:`heatq.files.prepare_output`).  Returns the summary."""
+    with :func:`heatq.files.prepare_output`); ``finish(tmp_dir)`` runs on the complete
+    export before it is moved into place.  Returns the summary as finally written."""
     summary = {"target": target, "files": {p: sha256_text(t) for p, t in sorted(files.items())}}
     summary.update(extra or {})
     with atomic_dir(out_dir) as tmp:
@@ -97,4 +104,7 @@ def write_export(out_dir: str | Path, target: str, files: Mapping[str, str | byt
             else:
                 path.write_text(text)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if finish is not None:
+            finish(tmp)
+            summary = json.loads((tmp / "summary.json").read_text())
     return summary

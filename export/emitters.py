@@ -1,4 +1,5 @@
-"""The registry of source emitters: ``target name -> Emitter class``."""
+"""The registry of source emitters: ``target name -> Emitter class``.  Adding a target is one
+entry here; its options and supported ops are declared by the class itself."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ EMITTERS: dict[str, type[Emitter]] = {"c": CEmitter, "hls": HLSEmitter,
                                       "verilog": VerilogEmitter}
 
 
-def get_emitter(target: str, **kwargs) -> Emitter:
-    """An emitter instance for ``target``; ``kwargs`` go to its constructor.
-    Raises :class:`UserError` for an unknown target, listing the known ones."""
+def emitter_class(target: str) -> type[Emitter]:
+    """The Emitter class of ``target``; :class:`UserError` listing the known targets."""
     try:
-        cls = EMITTERS[target]
+        return EMITTERS[target]
     except KeyError:
         raise UserError(f"unknown export target {target!r}; known targets: "
                         f"{', '.join(sorted(EMITTERS))}") from None
-    return cls(**kwargs)
+
+
+def get_emitter(target: str, **kwargs) -> Emitter:
+    """An emitter instance for ``target``; ``kwargs`` go to its constructor.
+    Raises :class:`UserError` for an unknown target, listing the known ones."""
+    return emitter_class(target)(**kwargs)

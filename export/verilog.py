@@ -36,7 +36,7 @@ import numpy as np
 from heatq.ir import IntGraph, IntType, Op
 from heatq.lower import LoweredGraph, lower_cmvm, lower_graph
 
-from .base import EmitError, Emitter
+from .base import EmitError, Emitter, EmitOption
 from .verilog_layers import RequantSpec, layer_module
 from .verilog_netlist import VModule, read_template
 from .verilog_schedule import Stage, simulate
@@ -84,8 +84,13 @@ class VerilogEmitter(Emitter):
 
     target = "verilog"
     supported_ops = frozenset(Op)
+    options = (EmitOption("max_carry", int, "longest carry chain (bits); every adder registered",
+                          minimum=1),
+               EmitOption("estimate", bool, "yosys LUT/CARRY4/FF estimate per layer (slow)",
+                          default=False))
 
-    def __init__(self, top: str = "heatq_top", max_carry: int | None = None, cse: bool = True):
+    def __init__(self, top: str = "heatq_top", max_carry: int | None = None, cse: bool = True,
+                 estimate: bool = False):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top):
             raise ValueError(f"top module name {top!r} is not a Verilog identifier")
         if max_carry is not None and max_carry < 1:
@@ -93,6 +98,7 @@ class VerilogEmitter(Emitter):
         self.top = top
         self.max_carry = max_carry
         self.cse = cse
+        self.estimate = estimate
         self._cache: dict[int, tuple[IntGraph, Design]] = {}
 
     def design(self, graph: IntGraph) -> Design:
@@ -109,6 +115,13 @@ class VerilogEmitter(Emitter):
     def summary(self, graph: IntGraph, files: Mapping[str, str]) -> dict[str, Any]:
         d = self.design(graph)
         return {"top": d.top, "report": d.report, "ports": d.ports}
+
+    def finish(self, export_dir) -> None:
+        """``estimate``: yosys figures into the export's summary.json, inside the atomic write."""
+        if self.estimate:
+            from .estimate import estimate_export
+
+            estimate_export(export_dir)
 
 
 class _Builder:

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from . import pipeline
-from .cli_common import fail_cleanly
+from .cli_common import fail_cleanly, force_option
+from .cli_help import version_callback
 from .heat.command import heat
 from .report import print_check, print_run, print_sim, print_train
 
@@ -16,7 +17,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
 
 THREADS = typer.Option(1, "--threads", help="torch threads (1 is fastest on 2 shared cores)")
-QUIET = typer.Option(False, "--quiet", "-q", help="no progress bars")
+QUIET = typer.Option(False, "--quiet", "-q", help="no progress output")
+DATASET = typer.Option(None, help="its test images (default: the dataset the graph records)")
+VECTORS = typer.Option(None, "--vectors", help="your own integer inputs instead of a dataset: "
+                       "a .npy array [M, *input shape] within the input's range")
+RANDOM = typer.Option(None, "--random", help="instead of a dataset: N seeded random vectors "
+                      "(plus the corner vectors; 0: corner vectors only)")
+SEED = typer.Option(0, "--seed", help="seed of the random vectors")
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True,
+                                          callback=version_callback("heatq"),
+                                          help="print the version and exit")) -> None:
+    pass
 
 
 @app.command()
@@ -35,12 +49,12 @@ def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digit
               0.2, help="part of the training images held out as the validation split that "
               "`heatq heat` constrains accuracy on (0: train on all)"),
           out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
-          threads: int = THREADS, quiet: bool = QUIET) -> None:
+          force: bool = force_option(), threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Train a quantized network on binary input codes and an output code; save its IR."""
     pipeline.set_threads(threads)
     summary = pipeline.train_run(out, dataset, model, input_code, output_code, weight_bits,
                                  act_bits, epochs, qat_epochs, seed, train_per_class, not quiet,
-                                 val_fraction)
+                                 val_fraction, force=force)
     print_train(summary, out)
 
 
@@ -48,7 +62,8 @@ def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digit
 def check(directory: Path = typer.Argument(..., help="run directory"),
           dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
           split: str = typer.Option("test", help="test | train"),
-          n: Optional[int] = typer.Option(None, help="first N images only"),
+          n: Optional[int] = typer.Option(None, help="first N images only (N >= 1; default "
+                                          "all)"),
           threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Validate activations: torch integers == interpreter integers, every layer and sample."""
     pipeline.set_threads(threads)
@@ -59,12 +74,18 @@ def check(directory: Path = typer.Argument(..., help="run directory"),
 
 
 @app.command("run-target")
-def run_target(export_dir: Path = typer.Argument(..., help="a c or hls export directory"),
-               dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
-               n: Optional[int] = typer.Option(None, help="first N test images (default all)")
-               ) -> None:
-    """Compile and run a C or HLS export against the interpreter; writes run.json."""
-    result = pipeline.run_target(export_dir, dataset, n)
+def run_target(export_dir: Path = typer.Argument(..., help="an export directory"),
+               dataset: Optional[str] = DATASET,
+               n: Optional[int] = typer.Option(None, help="first N test images, then the corner "
+                                               "vectors (default all; 0: corner vectors only)"),
+               vectors: Optional[Path] = VECTORS, random: Optional[int] = RANDOM,
+               seed: int = SEED,
+               runner: Optional[str] = typer.Option(None, help="default: the first runner of "
+                                                    "the export's target"),
+               quiet: bool = QUIET) -> None:
+    """Build and run an export (C, HLS, ...) against the interpreter; writes run.json."""
+    result = pipeline.run_target(export_dir, dataset, n, progress=not quiet, vectors=vectors,
+                                 random=random, seed=seed, runner=runner)
     print_run(result)
     if result["mismatches"]:
         raise typer.Exit(1)
@@ -73,10 +94,18 @@ def run_target(export_dir: Path = typer.Argument(..., help="a c or hls export di
 @app.command()
 def sim(export_dir: Path = typer.Argument(..., help="a verilog export directory"),
         simulator: str = typer.Option("icarus", help="icarus | verilator"),
-        dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
-        n: int = typer.Option(20, help="first N test images (corner vectors are added)")) -> None:
-    """Simulate a Verilog export against the interpreter; writes sim.json."""
-    result = pipeline.sim_run(export_dir, simulator, dataset, n)
+        dataset: Optional[str] = DATASET,
+        n: Optional[int] = typer.Option(None, help="first N test images, then the corner "
+                                        "vectors (default 20; 0: corner vectors only)"),
+        vectors: Optional[Path] = VECTORS, random: Optional[int] = RANDOM, seed: int = SEED,
+        waves: Optional[Path] = typer.Option(None, help="also write a waveform FILE.vcd or .fst"),
+        clock_mhz: float = typer.Option(100.0, help="assumed clock for the hardware "
+                                        "throughput (images/s = clock / II)"),
+        quiet: bool = QUIET) -> None:
+    """Simulate a Verilog export against the interpreter; writes sim-SIMULATOR.json."""
+    result = pipeline.sim_run(export_dir, simulator, dataset, n, waves=waves,
+                              clock_mhz=clock_mhz, progress=not quiet, vectors=vectors,
+                              random=random, seed=seed)
     print_sim(result)
     if result["mismatches"]:
         raise typer.Exit(1)
@@ -85,12 +114,17 @@ def sim(export_dir: Path = typer.Argument(..., help="a verilog export directory"
 @app.command()
 def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smoke run)"),
          out: Path = typer.Option(Path("heatq-out"), "--out", "-o"),
+         force: bool = force_option(),
+         strict: bool = typer.Option(False, help="exit 1 when heating meets no bit widths "
+                                     "instead of exporting the fallback network"),
          threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Train, check, export and run every target on mnist5k; print one table."""
     from .demo import run_demo
+    from .files import prepare_output
 
     pipeline.set_threads(threads)
-    run_demo(out, quick=quick, progress=not quiet)
+    prepare_output(out, "demo", force)
+    run_demo(out, quick=quick, progress=not quiet, strict=strict)
 
 
 app.command("heat")(heat)

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from .cli_help import command
 from .errors import UserError
 from .files import FORCE_HELP
 from .ir import IRError
@@ -30,7 +31,7 @@ def fail_cleanly(app: typer.Typer, prog: str) -> None:
     an OSError from the file system (disk full, permission denied: the path and the reason).
     (Usage errors are typer's own: a usage line and exit code 2.)"""
     try:
-        app(prog_name=prog)
+        command(app)(prog_name=prog)
     except (UserError, IRError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
