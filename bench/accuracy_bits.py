@@ -28,7 +28,6 @@ bench-only dependency (``pip install brevitas``); without it those rows are skip
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -118,39 +117,63 @@ def _from_float(p: dict, bits: int):
     return torch, model, ds, ic, oc, xtr, xte
 
 
+def _quantized_start(model, xtr, rule: str) -> None:
+    """Put a heatq model from float weights in quant mode with the step ``rule`` ("max" or
+    "mse") and calibrated binary points."""
+    from heatq.heat.noise import set_step_rule
+    from heatq.train import calibrate
+
+    set_step_rule(model, rule)
+    model.set_mode("quant")
+    calibrate(model, xtr)
+
+
+def _quantized_row(method: str, model, xte, ds, oc, qat_epochs: int, t0: float) -> dict:
+    """The result row of a heatq model in quant mode: its test accuracy (the exported
+    integer network's) and bits."""
+    from heatq.train import accuracy
+
+    acc = accuracy(model, xte, ds.y_test, oc)
+    wb, ab, total, nw = _total_bits(model)
+    return {"method": method, "acc_test": acc, "weight_bits": wb, "act_bits": ab,
+            "total_weight_bits": total, "n_weights": nw, "qat_epochs": qat_epochs,
+            "seconds": time.time() - t0}
+
+
+def _save_run(p: dict, model, ic, oc, cfg, acc_float: float, row: dict) -> None:
+    """Save ``model`` as a heatq run directory at ``p["run_dir"]`` (``heatq heat`` input)."""
+    from heatq.convert import convert
+    from heatq.rundir import atomic_dir, save_run, write_json
+
+    config = {"model": model.spec, "dataset": p["dataset"],
+              "train_per_class": p["train_per_class"], "seed": p["seed"],
+              "input_code": ic.spec, "output_code": oc.name, "codebook": oc.matrix.tolist(),
+              "train": asdict(cfg)}
+    graph = convert(model, oc.matrix, {"dataset": p["dataset"], "input_code": ic.spec,
+                                        "output_code": oc.name})
+    with atomic_dir(p["run_dir"]) as tmp:
+        save_run(tmp, model, graph, config)
+        write_json(tmp / "summary.json", {"acc_float": acc_float, "acc_quant": row["acc_test"],
+                                          "weight_bits": row["weight_bits"],
+                                          "act_bits": row["act_bits"]})
+
+
 def job_ste(p: dict) -> dict:
     """Plain STE QAT at uniform ``bits``; with ``run_dir``, saved as a heatq run."""
     t0 = time.time()
     torch, model, ds, ic, oc, xtr, xte = _from_float(p, p["bits"])
-    from heatq.convert import convert
-    from heatq.rundir import atomic_dir, save_run, write_json
-    from heatq.train import accuracy, calibrate, fit
-
-    from heatq.heat.noise import set_step_rule
+    from heatq.train import accuracy, fit
 
     cfg = _cfg(p)
     acc_float = accuracy(model, xte, ds.y_test, oc, exact=False) if p.get("run_dir") else None
     torch.manual_seed(p["seed"])
-    set_step_rule(model, p.get("rule", "max"))
-    model.set_mode("quant")
-    calibrate(model, xtr)
+    _quantized_start(model, xtr, p.get("rule", "max"))
     fit(model, xtr, ds.y_train, oc, cfg.qat_epochs, cfg.qat_lr, cfg, "ste")
-    acc = accuracy(model, xte, ds.y_test, oc)
-    wb, ab, total, nw = _total_bits(model)
+    row = _quantized_row(p["label"], model, xte, ds, oc, cfg.qat_epochs, t0)
     if p.get("run_dir"):
-        config = {"model": model.spec, "dataset": p["dataset"],
-                  "train_per_class": p["train_per_class"], "seed": p["seed"],
-                  "input_code": ic.spec, "output_code": oc.name, "codebook": oc.matrix.tolist(),
-                  "train": asdict(cfg)}
-        graph = convert(model, oc.matrix, {"dataset": p["dataset"], "input_code": ic.spec,
-                                            "output_code": oc.name})
-        with atomic_dir(p["run_dir"]) as tmp:
-            save_run(tmp, model, graph, config)
-            write_json(tmp / "summary.json", {"acc_float": acc_float, "acc_quant": acc,
-                                              "weight_bits": wb, "act_bits": ab})
-    return {"method": p["label"], "acc_test": acc, "weight_bits": wb, "act_bits": ab,
-            "total_weight_bits": total, "n_weights": nw, "qat_epochs": cfg.qat_epochs,
-            "seconds": time.time() - t0}
+        _save_run(p, model, ic, oc, cfg, acc_float, row)
+        row["seconds"] = time.time() - t0
+    return row
 
 
 def job_heat_uniform(p: dict) -> dict:
@@ -159,15 +182,11 @@ def job_heat_uniform(p: dict) -> dict:
     torch, model, ds, ic, oc, xtr, xte = _from_float(p, p["bits"])
     from heatq.heat.lagrange import HeatSettings, bounds, cost_model, heat_phase
     from heatq.heat.loop import Data, LoopConfig, finetune
-    from heatq.heat.noise import set_step_rule
-    from heatq.train import accuracy, calibrate
 
     cfg = _cfg(p)
-    set_step_rule(model, "mse")
     quench = max(1, cfg.qat_epochs // 5)
     heat_epochs = max(1, cfg.qat_epochs - quench)
-    model.set_mode("quant")
-    calibrate(model, xtr)
+    _quantized_start(model, xtr, "mse")
     n_log = min(500, len(xtr))  # history only: no decision is taken on these
     data = Data(xtr, ds.y_train, xtr[:n_log], ds.y_train[:n_log], xte, ds.y_test, oc)
     lc = LoopConfig(progress=False)
@@ -178,11 +197,7 @@ def job_heat_uniform(p: dict) -> dict:
     heat_phase(model, data, cm, 1.0, 100.0, lo, hi,
                HeatSettings(epochs=heat_epochs, learn_bits=False, lr=cfg.qat_lr), lc, gen)
     finetune(model, data, quench, cfg.qat_lr / 2, lc, gen)
-    acc = accuracy(model, xte, ds.y_test, oc)
-    wb, ab, total, nw = _total_bits(model)
-    return {"method": f"heat-{p['bits']}", "acc_test": acc, "weight_bits": wb, "act_bits": ab,
-            "total_weight_bits": total, "n_weights": nw, "qat_epochs": heat_epochs + quench,
-            "seconds": time.time() - t0}
+    return _quantized_row(f"heat-{p['bits']}", model, xte, ds, oc, heat_epochs + quench, t0)
 
 
 def _brevitas_cnn(in_ch: int, code_len: int, bits: int, image_size: int):
