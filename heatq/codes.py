@@ -176,10 +176,11 @@ def parse_input_code(spec: str) -> InputCode:
 # -------------------------------------------------------------------------- output codes
 
 
-def _pairwise_distances(matrix: np.ndarray) -> np.ndarray:
-    """K x K Hamming distances between the rows of a 0/1 matrix (int64)."""
-    m = matrix.astype(np.int64)
-    return m @ (1 - m).T + (1 - m) @ m.T
+def _min_distance(matrix: np.ndarray) -> int:
+    """Minimum Hamming distance between two distinct rows of a 0/1 matrix [K, L], K >= 2
+    (0 if two rows are equal)."""
+    d = hamming_distances(matrix, matrix)
+    return int(d[~np.eye(len(d), dtype=bool)].min())
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,9 +215,7 @@ class OutputCode:
 
     def min_distance(self) -> int:
         """Minimum Hamming distance between two distinct rows (0 if two rows are equal)."""
-        d = _pairwise_distances(self.matrix)
-        k = self.n_classes
-        return int(d[~np.eye(k, dtype=bool)].min())
+        return _min_distance(self.matrix)
 
     def __repr__(self) -> str:
         return f"OutputCode(name={self.name!r}, n_classes={self.n_classes}, length={self.length})"
@@ -262,8 +261,7 @@ def _random(k: int, length: int, seed: int, spec: str) -> np.ndarray:
             if not const.any():
                 break
             m[:, const] = rng.integers(0, 2, size=(k, int(const.sum())), dtype=np.uint8)
-        d = _pairwise_distances(m)
-        dmin = int(d[~np.eye(k, dtype=bool)].min())
+        dmin = _min_distance(m)
         if dmin > best_d:
             best, best_d = m, dmin
     assert best is not None

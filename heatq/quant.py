@@ -36,15 +36,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from heatq.ir.ops.weighted import weight_bound  # the IR's weight range, also used here
+
 
 def ste(x_float: torch.Tensor, x_quant: torch.Tensor) -> torch.Tensor:
     """Value of ``x_quant`` with the gradient of ``x_float`` (straight-through estimator)."""
     return x_float + (x_quant - x_float).detach()
-
-
-def weight_bound(bits: int) -> int:
-    """Largest |w_int| for ``bits``-bit signed symmetric weights (1 bit: +-1)."""
-    return 1 if bits == 1 else (1 << (bits - 1)) - 1
 
 
 def largest_frac(max_abs: float, bound: int, lo: int = -32, hi: int = 32) -> int:
