@@ -1,4 +1,5 @@
-"""heatq.lower: CSD digits, adder graphs equal W @ x + c exactly, exact widths, --max-carry."""
+"""heatq.lower: CSD digits, adder graphs equal W @ x + c exactly, exact widths, --max-carry;
+the lowering pass (heatq.passes.lower_products) on the heatq_sim networks."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heatq.ir import IntType
-from heatq.lower import check_lowering, csd, lower_cmvm, lower_graph, run_lowered
-from heatq.lower.cmvm import digits
+from heatq.ir import IntType, Op, run
 from heatq.ir.adders import coeff_range
-from heatq_sim.graphs import corner_inputs, mlp_graph, seed_cnn_graph
+from heatq.ir.testing import corner_vectors
+from heatq.lower import csd, lower_cmvm
+from heatq.lower.cmvm import digits
+from heatq.passes import LowerProducts
+from heatq.passes.testing import assert_preserves
+from heatq_sim.graphs import mlp_graph, seed_cnn_graph
 
 SETTINGS = settings(derandomize=True, max_examples=120, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -189,27 +193,29 @@ def test_lower_rejects_bad_args():
         lower_cmvm(np.ones((2, 3)), [(0, 1)] * 3, max_carry=0)
 
 
-def test_lower_graph_mlp_exact():
+def test_lower_products_mlp_exact():
     g = mlp_graph(1)
     rng = np.random.default_rng(0)
-    x = np.concatenate([corner_inputs(g), rng.integers(0, 16, size=(200, 64))])
+    x = np.concatenate([corner_vectors(g), rng.integers(0, 16, size=(200, 64))])
     for k in (None, 4):
-        lg = lower_graph(g, max_carry=k)
-        check_lowering(lg, x)
-        assert {p.kind for p in lg.plans} == {"dense"}
-        assert lg.plans[0].requant is not None  # fc1's requant is fused
+        lowered = assert_preserves(LowerProducts(max_carry=k), g, x)
+        cmvms = [n for n in lowered.nodes if n.op is Op.CMVM]
+        assert {n.attrs.layout for n in cmvms} == {"dense"}
+        assert cmvms[0].name == "fc1.rounded"  # fc1's requant rounding is folded in
 
 
-def test_lower_graph_small_cnn_exact_and_max_carry():
+def test_lower_products_small_cnn_exact_and_max_carry():
     g = seed_cnn_graph(2, channels=(4, 4, 8, 8, 16), size=28)
     rng = np.random.default_rng(1)
-    x = np.concatenate([corner_inputs(g), rng.integers(0, 2, size=(8, 4, 28, 28))])
+    x = np.concatenate([corner_vectors(g), rng.integers(0, 2, size=(8, 4, 28, 28))])
     for k in (None, 8):
-        lg = lower_graph(g, max_carry=k)
-        check_lowering(lg, x)
+        lowered = assert_preserves(LowerProducts(max_carry=k), g, x)
+        cmvms = [n for n in lowered.nodes if n.op is Op.CMVM]
+        assert [n.attrs.layout for n in cmvms] == ["conv2d"] * 4 + ["dense"]
         if k:
-            assert lg.longest_carry() <= k
-            for rep in lg.report().values():
-                assert max(rep["carry_per_stage"].values()) <= k
-    outs = run_lowered(lg, x)
+            for n in cmvms:
+                st_ = n.attrs.graph.stats()
+                assert st_["longest_carry"] <= k
+                assert max(st_["carry_per_stage"].values()) <= k
+    outs = run(lowered, x)
     assert outs[2].shape == (len(x),)
