@@ -38,21 +38,25 @@ NO_INPUTS = ("records no dataset; give inputs with --dataset NAME (its test imag
 @dataclass
 class Inputs:
     """``x``: int64 (or object) ``[M, *input_shape]``; the first ``n_images`` rows are dataset
-    images with ``labels``; ``source`` says where the vectors came from (for the result)."""
+    images with ``labels``, then ``n_corner`` corner (and random) vectors, or the user's own;
+    ``source`` says where the vectors came from and ``text`` says it in words."""
 
     x: np.ndarray
     labels: np.ndarray | None
     n_images: int
+    n_corner: int
     source: dict
+    text: str
 
 
-def check_count(flag: str, n: int | None, zero: str | None = None) -> None:
-    """``n`` must be >= 1, or 0 when ``zero`` says what 0 means; None is "not given"."""
+def check_count(flag: str, n: int | None, zero: str | None = None, why: str = "") -> None:
+    """``n`` must be >= 1, or >= 0 when ``zero`` says what 0 means; None is "not given".
+    ``why`` (e.g. "check has no corner vectors") is added to the message."""
     if n is None:
         return
     if n < 0 or (n == 0 and zero is None):
         need = f">= 0 ({zero})" if zero else ">= 1"
-        raise UserError(f"{flag} must be {need}, got {n}")
+        raise UserError(f"{flag} must be {need}" + (f" ({why})" if why else "") + f", got {n}")
 
 
 def check_image_shape(ds: Dataset, input_shape: tuple, who: str) -> None:
@@ -106,7 +110,8 @@ def _dataset_inputs(graph: IntGraph, who: str, dataset: str | None, n: int | Non
                     seed: int) -> Inputs:
     corners = corner_vectors(graph, seed=seed)
     if n == 0:
-        return Inputs(corners, None, 0, {"kind": "corners", "seed": seed})
+        return Inputs(corners, None, 0, len(corners), {"kind": "corners", "seed": seed},
+                      f"{len(corners)} corner vectors")
     ds = dataset_of(dict(graph.meta), dataset, who)
     check_image_shape(ds, graph.nodes[0].shape, who)
     ic = parse_input_code(graph.meta.get("input_code", "bitplane:4"))
@@ -116,8 +121,20 @@ def _dataset_inputs(graph: IntGraph, who: str, dataset: str | None, n: int | Non
         raise UserError(f"dataset {ds.name} encoded with {ic.spec} gives inputs of shape "
                         f"{codes.shape[1:]} but {who} expects {graph.nodes[0].shape}")
     x = np.concatenate([codes.astype(corners.dtype), corners])
-    return Inputs(x, ds.y_test[:len(codes)], len(codes),
-                  {"kind": "dataset", "dataset": ds.name, "n_images": len(codes), "seed": seed})
+    return Inputs(x, ds.y_test[:len(codes)], len(codes), len(corners),
+                  {"kind": "dataset", "dataset": ds.name, "n_images": len(codes), "seed": seed},
+                  f"{len(codes)} {ds.name} images + {len(corners)} corner vectors")
+
+
+def check_input_options(dataset: str | None, n: int | None, vectors: str | Path | None,
+                        random: int | None) -> None:
+    """The option checks of :func:`target_inputs`, for a command to run before anything else."""
+    check_count("--n", n, zero="0: corner vectors only")
+    check_count("--random", random, zero="0: corner vectors only")
+    if vectors is not None and (random is not None or dataset or n is not None):
+        raise UserError("--vectors gives the inputs itself; drop --dataset, --n and --random")
+    if random is not None and (dataset or n is not None):
+        raise UserError("--random replaces the dataset; drop --dataset and --n")
 
 
 def target_inputs(graph: IntGraph, who: str, dataset: str | None = None, n: int | None = None,
@@ -125,16 +142,13 @@ def target_inputs(graph: IntGraph, who: str, dataset: str | None = None, n: int 
                   seed: int = 0) -> Inputs:
     """The vectors to run ``graph`` on (see the module docstring); ``who`` names the export
     in messages."""
-    check_count("--n", n, zero="0: corner vectors only")
-    check_count("--random", random, zero="0: corner vectors only")
-    if vectors is not None and (random is not None or dataset or n is not None):
-        raise UserError("--vectors gives the inputs itself; drop --dataset, --n and --random")
-    if random is not None and (dataset or n is not None):
-        raise UserError("--random replaces the dataset; drop --dataset and --n")
+    check_input_options(dataset, n, vectors, random)
     if vectors is not None:
         x = load_vectors(vectors, graph)
-        return Inputs(x, None, 0, {"kind": "vectors", "file": str(vectors)})
+        return Inputs(x, None, 0, 0, {"kind": "vectors", "file": str(vectors)},
+                      f"{len(x)} vectors from {vectors}")
     if random is not None:
         x = corner_vectors(graph, n_random=random, seed=seed)
-        return Inputs(x, None, 0, {"kind": "random", "n_random": random, "seed": seed})
+        return Inputs(x, None, 0, len(x), {"kind": "random", "n_random": random, "seed": seed},
+                      f"{len(x)} corner and random vectors ({random} random, seed {seed})")
     return _dataset_inputs(graph, who, dataset, n, seed)

@@ -16,7 +16,9 @@ from .codes import parse_input_code, parse_output_code
 from .convert import convert
 from .data import Dataset, load_dataset, split_validation
 from .files import prepare_output
-from .inputs import Inputs, check_count, check_image_shape, dataset_of, target_inputs
+from .inputs import (
+    Inputs, check_count, check_image_shape, check_input_options, dataset_of, target_inputs,
+)
 from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
@@ -127,7 +129,7 @@ def check_run(directory: Path, dataset: str | None = None, split: str = "test",
               n: int | None = None, progress: bool = True) -> dict:
     """``heatq check``: validate activations on the first ``n`` images (default all; >= 1)
     and write ``directory/check.json``."""
-    check_count("--n", n)
+    check_count("--n", n, why="check has no corner vectors")
     model, config = load_model(directory)
     graph = load_graph(directory)
     ic, _ = codes_of(config)
@@ -197,8 +199,8 @@ def _result(inputs: Inputs, outputs: list, graph: IntGraph) -> dict:
 
     mismatches = compare_with_interp(graph, outputs, run(graph, inputs.x))
     cls = np.asarray(outputs[-1])[:inputs.n_images]
-    return {"n": inputs.n_images, "n_corner": len(inputs.x) - inputs.n_images,
-            "n_vectors": len(inputs.x), "inputs": inputs.source,
+    return {"n": inputs.n_images, "n_corner": inputs.n_corner, "n_vectors": len(inputs.x),
+            "inputs": inputs.source, "inputs_text": inputs.text,
             "mismatches": int(mismatches),
             "accuracy": float((cls == inputs.labels).mean()) if inputs.n_images else None}
 
@@ -211,7 +213,9 @@ def run_target(export_dir: Path, dataset: str | None = None, n: int | None = Non
     :func:`heatq.inputs.target_inputs`, compare every output with the interpreter, write
     ``run.json``."""
     from heatq_export.build import BuildError
+    from heatq_export.runners import RunnerError
 
+    check_input_options(dataset, n, vectors, random)
     export_dir = Path(export_dir)
     target, graph = _export_of(export_dir, "run-target")
     chosen = _runner(target, runner)
@@ -220,7 +224,7 @@ def run_target(export_dir: Path, dataset: str | None = None, n: int | None = Non
         with activity(f"building and running {chosen.name} on {len(inputs.x)} vectors",
                       progress):
             got = chosen.run(export_dir, graph, inputs.x)
-    except BuildError as e:
+    except (BuildError, RunnerError) as e:
         raise UserError(f"{chosen.name}: {_one_line(e)}") from None
     result = {"target": target, "runner": chosen.name, **_result(inputs, got, graph)}
     write_json(export_dir / "run.json", result)
@@ -239,6 +243,7 @@ def sim_run(export_dir: Path, simulator: str = "icarus", dataset: str | None = N
     compare every output with the interpreter, write ``sim-<simulator>.json``."""
     from heatq_sim.api import simulate, write_sim_json
 
+    check_input_options(dataset, n, vectors, random)
     export_dir = Path(export_dir)
     if simulator not in SIMULATORS:
         raise UserError(f"unknown simulator {simulator!r}; choose {' or '.join(SIMULATORS)}")
@@ -251,8 +256,7 @@ def sim_run(export_dir: Path, simulator: str = "icarus", dataset: str | None = N
     inputs = target_inputs(graph, str(export_dir), dataset, n, vectors, random, seed)
     result = simulate(export_dir, graph, inputs.x, simulator=simulator, waves=waves,
                       clock_mhz=clock_mhz, progress=progress)
-    result["n_images"] = inputs.n_images
-    result["n_corner"] = len(inputs.x) - inputs.n_images
-    result["inputs"] = inputs.source
+    result.update(n_images=inputs.n_images, n_corner=inputs.n_corner, inputs=inputs.source,
+                  inputs_text=inputs.text)
     write_sim_json(export_dir, result)
     return result

@@ -37,8 +37,10 @@ def print_check(result: dict) -> None:
 
 
 def print_run(result: dict) -> None:
-    typer.echo(f"target {result['target']}: {result['n']} images + {result['n_corner']} corner "
-               f"vectors, {result['mismatches']} mismatches, accuracy {pct(result['accuracy'])}")
+    inputs = result.get("inputs_text") or (f"{result['n']} images + {result['n_corner']} "
+                                           "corner vectors")
+    typer.echo(f"target {result['target']}: {inputs}, {result['mismatches']} mismatches, "
+               f"accuracy {pct(result['accuracy'])}")
 
 
 def manifest_note(changes: dict) -> str | None:
@@ -59,8 +61,9 @@ def print_sim(result: dict) -> None:
     note = manifest_note(result.get("manifest") or {})
     if note:
         typer.echo(f"warning: {note}", err=True)
-    typer.echo(f"{result['simulator']}: {result['n_images']} images + {result['n_corner']} corner "
-               f"vectors, {result['mismatches']} mismatches, "
+    inputs = result.get("inputs_text") or (f"{result['n_images']} images + "
+                                           f"{result['n_corner']} corner vectors")
+    typer.echo(f"{result['simulator']}: {inputs}, {result['mismatches']} mismatches, "
                f"{result.get('cycles_per_image'):.0f} cycles/image (II {result.get('ii')}, "
                f"latency {result.get('latency')} cycles)")
     typer.echo(f"  hardware: {rate(result.get('hw_images_per_s'))} at an assumed "
