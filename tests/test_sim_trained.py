@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from heatq import pipeline
+from heatq.inputs import target_inputs
 from heatq.ir import run
 from heatq.rundir import load_graph
 
@@ -31,6 +32,6 @@ def test_trained_seed_cnn_icarus_20_images_and_corners(cnn_run, tmp_path):
     saved = json.loads((out / "sim.json").read_text())
     assert saved["mismatches"] == 0 and saved["n_images"] == 20
     # real digits that the network tells apart: the design is not trivially constant
-    x, labels, n_images = pipeline.target_inputs(graph, None, 20)
-    classes = run(graph, x[:n_images])[-1]
+    inputs = target_inputs(graph, str(cnn_run), n=20)
+    classes = run(graph, inputs.x[:inputs.n_images])[-1]
     assert len(np.unique(classes)) > 1
