@@ -18,6 +18,7 @@ from .ir import IntGraph
 from .ir.interp import run
 from .ir.ops.hamming_decode import hamming_distances
 from .models import QNet
+from .progress import bars
 
 
 def _torch_integers(t: torch.Tensor, frac: int) -> np.ndarray | None:
@@ -43,7 +44,7 @@ def validate_activations(model: QNet, graph: IntGraph, x_codes: np.ndarray,
     names = [n.name for n in graph.nodes if n.name and n.name != "input"]
     equal = {name: 0 for name in names}
     for i in tqdm(range(0, len(x_codes), batch), desc="validating activations",
-                  disable=not progress, leave=False):
+                  disable=not bars(progress), leave=False):
         xb = x_codes[i:i + batch]
         logits, seen = m(torch.from_numpy(xb.astype(np.float64)), trace=True)
         values = run(graph, xb.astype(np.int64), trace=True)

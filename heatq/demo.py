@@ -2,7 +2,8 @@
 
 train (float, then 4-bit QAT; 20 % of the training images held out for validation) ->
 heat (the fewest weight and activation bits per layer within 0.5 points of float on
-validation) -> check the heated network (validating activations) -> export C and HLS ->
+validation; when none meet it, the network heat falls back to, and the table says which and
+why; ``strict``: stop instead) -> check that network (validating activations) -> export C and HLS ->
 compile and run both on every test image plus corner vectors -> export Verilog, simulate it
 in Icarus (cocotb, 20 images) and Verilator (every image) -> one table and
 ``<out>/summary.json``.
@@ -17,7 +18,8 @@ from pathlib import Path
 import typer
 
 from . import pipeline
-from .report import pct
+from .progress import wanted
+from .report import pct, rate
 from .rundir import write_json
 
 FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None, "n_icarus": 20,
@@ -26,40 +28,50 @@ QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100, "n_icarus": 4,
          "heat": {"epochs": 2, "finetune_epochs": 1, "quench_epochs": 1}}
 MAX_ACC_DROP = 0.5
 HEAT_KEYS = ("weight_bits", "act_bits", "acc_heated", "acc_drop_val", "acc_drop_test",
-             "total_weight_bits", "mean_weight_bits", "constraint_met", "max_acc_drop")
+             "total_weight_bits", "mean_weight_bits", "constraint_met", "max_acc_drop",
+             "exported")
+EXPORTED_ROW = {"heated": "heated (torch)", "source run (unheated)": "4-bit, unheated (torch)",
+                "best found (constraint NOT met)": "best found (torch)"}
 
 
-def _stage(name: str, t0: float) -> None:
-    typer.echo(f"[{time.time() - t0:6.1f} s] {name}", err=True)
+def _stage(name: str, t0: float, progress: bool) -> None:
+    if wanted(progress):
+        typer.echo(f"[{time.time() - t0:6.1f} s] {name}", err=True)
 
 
-def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
-    """Run every stage into ``out``; returns (and writes) the summary."""
+def run_demo(out: Path, quick: bool = False, progress: bool = True,
+             strict: bool = False) -> dict:
+    """Run every stage into ``out`` (the caller has checked it with
+    ``prepare_output(out, "demo", force)``, so the stages replace their own earlier outputs
+    there); returns (and writes) the summary."""
     settings = QUICK if quick else FULL
     out = Path(out)
     t0 = time.time()
     run_dir = out / "run"
-    _stage("training seed-cnn on mnist5k (bitplane:4 -> hadamard:15, 4-bit)", t0)
+    _stage("training seed-cnn on mnist5k (bitplane:4 -> hadamard:15, 4-bit)", t0, progress)
     train = pipeline.train_run(out / "run-4bit", "mnist5k", "seed-cnn", "bitplane:4",
                                "hadamard:15", 4, 4, settings["epochs"], settings["qat_epochs"], 0,
-                               None, progress, val_fraction=0.2)
-    _stage(f"heating: fewest bits per layer within {MAX_ACC_DROP} pt of float (validation)", t0)
+                               None, progress, val_fraction=0.2, force=True)
+    _stage(f"heating: fewest bits per layer within {MAX_ACC_DROP} pt of float (validation)", t0,
+           progress)
     from .heat.command import heat
 
     heated = heat(out / "run-4bit", run_dir, max_acc_drop=MAX_ACC_DROP, progress=progress,
-                  **settings["heat"])
-    _stage("validating activations of the heated network", t0)
+                  strict=strict, force=True, **settings["heat"])
+    _stage(f"validating activations of the exported network ({heated['exported']['network']})",
+           t0, progress)
     check = pipeline.check_run(run_dir, n=settings["n_images"], progress=progress)
     targets = {}
     for target in ("c", "hls"):
-        _stage(f"exporting and running target {target}", t0)
+        _stage(f"exporting and running target {target}", t0, progress)
         export_dir = out / f"export-{target}"
-        pipeline.export_run(run_dir, target, export_dir)
-        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"])
-    _stage("exporting verilog, simulating in Icarus (cocotb) and Verilator", t0)
+        pipeline.export_run(run_dir, target, export_dir, force=True)
+        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"],
+                                              progress=progress)
+    _stage("exporting verilog, simulating in Icarus (cocotb) and Verilator", t0, progress)
     export_dir = out / "export-verilog"
-    pipeline.export_run(run_dir, "verilog", export_dir)
-    sims = {sim: pipeline.sim_run(export_dir, sim, n=n)
+    pipeline.export_run(run_dir, "verilog", export_dir, force=True)
+    sims = {sim: pipeline.sim_run(export_dir, sim, n=n, progress=progress)
             for sim, n in (("icarus", settings["n_icarus"]), ("verilator", settings["n_images"]))}
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
@@ -75,13 +87,14 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
 
 
 def print_demo(s: dict) -> None:
-    """The demo's one table."""
+    """The demo's one table; every line says what was exported and measured."""
     check = s["check"]
     n_test = s["n_test"]
     h = s["heated"]
+    exported = h.get("exported") or {"network": "heated", "reason": ""}
     rows = [("float (torch)", s["acc_float"], n_test, "-"),
             ("4-bit QAT (torch)", s["acc_quant"], n_test, "-"),
-            ("heated (torch)", h["acc_heated"], n_test,
+            (EXPORTED_ROW.get(exported["network"], exported["network"]), h["acc_heated"], n_test,
              f"check: {min(check['layers'].values()) * 100:.2f} % min over "
              f"{len(check['layers'])} layers, {check['n_samples']} images")]
     for target, r in s["targets"].items():
@@ -91,13 +104,21 @@ def print_demo(s: dict) -> None:
         rows.append((f"verilog ({sim})", None, r["n_images"],
                      f"{r['mismatches']} mismatches / {r['n_images']} images + {r['n_corner']} "
                      f"corners, {r['cycles_per_image']:.0f} cycles/image"))
-    typer.echo(f"\n{'stage':<22}{'accuracy':>10}{'images':>8}   equality")
+    typer.echo(f"\n{'stage':<24}{'accuracy':>10}{'images':>8}   equality")
     for name, acc, n, eq in rows:
-        typer.echo(f"{name:<22}{pct(acc):>10}{n:>8}   {eq}")
-    typer.echo("heated weight bits: " + json.dumps(s["weight_bits"]))
-    typer.echo("heated activation bits: " + json.dumps(s["act_bits"]))
+        typer.echo(f"{name:<24}{pct(acc):>10}{n:>8}   {eq}")
+    typer.echo(f"exported network: {exported['network']}: {exported['reason']}")
+    typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
+    typer.echo("activation bits: " + json.dumps(s["act_bits"]))
     met = "met" if h["constraint_met"] else "NOT met"
-    typer.echo(f"heating: validation drop {h['acc_drop_val']:.2f} pt (<= {h['max_acc_drop']} pt: "
-               f"{met}), test drop {h['acc_drop_test']:.2f} pt, {h['total_weight_bits']} weight "
-               f"bits (mean {h['mean_weight_bits']:.2f} bits/layer)")
+    typer.echo(f"constraint: validation drop {h['acc_drop_val']:.2f} pt (<= {h['max_acc_drop']} "
+               f"pt: {met}), test drop {h['acc_drop_test']:.2f} pt, {h['total_weight_bits']} "
+               f"weight bits (mean {h['mean_weight_bits']:.2f} bits/layer)")
+    sims = list(s["simulations"].values())
+    if sims:
+        r = sims[-1]
+        typer.echo(f"hardware throughput: {rate(r.get('hw_images_per_s'))} at an assumed "
+                   f"{r.get('clock_mhz', 100.0):g} MHz (clock / II, II {r.get('ii')} cycles); "
+                   "simulator speed: " + ", ".join(
+                       f"{x['simulator']} {rate(x.get('sim_images_per_s'))}" for x in sims))
     typer.echo(f"done in {s['seconds']} s")

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .codes import InputCode, OutputCode, code_targets_torch, hamming_decode_torch
 from .models import QNet
+from .progress import bars
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def fit(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode, epochs: i
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=0.15)
     losses = []
-    bar = tqdm(range(epochs), desc=desc, disable=not cfg.progress, leave=False)
+    bar = tqdm(range(epochs), desc=desc, disable=not bars(cfg.progress), leave=False)
     for _ in bar:
         model.train()
         perm = torch.randperm(len(x), generator=gen)

@@ -2,7 +2,7 @@
 constraint, and write the result as a new run directory.
 
     heatq heat RUN --max-acc-drop 0.5 [--objective bits|bops] [--solver greedy|ilp]
-               [--min-bits 1] [--max-bits 8] --out RUN2
+               [--min-bits 1] [--max-bits 8] [--strict] --out RUN2
 
 Pipeline: load the run; carve a validation split from its *training* images (the test split
 is only reported); measure the reference accuracy; heat with learned continuous bits and dual
@@ -10,13 +10,18 @@ ascent (:mod:`heatq.heat.lagrange`); quench; finalise to integer bits by greedy 
 the ILP (:mod:`heatq.heat.finalize`), every candidate fine-tuned briefly and accepted only if
 the validation drop stays within ``max_acc_drop``; convert, self-check the integer graph
 against the network on the validation images, and write the run atomically.
+
+Which network is written, and why, is recorded as ``summary["exported"]`` and printed:
+``heated`` (the constraint is met); when no heated bit widths met it, ``source run
+(unheated)`` if the source run's own network meets it within the bit bounds, else ``best
+found`` (the smaller validation drop of the two; ``constraint_met`` false).  ``--strict``
+writes nothing and exits 1 instead of falling back.
 """
 
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -29,81 +34,21 @@ from ..check import validate_activations
 from ..convert import convert
 from ..data import load_dataset, split_validation
 from ..errors import UserError
+from ..files import FORCE_HELP, prepare_output
 from ..models import QNet, build_model, set_layer_bits
+from ..progress import bars
 from ..quant import QReLU, QWeighted
 from ..rundir import (atomic_dir, codes_of, load_float_model, load_model, read_json, save_run,
                       write_json)
 from ..train import TrainConfig, calibrate, encode, fit
-from .finalize import greedy_peel, greedy_raise, ilp_search, monotone_harm
 from .lagrange import OBJECTIVES, CostModel, HeatSettings, bounds, cost_model, heat_phase
-from .loop import Data, LoopConfig, evaluate, finetune, paired_se
-from .noise import SCHEDULES, set_bits, set_step_rule
+from .loop import Data, LoopConfig, paired_se
+from .noise import SCHEDULES, set_step_rule
 from .report import format_table, plot_heating
+from .search import Search, finalise, measure, met, reference_accuracy
 
 SOLVERS = ("greedy", "ilp")
 MAX_BITS = 16
-
-
-class _Search:
-    """The current network and its bits; ``probe`` and ``accept`` for the finalisers."""
-
-    def __init__(self, model: QNet, data: Data, cm: CostModel, ref_acc_val: float,
-                 max_acc_drop: float, ft_epochs: int, ft_lr: float, soft_bits: int,
-                 cfg: LoopConfig, gen: torch.Generator, bar, ref_ok=None,
-                 noise_margin: float = 0.0) -> None:
-        self.model, self.data, self.cm = model, data, cm
-        self.ref, self.delta = ref_acc_val, max_acc_drop
-        self.ref_ok, self.z = ref_ok, noise_margin
-        self.ft_epochs, self.ft_lr, self.soft_bits = ft_epochs, ft_lr, soft_bits
-        self.cfg, self.gen, self.bar = cfg, gen, bar
-        self.steps = dict(model.steps())
-        self.bits = {k: self.steps[k].bits for k in cm.knobs}
-        self.state = copy.deepcopy(model.state_dict())
-        self.trials: list[dict] = []
-        self.best: dict | None = None  # smallest drop seen (for an impossible constraint)
-
-    def _set(self, bits: dict) -> None:
-        set_bits(self.model, bits)
-
-    def probe(self, bits: dict) -> float:
-        """Validation loss of the current network rounded to ``bits`` (no training)."""
-        self.model.load_state_dict(self.state)
-        self._set(bits)
-        _, loss = evaluate(self.model, self.data.x_val, self.data.y_val, self.data.code)
-        return loss
-
-    def cost(self, bits: dict) -> float:
-        return float(self.cm.cost(bits))
-
-    def accept(self, bits: dict, epochs: int | None = None, soft: bool = True,
-               force: bool = False) -> bool:
-        """Fine-tune the current network at ``bits``; keep it if the constraint holds (or
-        ``force``)."""
-        self.model.load_state_dict(self.state)
-        self._set(bits)
-        ep = self.ft_epochs if epochs is None else epochs
-        finetune(self.model, self.data, ep, self.ft_lr, self.cfg, self.gen,
-                 soft_epochs=ep // 2 if soft else 0, soft_bits=self.soft_bits)
-        acc, loss, mask = evaluate(self.model, self.data.x_val, self.data.y_val,
-                                   self.data.code, exact=True, mask=True)
-        drop = 100.0 * (self.ref - acc)
-        se = paired_se(self.ref_ok, mask)
-        ok = drop + self.z * se <= self.delta + 1e-9
-        row = {"bits": dict(bits), "acc_val": acc, "loss_val": loss, "acc_drop_val": drop,
-               "se_val": se,
-               "total_weight_bits": self.cm.weight_bits_total(bits), "bops": self.cm.bops(bits),
-               "cost": self.cost(bits), "accepted": bool(ok or force)}
-        self.trials.append(row)
-        state = copy.deepcopy(self.model.state_dict())
-        if self.best is None or drop < self.best["acc_drop_val"]:
-            self.best = {**row, "state": state}
-        if ok or force:
-            self.state, self.bits = state, dict(bits)
-        else:
-            self.model.load_state_dict(self.state)
-        self.bar.update(1)
-        self.bar.set_postfix(wbits=self.cm.weight_bits_total(self.bits), drop=f"{drop:.2f}")
-        return ok
 
 
 def _check_args(directory: Path, max_acc_drop: float, objective: str, solver: str,
@@ -130,6 +75,19 @@ def _check_args(directory: Path, max_acc_drop: float, objective: str, solver: st
         raise UserError(f"unknown --schedule {schedule!r}; choose linear or cosine")
     if threads < 1:
         raise UserError(f"--threads must be >= 1, got {threads}")
+
+
+def _check_more(noise_margin: float, quench_epochs: int, ref_epochs: int | None,
+                min_bits: int, max_act_bits: int | None) -> None:
+    if not noise_margin >= 0:
+        raise UserError(f"--noise-margin must be >= 0, got {noise_margin}")
+    if quench_epochs < 0:
+        raise UserError(f"--quench-epochs must be >= 0, got {quench_epochs}")
+    if ref_epochs is not None and ref_epochs < 0:
+        raise UserError(f"--ref-epochs must be >= 0, got {ref_epochs}")
+    if max_act_bits is not None and not min_bits <= max_act_bits <= MAX_BITS:
+        raise UserError(f"need --min-bits <= --max-act-bits <= {MAX_BITS}, "
+                        f"got {min_bits} and {max_act_bits}")
 
 
 def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Data, np.ndarray]:
@@ -188,6 +146,160 @@ def _bits_of(model: QNet) -> tuple[dict, dict]:
     return w, a
 
 
+@dataclass
+class _Run:
+    """The source run, the data heating uses and its loop settings."""
+
+    directory: Path
+    model: QNet
+    config: dict
+    ic: object
+    oc: object
+    data: Data
+    x_val_raw: np.ndarray
+    cfg: LoopConfig
+    held_out: bool
+    val_fraction: float
+    val_seed: int
+
+
+def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool) -> _Run:
+    """Load the run and its data: a run that kept a validation split out of its training
+    (config ``val_fraction`` / ``val_seed``) is measured on that one."""
+    model, config = load_model(directory)
+    ic, oc = codes_of(config)
+    held_out = config.get("val_fraction") is not None and config.get("val_seed") is not None
+    if held_out:
+        val_fraction, val_seed = float(config["val_fraction"]), int(config["val_seed"])
+    else:
+        val_seed = seed
+    data, x_val_raw = _load_data(config, val_fraction, val_seed, ic, oc)
+    train_cfg = config.get("train") or {}
+    cfg = LoopConfig(batch_size=int(train_cfg.get("batch_size", 64)),
+                     weight_decay=float(train_cfg.get("weight_decay", 1e-4)),
+                     max_shift=int(train_cfg.get("max_shift", 2)), progress=bars(progress))
+    if tuple(data.x_val.shape[1:]) != tuple(model.input_shape):
+        raise UserError(f"dataset {config['dataset']} gives inputs of shape "
+                        f"{tuple(data.x_val.shape[1:])}, the model expects {model.input_shape}")
+    return _Run(Path(directory), model, config, ic, oc, data, x_val_raw, cfg, held_out,
+                val_fraction, val_seed)
+
+
+def _bits_in(model: QNet, knobs) -> dict:
+    steps = dict(model.steps())
+    return {k: int(steps[k].bits) for k in knobs}
+
+
+def _choose(run: _Run, model: QNet, bits: dict, heated: dict, refs: dict, lo: dict, hi: dict,
+            max_acc_drop: float, strict: bool) -> tuple[QNet, dict, dict, dict]:
+    """(network, bits, its measurements, ``exported`` record): the heated network if it meets
+    the constraint, else the fallback described in the module docstring."""
+    if met(heated, max_acc_drop):
+        return model, bits, heated, {"network": "heated", "reason": (
+            f"the fewest bits found within {max_acc_drop} pt of the reference (validation)")}
+    best = f"best heated validation drop {heated['drop_val']:.2f} pt > {max_acc_drop} pt"
+    if strict:
+        typer.echo(f"heatq: error: no bit widths met the constraint ({best}); --strict: "
+                   "nothing written", err=True)
+        raise typer.Exit(1)
+    src, _ = load_model(run.directory)
+    src_bits = _bits_in(src, bits)
+    within = all(lo[k] <= b <= hi[k] for k, b in src_bits.items())
+    m = measure(src, run.data, run.oc, refs)
+    why = (f"source run: validation drop {m['drop_val']:.2f} pt"
+           + ("" if within else ", bit widths outside --min-bits/--max-bits"))
+    if within and met(m, max_acc_drop):
+        return src, src_bits, m, {"network": "source run (unheated)", "reason": (
+            f"no heated bit widths met the constraint ({best}); the source run meets it "
+            f"({why})")}
+    if within and m["drop_val"] < heated["drop_val"]:
+        model, bits, heated = src, src_bits, m
+        what = "the source run (unheated), the smaller drop"
+    else:
+        what = "the heated network with the smallest drop"
+    return model, bits, heated, {"network": "best found (constraint NOT met)", "reason": (
+        f"no network met the constraint ({best}; {why}); exported {what}")}
+
+
+def _convert_checked(model: QNet, run: _Run):
+    """The integer graph of ``model``, checked layer by layer against it on up to 256
+    validation images; returns (graph, number of images checked)."""
+    config = run.config
+    graph = convert(model, run.oc.matrix, {"dataset": config.get("dataset"),
+                                           "train_per_class": config.get("train_per_class"),
+                                           "seed": int(config.get("seed", 0)),
+                                           "input_code": run.ic.spec, "output_code": run.oc.name})
+    n_check = min(256, len(run.data.y_val))
+    check = validate_activations(model, graph, run.ic.encode_numpy(run.x_val_raw[:n_check]),
+                                 progress=False)
+    if not check["all_equal"]:
+        raise RuntimeError(f"heated network and its integer graph differ: {check['layers']}")
+    return graph, n_check
+
+
+def _result_fields(cm: CostModel, bits: dict, m: dict, refs: dict, max_acc_drop: float) -> dict:
+    """The summary's description of the exported network."""
+    weight_bits = {k: int(bits[k]) for k in cm.weighted}
+    act_bits = {k: int(bits[k]) for k in cm.acts}
+    n_w = sum(cm.n_weights.values())
+    total = cm.weight_bits_total(bits)
+    return {
+        "weight_bits": weight_bits, "act_bits": act_bits,
+        "acc_float": refs["acc_float_test"], "acc_heated": m["acc_test"],
+        "acc_float_val": refs["ref_val"], "acc_heated_val": m["acc_val"],
+        "acc_float_val_unquantized": refs["acc_float_val"], "acc_run_val": refs["acc_run_val"],
+        "acc_drop_val": m["drop_val"],
+        "acc_drop_test": 100.0 * (refs["acc_float_test"] - m["acc_test"]),
+        "acc_drop_val_se": paired_se(refs["ref_ok"], m["ok"]),
+        "max_acc_drop": max_acc_drop, "slack": max_acc_drop - m["drop_val"],
+        "constraint_met": met(m, max_acc_drop),
+        "total_weight_bits": total, "n_weights": n_w,
+        "mean_weight_bits": float(np.mean(list(weight_bits.values()))),
+        "bits_per_weight": total / n_w, "bops": cm.bops(bits),
+    }
+
+
+def _write(out: Path, model: QNet, graph, run: _Run, summary: dict, history: list,
+           trials: list) -> None:
+    config = run.config
+    new_config = {**config, "weight_bits": summary["weight_bits"],
+                  "act_bits": summary["act_bits"], "val_fraction": run.val_fraction,
+                  "val_seed": run.val_seed,
+                  "heat": {k: summary[k] for k in ("max_acc_drop", "objective", "solver",
+                                                   "min_bits", "max_bits", "seed",
+                                                   "val_fraction", "source")}}
+    with atomic_dir(out) as tmp:
+        save_run(tmp, model, graph, new_config)
+        write_json(tmp / "summary.json", summary)
+        plot_heating(history, [t for t in trials if t["accepted"]], tmp / "heating.png",
+                     f"heatq heat: {config.get('dataset')}, {config['model'].get('model')}",
+                     floor=summary["acc_float_val"] - summary["max_acc_drop"] / 100.0)
+
+
+def _heat_fields(run: _Run, search: Search, heated: dict, exported: dict, max_acc_drop: float,
+                 lo: dict, hi: dict, settings: dict) -> dict:
+    """The summary's record of the search: what heating itself ended with, the settings,
+    the bounds, the data sizes and every trial."""
+    cm, data = search.cm, run.data
+    return {
+        "exported": exported,
+        "heated_result": {"weight_bits": {k: int(search.bits[k]) for k in cm.weighted},
+                          "act_bits": {k: int(search.bits[k]) for k in cm.acts},
+                          "acc_drop_val": heated["drop_val"],
+                          "constraint_met": met(heated, max_acc_drop)},
+        "acc_run_float_test": _read_optional(run.directory / "summary.json").get("acc_float"),
+        **settings, "bit_bounds": {k: [lo[k], hi[k]] for k in cm.knobs},
+        "source": str(run.directory), "n_train": len(data.y_train), "n_val": len(data.y_val),
+        "n_test": len(data.y_test), "val_fraction": run.val_fraction, "trials": search.trials,
+    }
+
+
+def format_exported(summary: dict) -> str:
+    """One line: which network was written and why."""
+    e = summary["exported"]
+    return f"exported: {e['network']}: {e['reason']}"
+
+
 def heat(
     directory: Annotated[Path, typer.Argument(help="trained run directory")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
@@ -213,165 +325,59 @@ def heat(
     val_fraction: Annotated[float, typer.Option(
         help="fraction of the training images held out for the constraint")] = 0.2,
     seed: Annotated[int, typer.Option(help="validation split, noise and shuffling")] = 0,
+    strict: Annotated[bool, typer.Option(
+        help="exit 1, writing nothing, when no heated bit widths meet the constraint "
+             "(default: fall back to the source run if it meets it, and say so)")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
-    progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+    progress: Annotated[bool, typer.Option(hidden=True)] = True,
 ) -> dict:
     """Heat a run: the fewest bits per layer whose validation accuracy stays within
     --max-acc-drop points of float; writes a new run directory (IR, model, summary, plot)."""
     _check_args(directory, max_acc_drop, objective, solver, min_bits, max_bits, epochs,
                 finetune_epochs, val_fraction, schedule, threads)
-    if not noise_margin >= 0:
-        raise UserError(f"--noise-margin must be >= 0, got {noise_margin}")
-    if quench_epochs < 0:
-        raise UserError(f"--quench-epochs must be >= 0, got {quench_epochs}")
-    if ref_epochs is not None and ref_epochs < 0:
-        raise UserError(f"--ref-epochs must be >= 0, got {ref_epochs}")
-    if max_act_bits is not None and not min_bits <= max_act_bits <= MAX_BITS:
-        raise UserError(f"need --min-bits <= --max-act-bits <= {MAX_BITS}, "
-                        f"got {min_bits} and {max_act_bits}")
+    _check_more(noise_margin, quench_epochs, ref_epochs, min_bits, max_act_bits)
+    prepare_output(out, "run", force, inputs=(directory,))
+    settings = {"objective": objective, "solver": solver, "min_bits": min_bits,
+                "max_bits": max_bits, "seed": seed, "finetune_epochs": finetune_epochs,
+                "quench_epochs": quench_epochs, "noise_margin": noise_margin}
     t0 = time.time()
     torch.set_num_threads(threads)
-    model, config = load_model(directory)
-    ic, oc = codes_of(config)
-    held_out = config.get("val_fraction") is not None and config.get("val_seed") is not None
-    if held_out:  # the run kept a validation split out of its training: use that one
-        val_fraction, val_seed = float(config["val_fraction"]), int(config["val_seed"])
-    else:
-        val_seed = seed
-    data, x_val_raw = _load_data(config, val_fraction, val_seed, ic, oc)
-    train_cfg = config.get("train") or {}
-    cfg = LoopConfig(batch_size=int(train_cfg.get("batch_size", 64)),
-                     weight_decay=float(train_cfg.get("weight_decay", 1e-4)),
-                     max_shift=int(train_cfg.get("max_shift", 2)), progress=progress)
-    if tuple(data.x_val.shape[1:]) != tuple(model.input_shape):
-        raise UserError(f"dataset {config['dataset']} gives inputs of shape "
-                        f"{tuple(data.x_val.shape[1:])}, the model expects {model.input_shape}")
-
+    progress = progress and not quiet
+    run = _open_run(directory, val_fraction, seed, progress)
+    data, cfg = run.data, run.cfg
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model, reference = _reference(Path(directory), model, config, data, held_out, ref_epochs,
-                                  seed, cfg)
-    # reference: the network unquantized, and as quantized; the stricter (higher) one
-    model.set_mode("float")
-    acc_float_val, _ = evaluate(model, data.x_val, data.y_val, oc)
-    acc_float_test, _ = evaluate(model, data.x_test, data.y_test, oc)
-    model.set_mode("quant")
-    acc_run_val, _, run_ok = evaluate(model, data.x_val, data.y_val, oc, exact=True, mask=True)
-    ref_val = max(acc_float_val, acc_run_val)
-    model.set_mode("float")
-    _, _, float_ok = evaluate(model, data.x_val, data.y_val, oc, mask=True)
-    ref_ok = float_ok if acc_float_val >= acc_run_val else run_ok
-    model.set_mode("quant")
+    model, reference = _reference(run.directory, run.model, run.config, data, run.held_out,
+                                  ref_epochs, seed, cfg)
+    refs = reference_accuracy(model, data, run.oc)
     set_step_rule(model, "mse")
     cm = cost_model(model, objective, MAX_BITS)
     hs = HeatSettings(epochs=epochs, schedule=schedule)
     lo, hi = bounds(cm, model, min_bits, max_bits, max_act_bits)
-    heated_bits, history, snapshot = heat_phase(model, data, cm, ref_val, max_acc_drop, lo, hi,
-                                                hs, cfg, gen, ref_ok, noise_margin)
-    log: list[dict] = []
-    with tqdm(desc="finalising", disable=not progress, leave=False) as bar:
-        search = _Search(model, data, cm, ref_val, max_acc_drop, finetune_epochs, 5e-4,
-                         hs.soft_bits, cfg, gen, bar, ref_ok, noise_margin)
-        feasible = search.accept(heated_bits, epochs=quench_epochs, soft=False, force=True)
-        if snapshot is not None and (not feasible
-                                     or snapshot["cost"] < search.cost(search.bits)):
-            # a cheaper (or the only) feasible point seen while heating: start from it
-            search.state, search.bits = snapshot["state"], snapshot["bits"]
-            search.trials.append({k: v for k, v in snapshot.items() if k != "state"}
-                                 | {"accepted": True, "from_heating": True,
-                                    "total_weight_bits": cm.weight_bits_total(snapshot["bits"]),
-                                    "bops": cm.bops(snapshot["bits"])})
-            feasible = True
-        if not feasible:  # repair: is the constraint reachable at all?
-            start_state, start_bits = search.state, search.bits
-            if search.accept(hi, epochs=max(quench_epochs, finetune_epochs), soft=False):
-                search.state, search.bits = start_state, start_bits
-                feasible = greedy_raise(start_bits, hi, search.cost, search.probe,
-                                        search.accept, log) is not None
-                if not feasible:  # should not happen (all-max held): fall back to it
-                    search.accept(hi, force=True)
-                    feasible = True
-        if feasible:
-            if solver == "greedy":
-                greedy_peel(search.bits, lo, search.cost, search.probe, search.accept, log)
-            else:
-                base = search.probe(search.bits)
-                domains = {k: list(range(lo[k], hi[k] + 1)) for k in cm.knobs}
-                harm = {k: monotone_harm({b: search.probe({**search.bits, k: b}) - base
-                                          for b in domains[k]}) for k in cm.knobs}
-                ilp_search(search.bits, domains, harm, cm.lin, cm.quad, search.cost,
-                           search.accept, log=log)
-        else:
-            search.state, search.bits = search.best["state"], search.best["bits"]
-        if quench_epochs and feasible:  # polish the choice; kept only if validation agrees
-            before = next((t for t in reversed(search.trials)
-                           if t["accepted"] and t["bits"] == search.bits), None)
-            kept = search.state
-            if search.accept(search.bits, epochs=quench_epochs, soft=False):
-                last = search.trials[-1]
-                if before is not None and last["acc_val"] < before["acc_val"]:
-                    search.state = kept
-                    last["accepted"] = False
-
+    heated_bits, history, snapshot = heat_phase(model, data, cm, refs["ref_val"], max_acc_drop,
+                                                lo, hi, hs, cfg, gen, refs["ref_ok"],
+                                                noise_margin)
+    with tqdm(desc="finalising", disable=not bars(progress), leave=False) as bar:
+        search = Search(model, data, cm, refs["ref_val"], max_acc_drop, finetune_epochs, 5e-4,
+                         hs.soft_bits, cfg, gen, bar, refs["ref_ok"], noise_margin)
+        finalise(search, heated_bits, snapshot, lo, hi, solver, quench_epochs, finetune_epochs)
     model.load_state_dict(search.state)  # bits and binary points included
-    model.set_mode("quant")
-    model.eval()
-    acc_val, _, final_ok = evaluate(model, data.x_val, data.y_val, oc, exact=True, mask=True)
-    acc_test, _ = evaluate(model, data.x_test, data.y_test, oc, exact=True)
-    drop_val = 100.0 * (ref_val - acc_val)
-    graph = convert(model, oc.matrix, {"dataset": config.get("dataset"),
-                                       "train_per_class": config.get("train_per_class"),
-                                       "seed": int(config.get("seed", 0)),
-                                       "input_code": ic.spec, "output_code": oc.name})
-    n_check = min(256, len(data.y_val))
-    x_check = ic.encode_numpy(x_val_raw[:n_check])
-    check = validate_activations(model, graph, x_check, progress=False)
-    if not check["all_equal"]:
-        raise RuntimeError(f"heated network and its integer graph differ: {check['layers']}")
-
-    bits = search.bits
-    weight_bits = {k: int(bits[k]) for k in cm.weighted}
-    act_bits = {k: int(bits[k]) for k in cm.acts}
-    n_w = sum(cm.n_weights.values())
-    total = cm.weight_bits_total(bits)
-    run_summary = _read_optional(Path(directory) / "summary.json")
-    summary = {
-        "weight_bits": weight_bits, "act_bits": act_bits,
-        "acc_float": acc_float_test, "acc_heated": acc_test,
-        "acc_float_val": ref_val, "acc_heated_val": acc_val,
-        "acc_float_val_unquantized": acc_float_val, "acc_run_val": acc_run_val,
-        "acc_run_float_test": run_summary.get("acc_float"),
-        "acc_drop_val": drop_val, "acc_drop_test": 100.0 * (acc_float_test - acc_test),
-        "acc_drop_val_se": paired_se(ref_ok, final_ok),
-        "max_acc_drop": max_acc_drop, "slack": max_acc_drop - drop_val,
-        "constraint_met": bool(drop_val <= max_acc_drop + 1e-9),
-        "total_weight_bits": total, "n_weights": n_w,
-        "mean_weight_bits": float(np.mean(list(weight_bits.values()))),
-        "bits_per_weight": total / n_w, "bops": cm.bops(bits),
-        "objective": objective, "solver": solver, "min_bits": min_bits, "max_bits": max_bits,
-        "bit_bounds": {k: [lo[k], hi[k]] for k in cm.knobs},
-        "seed": seed, "source": str(directory), "n_train": len(data.y_train),
-        "n_val": len(data.y_val), "n_test": len(data.y_test),
-        "heated_bits": heated_bits, "reference": reference,
-        "heating_snapshot": None if snapshot is None else {
-            k: v for k, v in snapshot.items() if k != "state"}, "heating": asdict(hs), "finetune_epochs": finetune_epochs,
-        "quench_epochs": quench_epochs, "val_fraction": val_fraction,
-        "noise_margin": noise_margin,
-        "history": history, "trials": search.trials, "check_val_samples": n_check,
-        "seconds": round(time.time() - t0, 1),
-    }
-    new_config = {**config, "weight_bits": weight_bits, "act_bits": act_bits,
-                  "val_fraction": val_fraction, "val_seed": val_seed,
-                  "heat": {k: summary[k] for k in ("max_acc_drop", "objective", "solver",
-                                                   "min_bits", "max_bits", "seed",
-                                                   "val_fraction", "source")}}
-    with atomic_dir(out) as tmp:
-        save_run(tmp, model, graph, new_config)
-        write_json(tmp / "summary.json", summary)
-        plot_heating(history, [t for t in search.trials if t["accepted"]], tmp / "heating.png",
-                     f"heatq heat: {config.get('dataset')}, {config['model'].get('model')}",
-                     floor=ref_val - max_acc_drop / 100.0)
+    heated = measure(model, data, run.oc, refs)
+    model, bits, m, exported = _choose(run, model, dict(search.bits), heated, refs, lo, hi,
+                                       max_acc_drop, strict)
+    graph, n_check = _convert_checked(model, run)
+    summary = _result_fields(cm, bits, m, refs, max_acc_drop)
+    summary.update(_heat_fields(run, search, heated, exported, max_acc_drop, lo, hi, settings),
+                   reference=reference, heated_bits=heated_bits, history=history,
+                   heating_snapshot=None if snapshot is None else {
+                       k: v for k, v in snapshot.items() if k != "state"},
+                   heating=asdict(hs), check_val_samples=n_check,
+                   seconds=round(time.time() - t0, 1))
+    _write(out, model, graph, run, summary, history, search.trials)
     typer.echo(format_table(summary))
+    typer.echo(format_exported(summary))
     typer.echo(f"run written to {out}")
     return summary
 
