@@ -115,8 +115,8 @@ def sim(export_dir: Path = typer.Argument(..., help="a verilog export directory"
 def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smoke run)"),
          out: Path = typer.Option(Path("heatq-out"), "--out", "-o"),
          force: bool = force_option(),
-         strict: bool = typer.Option(False, help="exit 1 when heating meets no bit widths "
-                                     "instead of exporting the fallback network"),
+         strict: bool = typer.Option(False, "--strict", help="exit 1 when heating meets no "
+                                     "bit widths instead of exporting the fallback network"),
          threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Train, check, export and run every target on mnist5k; print one table."""
     from .demo import run_demo

@@ -326,7 +326,7 @@ def heat(
         help="fraction of the training images held out for the constraint")] = 0.2,
     seed: Annotated[int, typer.Option(help="validation split, noise and shuffling")] = 0,
     strict: Annotated[bool, typer.Option(
-        help="exit 1, writing nothing, when no heated bit widths meet the constraint "
+        "--strict", help="exit 1, writing nothing, when no heated bit widths meet the constraint "
              "(default: fall back to the source run if it meets it, and say so)")] = False,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
