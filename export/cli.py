@@ -15,7 +15,9 @@ from typing import Any, Optional
 
 import typer
 
+from heatq import progress
 from heatq.cli_common import fail_cleanly, force_option
+from heatq.cli_help import version_callback
 from heatq.files import load_graph
 
 from .base import EmitOption
@@ -50,8 +52,14 @@ def _option_parameter(opt: EmitOption, targets: list[str]) -> inspect.Parameter:
 def export(directory: Path = typer.Argument(..., help="run directory (model.ir.json + model.npz)"),
            target: str = typer.Option(..., "--target", "-t", help=", ".join(EMITTERS)),
            out: Path = typer.Option(..., "--out", "-o", help="output directory"),
-           force: bool = force_option(), **target_options: Any) -> None:
+           force: bool = force_option(),
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+           version: bool = typer.Option(False, "--version", is_eager=True,
+                                        callback=version_callback("heatq-export"),
+                                        help="print the version and exit"),
+           **target_options: Any) -> None:
     """Emit bit-exact C, HLS C++ or Verilog for a trained run."""
+    progress.set_quiet(quiet)
     given = {k: v for k, v in target_options.items() if v is not None and v is not False}
     graph = load_graph(directory)
     summary = export_graph(graph, target, out, force=force, inputs=(directory,), **given)
@@ -59,6 +67,10 @@ def export(directory: Path = typer.Argument(..., help="run directory (model.ir.j
     for path, digest in summary["files"].items():
         typer.echo(f"{path:<40} {digest[:16]}")
     typer.echo(f"target {target}: {len(summary['files'])} files written to {out}")
+    if isinstance(summary.get("report", {}).get("estimate"), dict):
+        from .estimate import print_estimate
+
+        print_estimate(summary)
 
 
 _fixed = [p for p in inspect.signature(export).parameters.values()

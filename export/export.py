@@ -18,6 +18,7 @@ import numpy as np
 
 from heatq.errors import UserError
 from heatq.files import prepare_output
+from heatq.progress import activity
 from heatq.ir import IntGraph
 from heatq.ir.serialize import graph_to_json
 
@@ -63,7 +64,8 @@ def _emit(emitter: Emitter, graph: IntGraph) -> dict[str, str | bytes]:
     target = emitter.target
     try:
         emitter.check_graph(graph)
-        files = dict(emitter.emit(graph))
+        with activity(f"emitting {target}"):
+            files = dict(emitter.emit(graph))
     except EmitError as e:
         msg = str(e)
         raise UserError(msg if msg.startswith(f"{target}:") else f"target {target}: {msg}") \
