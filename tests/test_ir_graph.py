@@ -274,3 +274,19 @@ def test_graph_is_immutable():
         g.nodes[1].attrs.weight[0, 0] = 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         g.nodes[1].attrs.w_bits = 8
+
+
+def test_every_op_has_one_spec_and_a_documented_section():
+    """SPECS covers Op exactly; each spec's doc anchor names a section of docs/ir.md."""
+    import re
+    from pathlib import Path
+
+    from heatq.ir import SPECS, OpSpec
+
+    assert set(SPECS) == set(Op)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ir.md").read_text()
+    sections = set(re.findall(r"^### 5\.\d+ `(\w+)`", doc, flags=re.M))
+    for op, spec in SPECS.items():
+        assert isinstance(spec, OpSpec) and spec.op is op
+        assert spec.doc_anchor == op.value and spec.doc_anchor in sections, op
+        assert (spec.evaluate is None) == (op is Op.INPUT)
