@@ -2,7 +2,7 @@
 docstring: Hartley's two-term patterns, greedy, with the depth guard).
 
 A *row* is one output's sum of signed digit terms, ``{(node, shift): sign}``.  A *pattern* is
-two terms ``n1 << a1 (+/-) n2 << b2`` normalised to ``min(a1, a2) == 0`` with ``(n1, a1) <
+two terms ``n1 << a1 (+/-) n2 << a2`` normalised to ``min(a1, a2) == 0`` with ``(n1, a1) <
 (n2, a2)``; it is packed into one int64 key (:func:`_pack`) so that pattern counts can be
 kept in :class:`collections.Counter` objects and computed for whole rows with numpy.
 """
@@ -25,8 +25,9 @@ _NODE = 1 << 21  # node field of a packed pattern key
 
 
 def _pack(n1, a1, n2, a2, same_sign):
-    """Packed key of the pattern ``n1 << a1 (+/-) n2 << a2`` (``same_sign``: ``+``); works on
-    Python ints and on int64 arrays alike (``same_sign`` then an int64 0/1 array)."""
+    """Packed key of the pattern ``n1 << a1 (+/-) n2 << a2`` (``same_sign`` 1: ``+``), a
+    non-negative int64: ``((((n1 * 64 + a1) * 2**21 + n2) * 64 + a2) << 1) | same_sign``
+    (shifts < 64, node ids < 2**21).  Works on Python ints and on int64 arrays alike."""
     return ((((n1 * _SH + a1) * _NODE + n2) * _SH + a2) << 1) | same_sign
 
 
