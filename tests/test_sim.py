@@ -114,7 +114,7 @@ def test_verilator_small_mlp(tmp_path):
     x = _images(g, 0, 300)
     r = simulate(out, g, x, "verilator", work_dir=tmp_path / "w")
     _ok(r, len(x))
-    assert r["images_per_s"] > 0
+    assert r["sim_images_per_s"] > 0
 
 
 @pytest.mark.slow
@@ -123,7 +123,7 @@ def test_verilator_seed_cnn(seed_cnn, seed_export, tmp_path):
     x = _images(seed_cnn, 300, 200, seed=3)
     r = simulate(seed_export, seed_cnn, x, "verilator", work_dir=tmp_path)
     _ok(r, len(x))
-    print(f"verilator seed CNN: {r['images_per_s']:.1f} images/s")
+    print(f"verilator seed CNN: {r['sim_images_per_s']:.1f} images/s")
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def test_trained_seed_cnn_icarus_20_images_and_corners(cnn_run, tmp_path):
     assert r["n"] == r["n_images"] + r["n_corner"]
     assert r["mismatches"] == 0, r.get("first_mismatches")
     assert r["timing_matches_model"]
-    saved = json.loads((out / "sim.json").read_text())
+    saved = json.loads((out / "sim-icarus.json").read_text())
     assert saved["mismatches"] == 0 and saved["n_images"] == 20
     # real digits that the network tells apart: the design is not trivially constant
     inputs = target_inputs(graph, str(cnn_run), n=20)
