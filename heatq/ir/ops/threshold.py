@@ -30,7 +30,7 @@ def _shape(a: ThresholdAttrs, args: list[Arg]) -> Shape:
     t, x = a.thresholds, args[0].shape
     if t.ndim != 2 or t.shape[0] < 1 or t.shape[1] < 1:
         raise IRError(f"threshold: thresholds must be [C, T] with C, T >= 1, got shape {t.shape}")
-    bad = np.nonzero(np.diff(t, axis=1) < 0)
+    bad = np.nonzero(t[:, 1:] < t[:, :-1])  # not np.diff: it overflows for int64 extremes
     if bad[0].size:
         c, k = int(bad[0][0]), int(bad[1][0])
         raise IRError(f"threshold: row {c} is not sorted non-decreasing "
