@@ -19,6 +19,8 @@ Exactness without implementation-defined or undefined behaviour:
   ``hq_u2s`` (no implementation-defined conversion); SATURATE compares the input with the
   bounds divided by ``2**k`` first, so the shifted value is formed only where it fits.
 * WRAP reduces modulo ``2**m`` with a mask on ``uint64_t``.
+* THRESHOLD compares the argument and its thresholds (clamped to ``lo..hi+1``) in one stdint
+  type holding both, so no comparison mixes signed and unsigned operands.
 
 Compiles cleanly with ``gcc -std=c99 -Wall -Wextra -Werror -fsanitize=undefined,address``.
 """

@@ -89,7 +89,7 @@ class CLikeEmitter(CLikeOps, Emitter):
         for h in self.helpers():
             source(*h.splitlines(), "")
         for node in graph.nodes:
-            self.render_constants(source, node)
+            self.render_constants(source, graph, node)
         files = {
             "model.h": self.render_header(graph),
             f"model.{self.src_ext}": source.text() + body.text(),

@@ -9,12 +9,15 @@ floor shift, the rounding add, left shift and wrap.
 
 REQUANT renders :func:`heatq.ir.requant.requant_plan`, the one statement of its semantics:
 the plan says which of rounding, clip-low, clip-high and wrap the node's ranges can reach, and
-only those branches are emitted.
+only those branches are emitted.  THRESHOLD compares the argument with a table of its
+thresholds clamped to the argument's range (:func:`threshold_table`), both in one type, so
+no comparison mixes signedness or widths.
 """
 
 from __future__ import annotations
 
 import abc
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,6 +43,30 @@ class _Operand:
     hi: int
     k: int
     decl: str
+
+
+@dataclass(frozen=True)
+class _ThresholdTable:
+    """A THRESHOLD node's thresholds as compared for an argument in ``lo..hi``: each one is
+    clamped to ``lo..hi+1`` (a threshold ``<= lo`` counts for every argument value, one
+    ``> hi`` for none, so the counts are unchanged); the leading ``first`` columns, clamped to
+    ``lo`` in every row, are counted without a compare and trailing columns that no row counts
+    are dropped.  ``rows``: [C][T_live] Python ints, sorted per row; ``ct``: the compare type,
+    holding ``lo..hi`` and every live threshold (at most one bit wider than the argument)."""
+
+    first: int
+    rows: list[list[int]]
+    ct: IntType
+
+
+def threshold_table(thresholds: np.ndarray, lo: int, hi: int) -> _ThresholdTable:
+    """The :class:`_ThresholdTable` of int64 ``thresholds`` [C, T] for arguments in ``lo..hi``."""
+    rows = [[min(max(int(t), lo), hi + 1) for t in row] for row in thresholds.tolist()]
+    first = min(sum(t <= lo for t in r) for r in rows)
+    stop = max(sum(t <= hi for t in r) for r in rows)
+    live = [r[first:stop] for r in rows]
+    flat = [t for r in live for t in r]
+    return _ThresholdTable(first, live, IntType.for_range(min([lo, *flat]), max([hi, *flat])))
 
 
 class CLikeOps(abc.ABC):
@@ -115,7 +142,9 @@ class CLikeOps(abc.ABC):
         return "in" if node.op is Op.INPUT else f"v{node.id}"
 
     # ---- constant tables --------------------------------------------------------------------
-    def render_constants(self, L: Lines, node: Node) -> None:
+    def render_constants(self, L: Lines, g: IntGraph, node: Node) -> None:
+        """The constant tables ``node``'s renderer reads (weights, biases, codebook,
+        thresholds), as ``static const`` arrays."""
         a = node.attrs
         if node.op in (Op.CONV2D, Op.DENSE):
             self._array(L, self.weight_type(node), f"w{node.id}", a.weight.ravel(),
@@ -125,6 +154,15 @@ class CLikeOps(abc.ABC):
         elif node.op is Op.HAMMING_DECODE:
             self._array(L, self.codebook_type, f"cb{node.id}", a.codebook.ravel(),
                         f"{node.label()}: codebook {list(a.codebook.shape)}")
+        elif node.op is Op.THRESHOLD:
+            src = g.nodes[node.args[0]]
+            tt = threshold_table(a.thresholds, src.lo, src.hi)
+            if tt.rows[0]:
+                self._array(L, self.ctype(tt.ct, node.label()), f"th{node.id}",
+                            np.array(tt.rows, dtype=np.int64).ravel(),
+                            f"{node.label()}: thresholds {list(a.thresholds.shape)}, columns "
+                            f"{tt.first}..{tt.first + len(tt.rows[0]) - 1}, clamped to "
+                            f"{src.lo}..{src.hi + 1}")
 
     def _array(self, L: Lines, ctype: str, name: str, values: np.ndarray, comment: str) -> None:
         vals = [int_literal(v) for v in values.tolist()] or ["0"]
@@ -285,11 +323,35 @@ class CLikeOps(abc.ABC):
                 L("if (d < best_d) { best_d = d; best = k; }  /* ties keep the lowest k */")
             L(f"{self.buf(node)}[0] = {self.cast('best', node.type)};")
 
+    def op_threshold(self, L: Lines, g: IntGraph, node: Node) -> None:
+        """``y = first + #{k : th[c, k] <= x}`` over the live columns of
+        :func:`threshold_table`, per channel ``c`` (axis 0) and element; the compare loop has
+        a constant trip count (HLS unrolls it under the element loop's pipeline)."""
+        src = g.nodes[node.args[0]]
+        tt = threshold_table(node.attrs.thresholds, src.lo, src.hi)
+        n_ch, n_live, t = len(tt.rows), len(tt.rows[0]), node.type
+        per = src.size // n_ch  # H * W, or 1 for a vector
+        idx = f"c * {per} + p" if per > 1 else "c"
+        with ExitStack() as loops:
+            loops.enter_context(L.block(f"for (int c = 0; c < {n_ch}; ++c)"))
+            if per > 1:
+                loops.enter_context(L.block(f"for (int p = 0; p < {per}; ++p)"))
+            self.pipeline(L)
+            if not n_live:  # every argument value gives the same count
+                L(f"{self.buf(node)}[{idx}] = {self.lit(tt.first, t)};")
+                return
+            L(f"const {self.ctype(tt.ct, node.label())} x = "
+              f"{self.cast(f'{self.buf(src)}[{idx}]', tt.ct)};",
+              f"{self.ctype(t, node.label())} n = {self.lit(tt.first, t)};")
+            with L.block(f"for (int k = 0; k < {n_live}; ++k)"):
+                L(f"if (th{node.id}[c * {n_live} + k] <= x) n += 1;")
+            L(f"{self.buf(node)}[{idx}] = n;")
+
 
 Renderer = Callable[[CLikeOps, Lines, IntGraph, Node], None]
 RENDERERS: dict[Op, Renderer] = {
     Op.INPUT: CLikeOps.op_input, Op.CONV2D: CLikeOps.op_conv2d, Op.DENSE: CLikeOps.op_dense,
     Op.REQUANT: CLikeOps.op_requant, Op.MAXPOOL2D: CLikeOps.op_maxpool2d,
     Op.FLATTEN: CLikeOps.op_flatten, Op.SIGN_BITS: CLikeOps.op_sign_bits,
-    Op.HAMMING_DECODE: CLikeOps.op_hamming_decode,
+    Op.HAMMING_DECODE: CLikeOps.op_hamming_decode, Op.THRESHOLD: CLikeOps.op_threshold,
 }

@@ -9,7 +9,8 @@ Arithmetic is in ap_int, which is exact: a product has the sum of its operands' 
 one more bit, and an assignment keeps the low bits, which is exact because every partial sum
 lies in the accumulator's range.  ``>>`` on a signed ap_int is arithmetic (floor); HALF_UP
 adds ``2**(s-1)`` in a type one bit wider than the input; WRAP keeps the low ``m`` bits with an
-``ap_uint<m>`` conversion.  Nodes of any width are supported; the text protocol in
+``ap_uint<m>`` conversion; THRESHOLD counts ``table[c, k] <= x`` in a loop the element loop's
+pipeline unrolls.  Nodes of any width are supported; the text protocol in
 ``main.cpp`` reads inputs of at most 64 bits and prints outputs of any width.
 
 The C simulation compiles with ``g++ -std=c++14 -I<ap_types>``, where the headers come from
