@@ -26,10 +26,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/heatq demo
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/heatq demo --force
 
 demo-quick: install
-	$(VENV)/bin/heatq demo --quick
+	$(VENV)/bin/heatq demo --quick --force
 
 test: install
 	$(PYTEST) -q -m "not slow"
