@@ -16,7 +16,7 @@ def templates_dir() -> Path:
     here = Path(__file__).resolve().parent
     cands += [here.parent / "hdl_templates", here / "templates"]
     for c in cands:
-        if (c / "module.v.tmpl").is_file():
+        if (c / "hq_delay.v").is_file():
             return c
     raise FileNotFoundError("hdl_templates/ not found (set HEATQ_HDL_TEMPLATES)")
 

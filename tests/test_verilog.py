@@ -130,9 +130,10 @@ def test_max_carry_report_and_lowered_design(small_cnn):
         assert r["longest_carry"] <= 5
         assert all(v <= 5 for v in r["carry_per_stage"].values())
         assert r["latency"] == r["pipeline_depth"] + 1
-    lg = em.design(small_cnn).lowered
-    for p in lg.plans:
-        for ad in p.cmvm.adders:
+    d = em.design(small_cnn)
+    assert set(d.adder_graphs) == {k for k in rep if k != "design"}
+    for g in d.adder_graphs.values():
+        for ad in g.adders:
             seg = [min(5, ad.carry - i * 5) for i in range(ad.segments)]
             assert max(seg) <= 5 and sum(seg) == ad.carry
 

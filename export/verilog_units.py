@@ -1,0 +1,304 @@
+"""The units of the top module, one per op of the lowered graph, built into the top's netlist.
+
+A :class:`Flow` is a value travelling between units: valid + data, element type and layout
+(``stream``: one pixel of ``elems`` channels per token; ``vector``: one whole vector).  Every
+unit appends its cells to the top module, its stages to the cycle model
+(:mod:`heatq_export.verilog_schedule`) and its files (layer modules) to ``files``.
+
+Top-level names: ``<layer>_valid`` / ``<layer>_data`` (a unit's output), ``<layer>_win*`` (its
+window unit), ``<layer>_fifo_*`` (the FIFO in front of it), instances ``u_<layer>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from heatq.ir import IntGraph, IntType, Op
+
+from .base import EmitError
+from .rtl import netlist as nl
+from .rtl.requant import threshold_cells
+from .rtl.verilog import print_module
+from .verilog_layers import LOGIC_ADD, RequantSpec, layer_netlist
+from .verilog_schedule import Stage, simulate
+
+
+def clog2(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def ident(s: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", s)
+    return s if s and not s[0].isdigit() else "n" + s
+
+
+def fifo_entries(occupancy: int) -> int:
+    """FIFO entries for a peak occupancy (two spare), a power of two."""
+    return 1 << clog2(max(2, occupancy + 2))
+
+
+@dataclass
+class Flow:
+    valid: nl.Signal
+    data: nl.Signal
+    etype: IntType
+    domain: str  # 'stream' or 'vector'
+    elems: int  # per pixel (stream) or per vector
+    ready: nl.Signal | None = None  # a stream source that can stall (the host port)
+    last: nl.Signal | None = None
+    time: int = 0  # vector domain: cycles after the vector domain's start
+
+
+_KIND = {"conv2d": "conv2d", "dense": "dense", "pointwise": "requant"}
+
+
+class TopBuilder:
+    """Builds the top module's units in graph order; see the module docstring."""
+
+    def __init__(self, top: str, graph: IntGraph, m: nl.Module, clk: nl.Signal, rst: nl.Signal):
+        self.top, self.g, self.m, self.clk, self.rst = top, graph, m, clk, rst
+        self.files: dict[str, str] = {}
+        self.stages: list[Stage] = []
+        self.layers: dict[str, dict] = {}
+        self.adder_graphs: dict[str, object] = {}
+        self.errs: list[nl.Signal] = []
+        self.host_ready_used = False
+
+    # ------------------------------------------------------------------ helpers
+    def lname(self, n) -> str:
+        """A layer's name: its node's name, without the suffix the lowering pass gives a
+        CMVM that carries a folded constant (``.rounded``) or stands in front of a REQUANT
+        (``.pre``, named after the REQUANT)."""
+        name = re.sub(r"\.(rounded|pre)$", "", n.name)
+        return ident(name) if name else f"node{n.id}"
+
+    def wire(self, name: str, width: int) -> nl.Signal:
+        return self.m.signal(name, width)
+
+    def inst(self, module: str, name: str, params, ports) -> None:
+        self.m.instance(module, name, params, [nl.Port(k, v, out) for k, v, out in ports])
+
+    def consume_host(self, arg: Flow) -> None:
+        """A valid-only unit reading the host port directly: the host never stalls."""
+        if arg.ready is not None:
+            self.m.assign(arg.ready, nl.Const(1, 1))
+            self.host_ready_used = True
+
+    def _n_host(self) -> int:
+        s = self.g.nodes[0].shape
+        return s[1] * s[2] if len(s) == 3 else 1
+
+    # ------------------------------------------------------------------ layers
+    def cmvm(self, n, rq, arg: Flow) -> Flow:
+        """CMVM node ``n`` (and the REQUANT ``rq`` after it, or None) as one layer module."""
+        a = n.attrs
+        nm = self.lname(n)
+        out = rq if rq is not None else n
+        w = arg.etype.width
+        if a.layout == "conv2d":
+            if arg.domain != "stream":
+                raise EmitError(f"verilog: {n.label()}: conv2d on a vector")
+            cin = self.g.nodes[n.args[0]].shape[0]
+            K = a.kernel
+            offs = [(t * cin + c) * w for c in range(cin) for t in range(K * K)]
+            names = [f"x_c{c}_k{t}" for c in range(cin) for t in range(K * K)]
+            valid, data = self.window(n, arg, cin * w)
+            nx = K * K * cin * w
+        else:
+            if a.layout == "dense" and arg.domain != "vector":
+                raise EmitError(f"verilog: {n.label()}: dense on a feature map (add FLATTEN)")
+            tag = "c" if arg.domain == "stream" else "e"
+            offs = [i * w for i in range(arg.elems)]
+            names = [f"x_{tag}{i}" for i in range(arg.elems)]
+            valid, data, nx = arg.valid, arg.data, arg.elems * w
+        g = a.graph
+        spec = None if rq is None else RequantSpec(rq.attrs.shift, rq.attrs.lo, rq.attrs.hi,
+                                                   rq.attrs.overflow, rq.attrs.rounding)
+        mod = f"{self.top}_{nm}"
+        lat = g.latency + 1
+        header = self._header(mod, n, rq, arg, out, lat)
+        net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec, header,
+                                 logic_add=LOGIC_ADD, in_names=names)
+        self.files[f"{mod}.v"] = print_module(net)
+        self._report(nm, mod, _KIND[a.layout], g, lat)
+        if arg.domain == "stream":
+            p = {"lat": lat} if a.layout == "conv2d" else {"lat": lat, "n_host": self._n_host()}
+            self.stages.append(Stage("delay", p, nm))
+        n_out = len(g.outputs)
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n_out * out.type.width)
+        self.inst(mod, f"u_{nm}", [], [("clk", self.clk, False), ("rst", self.rst, False),
+                                       ("in_valid", valid, False), ("x", data, False),
+                                       ("out_valid", ov, True), ("y", od, True)])
+        time = arg.time + lat if arg.domain == "vector" else 0
+        return Flow(ov, od, out.type, arg.domain, n_out, time=time)
+
+    def _header(self, mod: str, n, rq, arg: Flow, out, lat: int) -> list[str]:
+        a, g = n.attrs, n.attrs.graph
+        st = g.stats()
+        src = self.g.nodes[n.args[0]]
+        what = f"{_KIND[a.layout]} '{self.lname(n)}' (CMVM node {n.id}, layout {a.layout}"
+        what += f", {a.kernel}x{a.kernel} window, padding {a.padding})" if a.layout == "conv2d" \
+            else ")"
+        if rq is not None:
+            what += f" + requant '{rq.name}' (shift {rq.attrs.shift}, {rq.attrs.lo}..{rq.attrs.hi}"
+            what += f", {rq.attrs.overflow.value})"
+        acc = max(g.outputs, key=lambda o: o.type.width).type
+        mode = f"max carry {g.max_carry}" if g.pipelined else "combinational"
+        return [
+            f"{mod}: {what}",
+            f"shape: {list(src.shape)} -> {list(out.shape)}; per token {g.n_in} inputs -> "
+            f"{len(g.outputs)} outputs",
+            f"bits: inputs {_tname(arg.etype)}, accumulators up to {_tname(acc)}, "
+            f"outputs {_tname(out.type)}",
+            f"adders: {st['adders']} ({st['adder_bits']} bits, longest carry chain "
+            f"{st['longest_carry']}), {mode}",
+            f"depth: {st['adder_depth']} adder levels, {st['pipeline_depth']} pipeline stages",
+            f"latency: {lat} cycles, II 1",
+        ]
+
+    def _report(self, nm: str, mod: str, kind: str, g, lat: int) -> None:
+        st = g.stats()
+        self.adder_graphs[nm] = g
+        self.layers[nm] = {
+            "op": kind, "module": mod, "adders": st["adders"], "adder_bits": st["adder_bits"],
+            "carry_bits": st["carry_bits"], "longest_carry": st["longest_carry"],
+            "carry_per_stage": st["carry_per_stage"], "adder_depth": st["adder_depth"],
+            "pipeline_depth": st["pipeline_depth"], "latency": lat, "ii": 1,
+        }
+
+    # ------------------------------------------------------------------ stream units
+    def window(self, n, arg: Flow, pw: int) -> tuple[nl.Signal, nl.Signal]:
+        """The 'same'-padded window unit in front of conv layer ``n`` (and a FIFO when the
+        producer cannot stall): returns (window valid, window data)."""
+        nm = self.lname(n)
+        _, H, W = self.g.nodes[n.args[0]].shape
+        K, P = n.attrs.kernel, n.attrs.padding
+        self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P}, nm))
+        if arg.ready is not None:
+            self.host_ready_used = True
+            valid, ready, data, last, use_last = arg.valid, arg.ready, arg.data, arg.last, True
+        else:
+            valid, ready, data = self.fifo(nm, arg, pw)
+            last, use_last = nl.Const(1, 0), False
+        wv, wd = self.wire(f"{nm}_win_valid", 1), self.wire(f"{nm}_win", K * K * pw)
+        we = self.wire(f"{nm}_win_err", 1)
+        if use_last:
+            self.errs.append(we)
+        params = [("PW", pw), ("H", H), ("W", W), ("K", K), ("P", P), ("RW", clog2(H + 2 * P)),
+                  ("CW", clog2(W + 2 * P)), ("USE_LAST", int(use_last))]
+        self.inst("hq_window", f"u_{nm}_window", params, [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", valid, False),
+            ("in_ready", ready, True), ("in_data", data, False), ("in_last", last, False),
+            ("win_valid", wv, True), ("win", wd, True), ("err", we, True)])
+        return wv, wd
+
+    def fifo(self, nm: str, arg: Flow, pw: int):
+        """A FIFO sized by the cycle model of the stages so far (this window's included)."""
+        occupancy = simulate(self.stages, 0)["fifo_depths"][nm]
+        fv, fd = self.wire(f"{nm}_fifo_valid", 1), self.wire(f"{nm}_fifo_data", pw)
+        fr, fo = self.wire(f"{nm}_fifo_ready", 1), self.wire(f"{nm}_fifo_overflow", 1)
+        aw = clog2(fifo_entries(occupancy))
+        self.inst("hq_fifo", f"u_{nm}_fifo", [("WIDTH", pw), ("AW", aw)], [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
+            ("in_data", arg.data, False), ("out_valid", fv, True), ("out_ready", fr, False),
+            ("out_data", fd, True), ("overflow", fo, True)])
+        self.errs.append(fo)
+        return fv, fr, fd
+
+    def pool(self, n, arg: Flow) -> Flow:
+        a = n.attrs
+        if arg.domain != "stream" or a.kernel != 2 or a.stride != 2:
+            raise EmitError(f"verilog: {n.label()}: only 2x2 / stride-2 max pooling of a "
+                            "feature map")
+        c, H, W = self.g.nodes[n.args[0]].shape
+        nm = self.lname(n)
+        self.stages.append(Stage("pool", {"H": H, "W": W}, nm))
+        et = arg.etype
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", c * et.width)
+        params = [("C", c), ("DW", et.width), ("H", H), ("W", W), ("RW", clog2(H)),
+                  ("CW", clog2(W)), ("SIGNED", int(et.signed))]
+        self.inst("hq_maxpool2", f"u_{nm}", params, [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
+            ("in_data", arg.data, False), ("out_valid", ov, True), ("out_data", od, True)])
+        self.consume_host(arg)
+        return Flow(ov, od, et, "stream", c)
+
+    def flatten(self, n, arg: Flow) -> Flow:
+        if arg.domain == "vector":
+            return arg
+        c, H, W = self.g.nodes[n.args[0]].shape
+        N = H * W
+        nm = self.lname(n)
+        self.stages.append(Stage("collect", {"N": N}, nm))
+        et = arg.etype
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", N * c * et.width)
+        self.inst("hq_collect", f"u_{nm}", [("C", c), ("DW", et.width), ("N", N),
+                                            ("NW", clog2(N))], [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
+            ("in_data", arg.data, False), ("out_valid", ov, True), ("out_data", od, True)])
+        self.consume_host(arg)
+        return Flow(ov, od, et, "vector", N * c, time=0)
+
+    # ------------------------------------------------------------------ registered elementwise
+    def _registered(self, n, arg: Flow, elems: list[nl.Value], et: IntType) -> Flow:
+        """``<name>_data <= {elems}`` one cycle after ``arg``; valid delayed to match."""
+        nm = self.lname(n)
+        od = self.wire(f"{nm}_data", sum(e.width for e in elems))
+        ov = self.wire(f"{nm}_valid", 1)
+        self.m.reg(od, nl.cat(*elems), self.clk)
+        self.inst("hq_vdelay", f"u_{nm}_valid", [("DEPTH", 1)], [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("d", arg.valid, False),
+            ("q", ov, True)])
+        if arg.domain == "stream":
+            self.consume_host(arg)
+            self.stages.append(Stage("delay", {"lat": 1, "n_host": self._n_host()}, nm))
+        return Flow(ov, od, et, arg.domain, len(elems), time=arg.time + 1)
+
+    def sign_bits(self, n, arg: Flow) -> Flow:
+        """``v > 0`` per element: not the sign bit and some other bit set."""
+        if arg.domain != "vector":
+            raise EmitError(f"verilog: {n.label()}: sign bits of a feature map")
+        w, d = arg.etype.width, arg.data
+        bits: list[nl.Value] = []
+        for j in range(arg.elems):
+            if arg.etype.signed and w == 1:
+                bits.append(nl.Const(1, 0))  # -1..0: never positive
+            elif arg.etype.signed:
+                bits.append(nl.And(nl.Not(nl.bit(d, j * w + w - 1)),
+                                   nl.Reduce("|", nl.bits(d, j * w + w - 2, j * w))))
+            else:
+                bits.append(nl.Reduce("|", nl.bits(d, j * w + w - 1, j * w)))
+        return self._registered(n, arg, bits, n.type)
+
+    def threshold(self, n, arg: Flow) -> Flow:
+        """Per element ``j`` (channel ``j`` of a pixel, or element ``j`` of a vector): the count
+        of row ``j``'s thresholds at or below it."""
+        t = n.attrs.thresholds
+        src = self.g.nodes[n.args[0]]
+        w, d = arg.etype.width, arg.data
+        elems = [threshold_cells(nl.bits(d, j * w + w - 1, j * w), arg.etype.signed, t[j],
+                                 src.lo, src.hi, n.type) for j in range(arg.elems)]
+        return self._registered(n, arg, elems, n.type)
+
+    def hamming(self, n, arg: Flow) -> Flow:
+        if arg.domain != "vector":
+            raise EmitError(f"verilog: {n.label()}: hamming decode of a feature map")
+        cb = n.attrs.codebook
+        K, L = cb.shape
+        flat = sum(int(cb[k, j]) << (k * L + j) for k in range(K) for j in range(L))
+        nm = self.lname(n)
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n.type.width)
+        params = [("L", L), ("K", K), ("DW", L.bit_length()), ("IW", n.type.width),
+                  ("CB", nl.Const(K * L, flat, "b"))]
+        self.inst("hq_hamming", f"u_{nm}", params, [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
+            ("bits", arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
+        return Flow(ov, od, n.type, "vector", 1, time=arg.time + 1)
+
+
+def _tname(t: IntType) -> str:
+    return f"{t.width}-bit {'signed' if t.signed else 'unsigned'}"
+
+
+__all__ = ["Flow", "TopBuilder", "clog2", "ident", "fifo_entries", "Op"]
