@@ -373,6 +373,62 @@ def test_impossible_constraint_reports_the_best_found(digits_run, tmp_path):
     assert s["slack"] < 0
     assert all(b == 1 for b in s["weight_bits"].values())
     assert (tmp_path / "imp" / "model.ir.json").is_file()
+    # the source run (4 bits) is outside --max-bits 1: no fallback, and the summary says so
+    assert s["exported"]["network"] == "best found (constraint NOT met)"
+    assert "outside --min-bits/--max-bits" in s["exported"]["reason"]
+
+
+def _ruin_heating(monkeypatch):
+    """Make the finalisation end on a network that misses any sensible constraint (every
+    weight zero), as when no bit widths meet it."""
+    from heatq.heat import command
+
+    def ruined(search, *args, **kwargs):
+        search.state = {k: torch.zeros_like(v) if k.endswith("weight") else v
+                        for k, v in search.state.items()}
+        return False
+
+    monkeypatch.setattr(command, "finalise", ruined)
+
+
+def test_no_heated_widths_fall_back_to_the_source_run(digits_run, tmp_path, monkeypatch,
+                                                      capsys):
+    _ruin_heating(monkeypatch)
+    s = _heat(digits_run, tmp_path / "fb", max_acc_drop=20.0, epochs=1, ref_epochs=0)
+    assert s["exported"]["network"] == "source run (unheated)"
+    assert not s["heated_result"]["constraint_met"] and s["heated_result"]["acc_drop_val"] > 20
+    assert s["constraint_met"] and s["acc_drop_val"] <= 20.0
+    assert set(s["weight_bits"].values()) == {4} and set(s["act_bits"].values()) == {4}
+    out = capsys.readouterr().out
+    assert "exported: source run (unheated): no heated bit widths met the constraint" in out
+    # the written network is the source run's own: same integer graph
+    src, dst = load_graph(digits_run), load_graph(tmp_path / "fb")
+    for a, b in zip(src.nodes, dst.nodes):
+        for f in ("weight", "bias"):
+            if hasattr(a.attrs, f):
+                assert np.array_equal(getattr(a.attrs, f), getattr(b.attrs, f))
+    assert json.loads((tmp_path / "fb" / "summary.json").read_text())["exported"] == s["exported"]
+
+
+def test_strict_exits_1_and_writes_nothing(digits_run, tmp_path, monkeypatch, capsys):
+    import typer
+
+    _ruin_heating(monkeypatch)
+    with pytest.raises(typer.Exit) as e:
+        _heat(digits_run, tmp_path / "strict", max_acc_drop=20.0, epochs=1, ref_epochs=0,
+              strict=True)
+    assert e.value.exit_code == 1
+    assert "no bit widths met the constraint" in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists()
+
+
+def test_out_equal_to_or_inside_the_source_is_refused(digits_run):
+    before = {p.name: p.read_bytes() for p in digits_run.iterdir() if p.is_file()}
+    for out in (digits_run, digits_run / "heated"):
+        with pytest.raises(UserError):
+            _heat(digits_run, out)
+    assert {p.name: p.read_bytes() for p in digits_run.iterdir() if p.is_file()} == before
+    assert not (digits_run / "heated").exists()
 
 
 @pytest.mark.parametrize("kw,match", [
