@@ -81,6 +81,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
                          "layers": check["layers"]},
                "weight_bits": heated["weight_bits"], "act_bits": heated["act_bits"],
                "targets": targets, "simulations": sims, "seconds": round(time.time() - t0, 1)}
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     print_demo(summary)
     return summary

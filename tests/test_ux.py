@@ -281,3 +281,38 @@ def test_demo_table_names_the_exported_network(capsys):
                              False))
     out = capsys.readouterr().out
     assert "best found (torch)" in out and "pt: NOT met" in out
+
+
+def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeypatch, capsys):
+    """run_demo's calls (stubbed stages): inner outputs are replaced (force), --strict and
+    progress reach heat, and the table and summary describe what heat exported."""
+    from heatq import demo, pipeline
+    from heatq.heat import command
+
+    calls = {}
+    base = _demo_summary({"network": "heated", "reason": "fewest bits"}, True)
+
+    def record(name, result):
+        def stub(*args, **kwargs):
+            calls.setdefault(name, []).append(kwargs)
+            return result(args) if callable(result) else result
+        return stub
+
+    heated = {**base["heated"], "weight_bits": {"fc": 2}, "act_bits": {"act": 3}}
+    monkeypatch.setattr(pipeline, "train_run", record("train", {
+        "acc_float": 0.98, "acc_quant": 0.97, "acc_ir": 0.97, "n_test": 1000}))
+    monkeypatch.setattr(command, "heat", record("heat", heated))
+    monkeypatch.setattr(pipeline, "check_run", record("check", base["check"]))
+    monkeypatch.setattr(pipeline, "export_run", record("export", {}))
+    monkeypatch.setattr(pipeline, "run_target", record("run", base["targets"]["c"]))
+    monkeypatch.setattr(pipeline, "sim_run", record(
+        "sim", lambda args: base["simulations"][args[1]]))
+    s = demo.run_demo(tmp_path / "d", quick=True, progress=False, strict=True)
+    assert calls["heat"][0]["strict"] is True and calls["heat"][0]["force"] is True
+    assert all(kw["force"] for kw in calls["train"] + calls["export"])
+    assert all(kw["progress"] is False for kw in calls["run"] + calls["sim"] + calls["check"])
+    assert s["heated"]["exported"] == {"network": "heated", "reason": "fewest bits"}
+    saved = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert saved["weight_bits"] == {"fc": 2}
+    out = capsys.readouterr().out
+    assert "exported network: heated: fewest bits" in out
