@@ -97,13 +97,15 @@ def activity(desc: str, progress: bool = True) -> Iterator[Activity]:
 
 
 def run_streaming(cmd: Sequence[str], desc: str, progress: bool = True, cwd=None,
-                  keep: int = 200, note: Callable[[str], str | None] | None = None
-                  ) -> tuple[int, str]:
+                  keep: int = 200, note: Callable[[str], str | None] | None = None,
+                  first_note: str = "") -> tuple[int, str]:
     """Run ``cmd`` (stdout and stderr merged) under :func:`activity`; ``note(line)`` (default:
-    the line itself) gives the text shown for each output line (None: keep the last).
+    the line itself) gives the text shown for each output line (None: keep the last);
+    ``first_note`` is shown until then.
     Returns (exit code, the last ``keep`` lines of output)."""
     tail: deque[str] = deque(maxlen=keep)
     with activity(desc, progress) as act:
+        act.note(first_note)
         proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
         try:

@@ -199,7 +199,7 @@ def build(export_dir: str | Path, top: str, ports: dict[str, Any], build_dir: st
            "-CFLAGS", opt, "-Mdir", str(build_dir / "obj_dir"),
            str(build_dir / "harness.cpp")] + [str(p) for p in srcs]
     rc, log = run_streaming(cmd, f"verilator: building {top}", progress, cwd=build_dir,
-                            note=_compiled)
+                            note=_compiled, first_note="verilating (Verilog -> C++)")
     if rc != 0:
         raise RuntimeError(f"verilator build failed:\n{log[-6000:]}")
     stamp.write_text(h.hexdigest())
