@@ -23,7 +23,7 @@ from heatq.ir import IntGraph
 from heatq.ir.serialize import graph_to_json
 
 from .base import EmitError, Emitter, EmitOption, write_export
-from .emitters import emitter_class
+from .emitters import EMITTERS, emitter_class
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -51,8 +51,11 @@ def make_emitter(target: str, options: Mapping[str, Any]) -> Emitter:
     for name, value in options.items():
         if name not in declared:
             flag = "--" + name.replace("_", "-")
+            owners = [t for t, c in EMITTERS.items() if any(o.name == name for o in c.options)]
             known = ", ".join(o.flag for o in cls.options) or "none"
-            raise UserError(f"target {target} does not take {flag} (its options: {known})")
+            raise UserError(f"target {target} does not take {flag}"
+                            + (f" (an option of {', '.join(owners)})" if owners else "")
+                            + f"; {target}'s options: {known}")
         _check_value(target, declared[name], value)
     try:
         return cls(**options)

@@ -103,3 +103,45 @@ def test_check_and_run_target_bad_input(mlp_run, tmp_path):
     assert_one_line_error(cli("check", str(broken)), "model.pt")
     assert_one_line_error(cli("run-target", str(mlp_run)), "run-target")  # a run, not an export
     assert_one_line_error(cli("check", str(mlp_run), "--split", "valid"), "valid")
+
+
+def test_a_new_target_needs_no_cli_change(mlp_run, tmp_path):
+    """A target is one EMITTERS entry: heatq-export offers the options it declares and refuses
+    them for the other targets (no ``if target == ...`` in the CLI)."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    import heatq_export.cli as export_cli
+    from heatq.ir import Op
+    from heatq_export.base import Emitter, EmitOption
+    from heatq_export.emitters import EMITTERS
+
+    class Listing(Emitter):
+        target = "listing"
+        supported_ops = frozenset(Op)
+        options = (EmitOption("width", int, "columns", default=8, minimum=2),)
+
+        def __init__(self, width: int = 8):
+            self.width = width
+
+        def emit(self, graph):
+            return {"nodes.txt": "".join(f"{n.op.value:>{self.width}}\n" for n in graph.nodes)}
+
+    EMITTERS["listing"] = Listing
+    try:
+        cli_mod = importlib.reload(export_cli)
+        runner = CliRunner()
+        out = tmp_path / "l"
+        r = runner.invoke(cli_mod.app, [str(mlp_run), "-t", "listing", "-o", str(out),
+                                        "--width", "12"])
+        assert r.exit_code == 0, r.output
+        assert json.loads((out / "summary.json").read_text())["target"] == "listing"
+        assert (out / "nodes.txt").read_text().startswith(" " * 7 + "input\n")
+        r = runner.invoke(cli_mod.app, [str(mlp_run), "-t", "c", "-o", str(tmp_path / "c"),
+                                        "--width", "12"])
+        assert r.exit_code != 0 and "target c does not take --width" in str(r.exception)
+        assert not (tmp_path / "c").exists()
+    finally:
+        del EMITTERS["listing"]
+        importlib.reload(export_cli)

@@ -341,3 +341,16 @@ def test_no_command_touches_what_it_did_not_write(mlp_run, command, case, files)
         prog, *args = COMMANDS[command](ws, out)
         with unchanged(ws):
             assert_refused(invoke(prog, *args), prog)
+
+
+def test_sim_on_a_graph_without_a_dataset_names_the_three_ways(ws, mlp_run):
+    exp = ws / "v"
+    pipeline.export_run(mlp_run, "verilog", exp)
+    doc = json.loads((exp / "model.ir.json").read_text())
+    doc["meta"].pop("dataset")
+    (exp / "model.ir.json").write_text(json.dumps(doc))
+    with unchanged(ws):
+        assert_refused(invoke("heatq", "sim", exp), "heatq", "--dataset", "--vectors",
+                       "--random")
+        assert_refused(invoke("heatq", "sim", exp, "--random", "2", "--n", "3"), "heatq",
+                       "--random")
