@@ -45,7 +45,7 @@ from .rtl.verilog import print_module
 from .skeletons import read_template
 from .verilog_lowering import lower
 from .verilog_schedule import simulate
-from .verilog_units import Flow, TopBuilder, fifo_entries, ident
+from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
               "hq_collect.v", "hq_hamming.v")
@@ -171,8 +171,7 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
         elif n.op in units:
             flows[n.id] = units[n.op](n, arg)
         else:  # DENSE / CONV2D / REQUANT left after the lowering pass
-            raise EmitError(f"verilog: op {n.op.value} ({n.label()}) has no unit after "
-                            "lowering (a REQUANT must follow its own CMVM)")
+            raise refuse(n, "no unit after lowering (a REQUANT must follow its own CMVM)")
     return flows
 
 
@@ -180,8 +179,8 @@ def _outputs(m: nl.Module, tb: TopBuilder, g: IntGraph, sig, flows, outs) -> int
     """Outputs aligned in time to ``m_tvalid``; returns the vector latency."""
     for port, o in outs:
         if flows[o].domain != "vector":
-            raise EmitError(f"verilog: graph output {g.nodes[o].label()} is a feature map; "
-                            "only vector outputs are supported")
+            raise refuse(g.nodes[o], "a feature map as a graph output (only vector "
+                         "outputs are supported)")
     t_max = max(flows[o].time for _, o in outs)
     src = max((flows[o] for _, o in outs), key=lambda f: f.time)
     m.assign(sig["m_tvalid"], src.valid)
@@ -216,7 +215,7 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     """Lower ``graph``, build the netlists, print them; the report and the port map."""
     inp = graph.nodes[0]
     if len(inp.shape) not in (1, 3):
-        raise EmitError(f"verilog: input shape {inp.shape}: only [C, H, W] or [n]")
+        raise refuse(inp, f"input shape {list(inp.shape)}: only [C, H, W] or [n]")
     try:
         g = lower(graph, em.max_carry, em.cse)
     except IRError as e:

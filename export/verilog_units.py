@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from heatq.ir import IntGraph, IntType, Op
+from heatq.ir import IntGraph, IntType
 
 from .base import EmitError
 from .rtl import netlist as nl
@@ -31,6 +31,11 @@ def clog2(n: int) -> int:
 def ident(s: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_]", "_", s)
     return s if s and not s[0].isdigit() else "n" + s
+
+
+def refuse(n, why: str) -> EmitError:
+    """The one-line error for a node the Verilog target has no unit for."""
+    return EmitError(f"verilog: op {n.op.value} ({n.label()}): {why}")
 
 
 def fifo_entries(occupancy: int) -> int:
@@ -98,7 +103,7 @@ class TopBuilder:
         w = arg.etype.width
         if a.layout == "conv2d":
             if arg.domain != "stream":
-                raise EmitError(f"verilog: {n.label()}: conv2d on a vector")
+                raise refuse(n, "a conv2d window over a vector")
             cin = self.g.nodes[n.args[0]].shape[0]
             K = a.kernel
             offs = [(t * cin + c) * w for c in range(cin) for t in range(K * K)]
@@ -107,7 +112,7 @@ class TopBuilder:
             nx = K * K * cin * w
         else:
             if a.layout == "dense" and arg.domain != "vector":
-                raise EmitError(f"verilog: {n.label()}: dense on a feature map (add FLATTEN)")
+                raise refuse(n, "dense on a feature map (add FLATTEN)")
             tag = "c" if arg.domain == "stream" else "e"
             offs = [i * w for i in range(arg.elems)]
             names = [f"x_{tag}{i}" for i in range(arg.elems)]
@@ -209,8 +214,7 @@ class TopBuilder:
     def pool(self, n, arg: Flow) -> Flow:
         a = n.attrs
         if arg.domain != "stream" or a.kernel != 2 or a.stride != 2:
-            raise EmitError(f"verilog: {n.label()}: only 2x2 / stride-2 max pooling of a "
-                            "feature map")
+            raise refuse(n, "only 2x2 / stride-2 max pooling of a feature map")
         c, H, W = self.g.nodes[n.args[0]].shape
         nm = self.lname(n)
         self.stages.append(Stage("pool", {"H": H, "W": W}, nm))
@@ -258,7 +262,7 @@ class TopBuilder:
     def sign_bits(self, n, arg: Flow) -> Flow:
         """``v > 0`` per element: not the sign bit and some other bit set."""
         if arg.domain != "vector":
-            raise EmitError(f"verilog: {n.label()}: sign bits of a feature map")
+            raise refuse(n, "sign bits of a feature map")
         w, d = arg.etype.width, arg.data
         bits: list[nl.Value] = []
         for j in range(arg.elems):
@@ -283,7 +287,7 @@ class TopBuilder:
 
     def hamming(self, n, arg: Flow) -> Flow:
         if arg.domain != "vector":
-            raise EmitError(f"verilog: {n.label()}: hamming decode of a feature map")
+            raise refuse(n, "hamming decode of a feature map")
         cb = n.attrs.codebook
         K, L = cb.shape
         flat = sum(int(cb[k, j]) << (k * L + j) for k in range(K) for j in range(L))
@@ -301,4 +305,4 @@ def _tname(t: IntType) -> str:
     return f"{t.width}-bit {'signed' if t.signed else 'unsigned'}"
 
 
-__all__ = ["Flow", "TopBuilder", "clog2", "ident", "fifo_entries", "Op"]
+__all__ = ["Flow", "TopBuilder", "clog2", "ident", "fifo_entries", "refuse"]
