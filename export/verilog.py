@@ -21,7 +21,7 @@ type width, two's complement when signed), all valid in the cycle ``m_tvalid`` i
 ``err`` is a sticky flag (``s_tlast`` out of place, or a FIFO overflow: never, by the model's
 sizing).  Reset: synchronous, active-high ``rst``.
 
-The emitter runs the lowering pass (:func:`heatq_export.verilog_lowering.lower`) and builds
+The emitter runs the lowering pass (:func:`heatq.passes.lower.lower_products`) and builds
 an RTL netlist (:mod:`heatq_export.rtl`): one layer module per CMVM (with the REQUANT after
 it), the top module's units from :mod:`heatq_export.verilog_units`; the printer turns the
 netlists into text.
@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from heatq.ir import IntGraph, IRError, Op
+from heatq.passes.lower import lower_products
 
 from .base import EmitError, Emitter, EmitOption
 from .rtl import netlist as nl
 from .rtl.lint import add_unused_sink
 from .rtl.verilog import print_module
 from .skeletons import read_template
-from .verilog_lowering import lower
 from .verilog_schedule import simulate
 from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
 
@@ -217,7 +217,7 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     if len(inp.shape) not in (1, 3):
         raise refuse(inp, f"input shape {list(inp.shape)}: only [C, H, W] or [n]")
     try:
-        g = lower(graph, em.max_carry, em.cse)
+        g = lower_products(graph, max_carry=em.max_carry, cse=em.cse)
     except IRError as e:
         raise EmitError(f"verilog: {e}") from None
     mode = "stream" if len(inp.shape) == 3 else "parallel"

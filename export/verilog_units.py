@@ -71,11 +71,13 @@ class TopBuilder:
         self.host_ready_used = False
 
     # ------------------------------------------------------------------ helpers
-    def lname(self, n) -> str:
-        """A layer's name: its node's name, without the suffix the lowering pass gives a
-        CMVM that carries a folded constant (``.rounded``) or stands in front of a REQUANT
-        (``.pre``, named after the REQUANT)."""
+    def lname(self, n, rq=None) -> str:
+        """A unit's name: its node's name; for a CMVM without the suffix the lowering pass
+        gives one that carries a folded constant (``.rounded``) or stands in front of a
+        REQUANT (``.pre``, named after the REQUANT; an unnamed one: the REQUANT's name)."""
         name = re.sub(r"\.(rounded|pre)$", "", n.name)
+        if not name and rq is not None and n.op.value == "cmvm" and n.attrs.layout == "pointwise":
+            name = rq.name
         return ident(name) if name else f"node{n.id}"
 
     def wire(self, name: str, width: int) -> nl.Signal:
@@ -98,7 +100,7 @@ class TopBuilder:
     def cmvm(self, n, rq, arg: Flow) -> Flow:
         """CMVM node ``n`` (and the REQUANT ``rq`` after it, or None) as one layer module."""
         a = n.attrs
-        nm = self.lname(n)
+        nm = self.lname(n, rq)
         out = rq if rq is not None else n
         w = arg.etype.width
         if a.layout == "conv2d":
@@ -108,7 +110,7 @@ class TopBuilder:
             K = a.kernel
             offs = [(t * cin + c) * w for c in range(cin) for t in range(K * K)]
             names = [f"x_c{c}_k{t}" for c in range(cin) for t in range(K * K)]
-            valid, data = self.window(n, arg, cin * w)
+            valid, data = self.window(n, nm, arg, cin * w)
             nx = K * K * cin * w
         else:
             if a.layout == "dense" and arg.domain != "vector":
@@ -142,7 +144,7 @@ class TopBuilder:
         a, g = n.attrs, n.attrs.graph
         st = g.stats()
         src = self.g.nodes[n.args[0]]
-        what = f"{_KIND[a.layout]} '{self.lname(n)}' (CMVM node {n.id}, layout {a.layout}"
+        what = f"{_KIND[a.layout]} '{self.lname(n, rq)}' (CMVM node {n.id}, layout {a.layout}"
         what += f", {a.kernel}x{a.kernel} window, padding {a.padding})" if a.layout == "conv2d" \
             else ")"
         if rq is not None:
@@ -173,10 +175,9 @@ class TopBuilder:
         }
 
     # ------------------------------------------------------------------ stream units
-    def window(self, n, arg: Flow, pw: int) -> tuple[nl.Signal, nl.Signal]:
-        """The 'same'-padded window unit in front of conv layer ``n`` (and a FIFO when the
-        producer cannot stall): returns (window valid, window data)."""
-        nm = self.lname(n)
+    def window(self, n, nm: str, arg: Flow, pw: int) -> tuple[nl.Signal, nl.Signal]:
+        """The 'same'-padded window unit in front of conv layer ``n`` named ``nm`` (and a FIFO
+        when the producer cannot stall): returns (window valid, window data)."""
         _, H, W = self.g.nodes[n.args[0]].shape
         K, P = n.attrs.kernel, n.attrs.padding
         self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P}, nm))
