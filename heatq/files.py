@@ -161,6 +161,11 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     check first with :func:`prepare_output`) an existing non-empty ``out`` that is not a
     heatq output is never replaced."""
     out = Path(os.path.abspath(out))
+    made = []  # parent directories this call creates, deepest first (removed on failure)
+    parent = out.parent
+    while not os.path.lexists(parent):
+        made.append(parent)
+        parent = parent.parent
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp."))
     try:
@@ -170,6 +175,14 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
             _replace(out, tmp)
         else:
             os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in made:
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -354,3 +354,13 @@ def test_sim_on_a_graph_without_a_dataset_names_the_three_ways(ws, mlp_run):
                        "--random")
         assert_refused(invoke("heatq", "sim", exp, "--random", "2", "--n", "3"), "heatq",
                        "--random")
+
+
+def test_a_failed_write_leaves_no_directory_behind(tmp_path):
+    from heatq.files import atomic_dir
+
+    with unchanged(tmp_path):
+        with pytest.raises(RuntimeError):
+            with atomic_dir(tmp_path / "new" / "deep" / "out") as tmp:
+                (tmp / "half.txt").write_text("half")
+                raise RuntimeError("interrupted")
