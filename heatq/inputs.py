@@ -25,10 +25,7 @@ from .data import Dataset, load_dataset
 from .errors import UserError
 from .ir import IntGraph
 
-try:  # the one corner-vector generator (interface 9); heatq.vectors until it moves there
-    from .ir.testing import corner_vectors
-except ImportError:  # pragma: no cover - only while heatq.ir.testing is not in the tree
-    from .vectors import corner_vectors
+from .ir.testing import corner_vectors
 
 NO_INPUTS = ("records no dataset; give inputs with --dataset NAME (its test images), "
              "--vectors X.npy (your own integer inputs) or --random N (seeded random and "

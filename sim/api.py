@@ -167,7 +167,7 @@ def _verilator(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports
     r = vl.run(exe, input_beats(ports, x), len(x), work, max_cycles, waves=waves,
                progress=progress)
     cmp = compare(ports, r["rows"], run(graph, x))
-    return {**cmp, "out_cycles": r["out_cycles"], "first_accept": r["info"].get("first_accept"),
+    return {**cmp, "rows": r["rows"], "out_cycles": r["out_cycles"], "first_accept": r["info"].get("first_accept"),
             "cycles": r["info"].get("cycles", 0), "err": r["info"].get("err", 0),
             "wall_s": r["wall_s"], "build_cached": cached}
 
@@ -178,14 +178,16 @@ SIMULATORS = {"icarus": _icarus, "verilator": _verilator}
 def simulate(export_dir: str | Path, graph: IntGraph, x: np.ndarray,
              simulator: str = "icarus", work_dir: str | Path | None = None,
              max_cycles: int | None = None, waves: str | Path | None = None,
-             clock_mhz: float = 100.0, progress: bool = True) -> dict[str, Any]:
+             clock_mhz: float = 100.0, progress: bool = True,
+             keep_rows: bool = False) -> dict[str, Any]:
     """Simulate ``export_dir`` (a Verilog export) on the batch ``x`` and compare with
     ``heatq.ir.run(graph, x)``.  The build is kept under ``work_dir`` (default
     ``export_dir/.heatq-sim``); ``waves``: also write a waveform (``.vcd`` or ``.fst``).
     Returns ``{"simulator", "n", "mismatches", "first_mismatches", "err", "cycles_per_image",
     "latency", "ii", "model_latency", "model_ii", "timing_matches_model", "sim_images_per_s"
     (the simulator's speed), "clock_mhz" (assumed), "hw_images_per_s" (clock / II: the
-    hardware's throughput at that clock), "build_cached", "manifest", "wall_s"}``."""
+    hardware's throughput at that clock), "build_cached", "manifest", "wall_s"}``, and with
+    ``keep_rows`` the raw output-port words (``"rows"``: one list per result, in port order)."""
     if simulator not in SIMULATORS:
         raise UserError(f"unknown simulator {simulator!r} (icarus or verilator)")
     if not clock_mhz > 0:
@@ -216,6 +218,8 @@ def simulate(export_dir: str | Path, graph: IntGraph, x: np.ndarray,
         "build_cached": bool(r["build_cached"]), "manifest": changes,
         "waves": None if waves is None else str(waves),
     })
+    if keep_rows:
+        out["rows"] = r["rows"]
     return out
 
 

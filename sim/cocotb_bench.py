@@ -112,7 +112,8 @@ async def run_vectors(dut):
         drv.on_edge(cycle, valid, ready)
         cycle += 1
     res = InOrderChecker(ports, ref).check(mon.rows)
-    res.update({"cycles": cycle, "first_accept": drv.first_accept, "out_cycles": mon.cycles,
+    res.update({"rows": mon.rows, "cycles": cycle, "first_accept": drv.first_accept,
+                "out_cycles": mon.cycles,
                 "last_accepts": drv.accepts, "err": err})
     Path(job["result"]).write_text(json.dumps(res))
     assert res["mismatches"] == 0, f"{res['mismatches']} mismatches: {res['first'][:2]}"

@@ -98,29 +98,3 @@ def mlp_graph(seed: int = 0, n_in: int = 64, hidden: int = 32, n_bits: int = 15,
     cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(_codebook(n_classes, n_bits, rng)),
                 [bits], "decode")
     return b.build([d2, bits, cls], {"source": f"heatq_sim.graphs.mlp_graph(seed={seed})"})
-
-
-def corner_inputs(graph: IntGraph, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Range-corner input vectors: all-low, all-high, alternating checkerboards (both phases),
-    one high element at each end, and a few random draws of only lo / hi."""
-    node = graph.nodes[0]
-    lo, hi = node.attrs.lo, node.attrs.hi
-    shape = node.shape
-    n = int(np.prod(shape))
-    rng = rng or np.random.default_rng(12345)
-    flat = np.arange(n)
-    vecs = [np.full(n, lo), np.full(n, hi), np.where(flat % 2, hi, lo), np.where(flat % 2, lo, hi)]
-    e = np.full(n, lo)
-    e[0] = hi
-    vecs.append(e)
-    e = np.full(n, lo)
-    e[-1] = hi
-    vecs.append(e)
-    if len(shape) == 3:  # spatial checkerboard per plane
-        c, h, w = shape
-        yy, xx = np.mgrid[0:h, 0:w]
-        cb = ((yy + xx) % 2).astype(bool)
-        vecs.append(np.where(np.broadcast_to(cb, shape), hi, lo).ravel())
-    for _ in range(2):
-        vecs.append(np.where(rng.random(n) < 0.5, hi, lo))
-    return np.stack(vecs).reshape((-1,) + shape).astype(np.int64)

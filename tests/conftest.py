@@ -9,7 +9,22 @@ import torch
 
 from heatq import pipeline
 
+from tools import require_tool
+
 torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_tool(*names): executables the test needs "
+                            "(tests/tools.py: skipped when missing, failed in CI)")
+
+
+def pytest_runtest_setup(item):
+    """Check every ``needs_tool`` mark before the fixtures are built (a missing tool skips the
+    test, or fails it when ``CI=true``)."""
+    for mark in item.iter_markers("needs_tool"):
+        for name in mark.args:
+            require_tool(name)
 
 
 @pytest.fixture(scope="session")

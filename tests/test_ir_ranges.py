@@ -23,6 +23,7 @@ from heatq.ir import (
     MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding, SignBitsAttrs, run,
 )
 from heatq.ir.rules import weight_bound
+from heatq.ir.testing import corner_vectors
 
 SETTINGS = settings(
     derandomize=True, max_examples=100, deadline=None, database=None,
@@ -122,36 +123,6 @@ def graphs(draw):
 
 
 # ------------------------------------------------------------------------- helpers
-def corner_inputs(graph) -> list[np.ndarray]:
-    """All lo, all hi, and for the first weighted layer (node 1) the inputs that maximise /
-    minimise each output channel (x = hi where w > 0 else lo, and vice versa)."""
-    inp = graph.nodes[0]
-    lo, hi = inp.lo, inp.hi
-    out = [np.full(inp.shape, lo, dtype=np.int64), np.full(inp.shape, hi, dtype=np.int64)]
-    first = graph.nodes[1]
-    w = first.attrs.weight
-    for j in range(w.shape[0]):
-        for up in (True, False):
-            pick_hi = (w[j] > 0) if up else (w[j] < 0)
-            if first.op is Op.DENSE:
-                out.append(np.where(pick_hi, hi, lo).astype(np.int64))
-                continue
-            a = first.attrs
-            k = w.shape[2]
-            _, ho, wo = first.shape
-            for oy, ox in sorted({(0, 0), (ho - 1, wo - 1), (ho // 2, wo // 2)}):
-                x = np.full(inp.shape, lo if up else hi, dtype=np.int64)
-                for ci in range(w.shape[1]):
-                    for ky in range(k):
-                        for kx in range(k):
-                            iy = oy * a.stride + ky - a.padding
-                            ix = ox * a.stride + kx - a.padding
-                            if 0 <= iy < inp.shape[1] and 0 <= ix < inp.shape[2]:
-                                x[ci, iy, ix] = hi if pick_hi[ci, ky, kx] else lo
-                out.append(x)
-    return out
-
-
 def terms(node, x_sample) -> list[tuple[int, list[int]]]:
     """(bias, [w*x terms]) for every output element of a CONV2D / DENSE node on one sample,
     with padded positions contributing nothing (they read 0)."""
@@ -207,7 +178,7 @@ def check_node_ranges(graph, x_batch):
 @given(graphs())
 def test_ranges_contain_every_value(case):
     graph, randoms = case
-    x = np.stack(corner_inputs(graph) + randoms)
+    x = np.concatenate([corner_vectors(graph, n_random=0), np.stack(randoms)])
     check_node_ranges(graph, x)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,10 @@ from heatq_sim.api import CACHE, build_dir, manifest_changes
 from heatq_sim.graphs import mlp_graph
 from heatq_sim.vectors import load_ports
 
-needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="no iverilog")
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="no verilator")
+from tools import needs
+
+needs_iverilog = needs("iverilog")
+needs_verilator = needs("verilator")
 
 
 def _graph():

@@ -5,7 +5,6 @@ images plus every range-corner vector, every output equal to the interpreter's."
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,9 @@ from heatq.inputs import target_inputs
 from heatq.ir import run
 from heatq.rundir import load_graph
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+from tools import needs
+
+pytestmark = needs("iverilog")
 
 
 def test_trained_seed_cnn_icarus_20_images_and_corners(cnn_run, tmp_path):

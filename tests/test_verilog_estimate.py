@@ -4,7 +4,6 @@ count), written into summary.json."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -13,8 +12,10 @@ from heatq_export.estimate import estimate_export
 from heatq_export.verilog import VerilogEmitter
 from heatq_sim.graphs import mlp_graph
 
+from tools import needs
 
-@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+
+@needs("yosys")
 def test_estimate_small_layer(tmp_path):
     g = mlp_graph(0, n_in=16, hidden=8)
     em = VerilogEmitter()

@@ -16,7 +16,9 @@ from heatq.lower import lower_cmvm
 from heatq_export.verilog_layers import RequantSpec, layer_module
 from heatq_sim.vector_tb import vector_tb
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+from tools import needs
+
+pytestmark = needs("iverilog")
 
 def _requant_ref(v: np.ndarray, rq: RequantSpec) -> np.ndarray:
     v = v.astype(object)

@@ -1,0 +1,162 @@
+"""Runners: execute an export on a batch of integer inputs and return its outputs.
+
+Every runner has the same shape: ``name``, ``target`` (the emitter whose exports it runs;
+None for ``interp-lowered``, which runs an IR), ``tools`` (the executables it needs on PATH),
+:meth:`Runner.export` (check + emit + write, raising :class:`EmitError` for a graph the target
+refuses) and :meth:`Runner.run` ``(export_dir, graph, x) -> [outputs]``: one array per graph
+output in ``graph.outputs`` order, shaped ``[N, *node.shape]``, int64, or object arrays of
+Python ints for nodes wider than 62 bits -- exactly what :func:`heatq.ir.run` returns, so a
+caller compares with ``np.array_equal``.  A runner computes nothing with the interpreter: the
+values come from the compiled program, the simulated RTL or the lowered graph.
+
+* ``c`` / ``hls``: :mod:`heatq_export.build` (gcc with sanitizers / g++ with ap_int);
+* ``icarus`` / ``verilator``: :func:`heatq_sim.api.simulate` (cocotb + Icarus, the Verilator
+  harness); a set ``err`` flag or a missing result raises :class:`RunnerError`;
+* ``interp-lowered``: ``heatq.passes.lower.lower_products`` (the lowering the Verilog target
+  builds from), run by :func:`heatq.ir.run`.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from heatq.ir import IntGraph
+from heatq.ir.interp import value_dtype
+
+from .base import EmitError, write_export
+from .emitters import get_emitter
+
+__all__ = ["Runner", "RunnerError", "RUNNERS", "EmitError"]
+
+
+class RunnerError(RuntimeError):
+    """The target ran but did not produce a result for every input (or raised its error
+    flag); the message says what happened."""
+
+
+class Runner(abc.ABC):
+    """Export with :attr:`target`'s emitter, then execute; subclasses implement :meth:`run`."""
+
+    name: str = ""
+    target: str | None = None
+    tools: tuple[str, ...] = ()
+
+    def export(self, graph: IntGraph, out: str | Path, **options: Any) -> dict[str, Any]:
+        """Write ``graph``'s export for :attr:`target` into ``out`` (replacing it); returns the
+        summary.  Raises :class:`EmitError` when the target refuses the graph."""
+        em = get_emitter(self.target, **options)
+        em.check_graph(graph)
+        files = em.emit(graph)
+        return write_export(out, self.target, files, em.summary(graph, files))
+
+    @abc.abstractmethod
+    def run(self, export_dir: str | Path, graph: IntGraph, x: np.ndarray) -> list[np.ndarray]:
+        """The outputs of the export in ``export_dir`` on the batch ``x`` ``[N, *input]``."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class CompiledRunner(Runner):
+    """``c`` (gcc, C99, -Werror, UB + address sanitizers) or ``hls`` (g++ with ap_int)."""
+
+    def __init__(self, target: str, compiler: str):
+        self.name = self.target = target
+        self.tools = (compiler,)
+
+    def run(self, export_dir, graph, x):
+        from .build import compile_target, run_executable
+
+        exe = compile_target(export_dir, self.target)
+        return run_executable(exe, x, graph)
+
+
+def unpack_rows(graph: IntGraph, ports: dict[str, Any], rows: Sequence[Sequence[int]]
+                ) -> list[np.ndarray]:
+    """Raw output-port words (one list per result, in ``ports["outputs"]`` order, which is
+    ``graph.outputs`` order) -> one array per output, ``[N, *node.shape]``."""
+    from heatq_sim.vectors import unpack_output
+
+    outs = []
+    for k, (spec, o) in enumerate(zip(ports["outputs"], graph.outputs)):
+        node = graph.nodes[o]
+        dt = value_dtype(node.type)
+        vals = [unpack_output(spec, int(r[k])) for r in rows]
+        arr = np.array([[int(v) for v in a] for a in vals], dtype=dt) if vals else \
+            np.zeros((0, node.size), dtype=dt)
+        outs.append(arr.reshape((len(rows), *node.shape)))
+    return outs
+
+
+class SimRunner(Runner):
+    """A Verilog export simulated by ``icarus`` (cocotb) or ``verilator``.  ``last_result``
+    holds the latest :func:`~heatq_sim.api.simulate` summary (latency / II against the
+    report's cycle model, cycles per image), without the raw rows."""
+
+    target = "verilog"
+
+    def __init__(self, simulator: str):
+        self.name = simulator
+        self.tools = ("iverilog",) if simulator == "icarus" else ("verilator",)
+        self.last_result: dict[str, Any] | None = None
+
+    def run(self, export_dir, graph, x):
+        from heatq_sim.api import simulate
+        from heatq_sim.vectors import load_ports
+
+        r = simulate(export_dir, graph, x, self.name, progress=False, keep_rows=True)
+        rows = r.pop("rows")
+        self.last_result = r
+        if r["err"] or len(rows) != len(x):
+            raise RunnerError(f"{self.name}: {len(rows)} results for {len(x)} inputs, err flag "
+                              f"{r['err']}")
+        _, ports, _ = load_ports(export_dir)
+        return unpack_rows(graph, ports, rows)
+
+
+class LoweredInterpRunner(Runner):
+    """``lower_products`` (adder graphs, folded rounding constants) run by the one interpreter.
+    The export step lowers once to refuse what the pass cannot lower (an ``EmitError`` naming
+    the node, like a target); :meth:`run` lowers again (deterministic) and interprets."""
+
+    name = "interp-lowered"
+
+    @staticmethod
+    def _lower(graph: IntGraph) -> IntGraph:
+        from heatq.ir import IRError
+        from heatq.passes.lower import lower_products
+
+        try:
+            return lower_products(graph)
+        except IRError as e:
+            raise EmitError(f"interp-lowered: {e}") from None
+
+    def export(self, graph, out, **options):
+        if options:
+            raise EmitError(f"interp-lowered takes no options, got {', '.join(options)}")
+        self._lower(graph)
+        return write_export(out, "interp-lowered", {})
+
+    def run(self, export_dir, graph, x):
+        from heatq.ir import run
+
+        lowered = self._lower(graph)
+        if [lowered.nodes[o].shape for o in lowered.outputs] != \
+                [graph.nodes[o].shape for o in graph.outputs]:
+            raise RunnerError("interp-lowered: the lowered graph's outputs differ in shape")
+        return run(lowered, x)
+
+
+def _runners() -> dict[str, Runner]:
+    out: dict[str, Runner] = {"c": CompiledRunner("c", "gcc"),
+                              "hls": CompiledRunner("hls", "g++"),
+                              "icarus": SimRunner("icarus"), "verilator": SimRunner("verilator")}
+    out["interp-lowered"] = LoweredInterpRunner()
+    return out
+
+
+RUNNERS: dict[str, Runner] = _runners()

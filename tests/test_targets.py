@@ -1,0 +1,153 @@
+"""The conformance suite (ladder rung 4): every target runner x every corpus graph, exact.
+
+Each case exports a graph of :func:`heatq.ir.testing.corpus` for the runner's target, runs it
+on :func:`heatq.ir.testing.corner_vectors` (range corners, per-channel extremes of the first
+weighted layer, seeded random vectors) and requires every output of every vector to equal
+:func:`heatq.ir.run`'s (``np.array_equal`` on integers).  A target that cannot take a graph
+must refuse it with ``EmitError`` at export time, and each such refusal is listed in
+``REFUSED`` below with its reason; a listed refusal that starts to export fails too, so the
+list stays true.  A missing tool skips (fails with ``CI=true``, tests/tools.py).
+
+Verilator builds cost 10-60 s each, so the default run sends ``VERILATOR_FAST`` through
+Verilator and the rest of the corpus only in ``test_target_slow`` (``-m slow``); every graph
+goes through Icarus in the default run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heatq.ir import Op, Overflow, Rounding, run
+from heatq.ir.testing import corner_vectors, corpus
+from heatq_export.base import EmitError
+from heatq_export.runners import RUNNERS
+
+from tools import require_tool
+
+CORPUS = corpus()
+
+# (runner, graph) -> why the target refuses it (EmitError at export; asserted, not skipped)
+REFUSED: dict[tuple[str, str], str] = {
+    ("c", "acc73"): "a 73-bit accumulator does not fit C99's 64-bit integer types",
+    ("c", "cmvm_layouts"): "the C-like targets do not render CMVM (they take DENSE / CONV2D)",
+    ("hls", "cmvm_layouts"): "the C-like targets do not render CMVM (they take DENSE / CONV2D)",
+    **{(sim, g): why for sim in ("icarus", "verilator") for g, why in {
+        "pool3": "Verilog max pooling is 2x2 / stride 2 only",
+        "conv_stride2": "Verilog lowers CONV2D to adder graphs with stride 1 only",
+        "threshold_mix": "Verilog graph outputs are vectors; th_in is a [C, H, W] output",
+    }.items()},
+    ("interp-lowered", "conv_stride2"): "lower_products lowers CONV2D with stride 1 only",
+}
+VERILATOR_FAST = ("requant_fanout", "bits1", "acc73")
+
+
+def _cases(slow: bool) -> list[tuple[str, str]]:
+    out = []
+    for r in RUNNERS:
+        for g in CORPUS:
+            is_slow = r == "verilator" and g not in VERILATOR_FAST
+            if is_slow == slow:
+                out.append((r, g))
+    return out
+
+
+def _first_mismatch(got: np.ndarray, want: np.ndarray) -> str:
+    bad = np.argwhere(got.astype(object) != want.astype(object))
+    i = tuple(int(v) for v in bad[0])
+    return f"{len(bad)} elements differ; first at {i}: got {got[i]}, want {want[i]}"
+
+
+def check_target(runner_name: str, graph_name: str, tmp_path) -> None:
+    runner, graph = RUNNERS[runner_name], CORPUS[graph_name]
+    for tool in runner.tools:
+        require_tool(tool, f"the {runner_name} runner")
+    out = tmp_path / "export"
+    reason = REFUSED.get((runner_name, graph_name))
+    if reason is not None:
+        with pytest.raises(EmitError) as e:
+            runner.export(graph, out)
+        assert "\n" not in str(e.value), "a refusal is one line"
+        return
+    runner.export(graph, out)
+    x = corner_vectors(graph)
+    got = runner.run(out, graph, x)
+    want = run(graph, x)
+    assert len(got) == len(want) == len(graph.outputs)
+    for k, (g, w) in enumerate(zip(got, want)):
+        node = graph.nodes[graph.outputs[k]]
+        assert g.shape == w.shape, f"output {k} ({node.label()}): shape {g.shape} != {w.shape}"
+        assert np.array_equal(g.astype(object), w.astype(object)), \
+            f"{runner_name} {graph_name} output {k} ({node.label()}): {_first_mismatch(g, w)}"
+    sim = getattr(runner, "last_result", None)
+    if sim is not None:  # RTL: the measured latency / II are the report's cycle model
+        assert sim["timing_matches_model"], {k: sim[k] for k in (
+            "latency", "model_latency", "ii", "model_ii")}
+
+
+@pytest.mark.parametrize("runner_name,graph_name", _cases(slow=False))
+def test_target(runner_name, graph_name, tmp_path):
+    check_target(runner_name, graph_name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner_name,graph_name", _cases(slow=True))
+def test_target_slow(runner_name, graph_name, tmp_path):
+    check_target(runner_name, graph_name, tmp_path)
+
+
+def test_refusal_list_names_real_cases():
+    for (r, g), reason in REFUSED.items():
+        assert r in RUNNERS and g in CORPUS and reason
+
+
+def test_corpus_covers_the_ir():
+    """Every op, every rounding x overflow mode, shifts of each sign, signed and unsigned
+    inputs, 1- and 16-bit inputs, a node of exactly 64 bits and one wider."""
+    nodes = [n for g in CORPUS.values() for n in g.nodes]
+    assert {n.op for n in nodes} == set(Op)
+    rq = [n.attrs for n in nodes if n.op is Op.REQUANT]
+    assert {(a.rounding, a.overflow) for a in rq} == {(r, o) for r in Rounding for o in Overflow}
+    assert {int(np.sign(a.shift)) for a in rq} == {-1, 0, 1}
+    wraps = {(a.lo, a.hi) for a in rq if a.overflow is Overflow.WRAP}
+    assert any(lo == 0 for lo, _ in wraps) and any(lo == -hi - 1 for lo, hi in wraps)
+    assert (-3, 4) in wraps  # an odd offset
+    inputs = [g.nodes[0] for g in CORPUS.values()]
+    assert {i.type.signed for i in inputs} == {False, True}
+    assert {1, 16} <= {i.type.width for i in inputs}
+    widths = {n.type.width for n in nodes}
+    assert 64 in widths and max(widths) > 64
+
+
+def test_corner_vectors_are_deterministic_and_in_range():
+    for name, g in CORPUS.items():
+        inp = g.nodes[0]
+        x = corner_vectors(g)
+        assert x.shape[1:] == inp.shape and len(x) > 16, name
+        assert x.min() >= inp.lo and x.max() <= inp.hi, name
+        assert np.array_equal(x, corner_vectors(g)), name
+        assert not np.array_equal(x, corner_vectors(g, seed=1)), name
+
+
+def test_corner_vectors_reach_each_channels_extremes():
+    """For the first weighted layer, each output channel's largest and smallest possible sum
+    (bias + sum of max / min(w * lo, w * hi)) is attained: at every position of a DENSE, at the
+    centre of a CONV2D whose centre window has no padded tap."""
+    checked = 0
+    for name, g in CORPUS.items():
+        inp, node = g.nodes[0], g.nodes[1]
+        if node.op not in (Op.CONV2D, Op.DENSE):
+            continue
+        x = corner_vectors(g)
+        vals = run(g, x, trace=True)[node.id]
+        w = node.attrs.weight.astype(object).reshape(len(node.attrs.weight), -1)
+        top = [int(b) + sum(max(v * inp.lo, v * inp.hi) for v in row)
+               for b, row in zip(node.attrs.bias, w)]
+        bot = [int(b) + sum(min(v * inp.lo, v * inp.hi) for v in row)
+               for b, row in zip(node.attrs.bias, w)]
+        if node.op is Op.CONV2D:
+            vals = vals[:, :, node.shape[1] // 2, node.shape[2] // 2]
+        for o in range(min(8, len(top))):
+            assert int(vals[:, o].max()) == top[o] and int(vals[:, o].min()) == bot[o], (name, o)
+        checked += 1
+    assert checked >= 5
