@@ -168,7 +168,7 @@ def _export_of(export_dir: Path, command: str) -> tuple[str, IntGraph]:
     return target, load_graph(export_dir)
 
 
-def _runner(target: str, name: str | None):
+def _runner(export_dir: Path, target: str, name: str | None):
     """The runner called ``name``, or the first one that runs ``target`` exports."""
     from heatq_export.runners import RUNNERS
 
@@ -176,8 +176,8 @@ def _runner(target: str, name: str | None):
         if name not in RUNNERS:
             raise UserError(f"unknown runner {name!r}; runners: {', '.join(RUNNERS)}")
         if RUNNERS[name].target != target:
-            raise UserError(f"runner {name} runs {RUNNERS[name].target} exports, this one is "
-                            f"{target!r}")
+            raise UserError(f"{export_dir}: {name} runs {RUNNERS[name].target} exports, this "
+                            f"one is {target!r}")
         return RUNNERS[name]
     for runner in RUNNERS.values():
         if runner.target == target:
@@ -218,7 +218,7 @@ def run_target(export_dir: Path, dataset: str | None = None, n: int | None = Non
     check_input_options(dataset, n, vectors, random)
     export_dir = Path(export_dir)
     target, graph = _export_of(export_dir, "run-target")
-    chosen = _runner(target, runner)
+    chosen = _runner(export_dir, target, runner)
     inputs = target_inputs(graph, str(export_dir), dataset, n, vectors, random, seed)
     try:
         with activity(f"building and running {chosen.name} on {len(inputs.x)} vectors",
@@ -248,9 +248,7 @@ def sim_run(export_dir: Path, simulator: str = "icarus", dataset: str | None = N
     if simulator not in SIMULATORS:
         raise UserError(f"unknown simulator {simulator!r}; choose {' or '.join(SIMULATORS)}")
     target, graph = _export_of(export_dir, "sim")
-    if target != "verilog":
-        raise UserError(f"{export_dir}: sim needs a verilog export (heatq-export --target "
-                        f"verilog), this one is {target!r}")
+    _runner(export_dir, target, simulator)  # the simulator runs this kind of export
     if n is None and vectors is None and random is None:
         n = 20
     inputs = target_inputs(graph, str(export_dir), dataset, n, vectors, random, seed)
