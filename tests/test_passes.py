@@ -72,8 +72,9 @@ def _check_lowered_invariants(g: IntGraph, lowered: IntGraph) -> None:
 
 
 def _expected_cmvm(g: IntGraph, n, rc: int) -> AdderGraph:
-    """The adder graph lower_graph made for product ``n``: its weights reshaped, the
-    argument's range (with 0 when padded) and bias + rounding constant."""
+    """The adder graph the Verilog emitter has always used for product ``n`` (that of the
+    former heatq.lower.lower_graph): its weights reshaped, the argument's range (with 0 when
+    padded) and bias + rounding constant."""
     arg = g.nodes[n.args[0]]
     lo, hi = arg.lo, arg.hi
     if n.op is Op.CONV2D and n.attrs.padding:

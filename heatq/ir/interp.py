@@ -9,23 +9,12 @@ order.  Products and sums are exact (see :mod:`heatq.ir.ops.weighted`).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from .errors import IRError
 from .graph import IntGraph
 from .ops import SPECS
 from .ops.base import INT64_MAX_WIDTH, as_dtype, value_dtype
-from .requant import requant_array
-from .types import Rounding
-
-_as_dtype = as_dtype  # the old private name (heatq.lower.graph uses it until it goes)
-
-
-def requant_tail(v: np.ndarray, attrs) -> np.ndarray:
-    """REQUANT after its rounding constant was added: floor shift, then saturate or wrap."""
-    return requant_array(v, replace(attrs, rounding=Rounding.FLOOR))
 
 
 def check_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
@@ -63,4 +52,4 @@ def run(graph: IntGraph, x: np.ndarray, trace: bool = False):
     return values if trace else [values[o] for o in graph.outputs]
 
 
-__all__ = ["run", "check_input", "value_dtype", "INT64_MAX_WIDTH", "requant_tail"]
+__all__ = ["run", "check_input", "value_dtype", "INT64_MAX_WIDTH"]

@@ -1,5 +1,6 @@
 """Lowering: constant matrix-vector products (DENSE, CONV2D at one window position) to
-short-carry adder graphs.  See :mod:`heatq.lower.cmvm` and :mod:`heatq.ir.adders`."""
+short-carry adder graphs.  See :mod:`heatq.lower.cmvm` and :mod:`heatq.ir.adders`; the pass
+that rewrites a graph's products into CMVM nodes is :mod:`heatq.passes.lower`."""
 
 from heatq.ir.adders import Adder, AdderGraph, InputNode, Output, Term, coeff_range
 
@@ -8,10 +9,3 @@ from .cmvm import csd, digits, lower_cmvm
 __all__ = ["Adder", "AdderGraph", "InputNode", "Output", "Term", "coeff_range", "csd", "digits",
            "lower_cmvm"]
 
-from .graph import (  # noqa: E402
-    LayerPlan, LoweredGraph, check_lowering, lower_graph, requant_tail, rounding_const,
-    run_lowered,
-)
-
-__all__ += ["LayerPlan", "LoweredGraph", "check_lowering", "lower_graph", "requant_tail",
-            "rounding_const", "run_lowered"]
