@@ -178,3 +178,15 @@ def test_changed_adder_constant_changes_the_rebuilt_ranges(tmp_path):
     _edit_adders(npz, lambda a: a.__setitem__((row, 6), a[row, 6] + 1000))
     with pytest.raises(IRError, match="disagree with the rules"):
         load(path)
+
+
+def test_save_refuses_an_adder_graph_beyond_int64(tmp_path):
+    g = lower_cmvm(np.array([[1, 1]]), [(0, 1 << 70)] * 2)
+    b = GraphBuilder()
+    i = b.add(Op.INPUT, InputAttrs((2,), 0, 1 << 70))
+    c = b.add(Op.CMVM, CmvmAttrs(g, "dense"), [i])
+    graph = b.build([c])
+    x = np.array([[1 << 70, 1 << 70], [0, 3]], dtype=object)
+    assert [int(v) for v in run(graph, x)[0].ravel()] == [1 << 71, 3]
+    with pytest.raises(IRError, match=r"input range value \d+ does not fit int64 \(cannot save\)"):
+        save(graph, tmp_path)
