@@ -122,6 +122,13 @@ def c_export(mlp_run, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def v_export(mlp_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "v"
+    pipeline.export_run(mlp_run, "verilog", out)
+    return out
+
+
 # ------------------------------------------------------------------ defect 1: -o replaces
 def test_export_into_a_user_project_is_refused(ws):
     with unchanged(ws):
@@ -225,14 +232,15 @@ def test_run_target_with_a_missing_source_names_the_file(ws, c_export):
 # ------------------------------------------------------------ defect 4: --n nonsense
 @pytest.mark.parametrize("args, needle", [
     (["run-target", "{export}", "--n", "-5"], "--n"),
-    (["sim", "{export}", "--n", "-1"], "--n"),
+    (["sim", "{vexport}", "--n", "-1"], "--n"),
     (["check", "{run}", "--n", "-3"], "--n"),
     (["check", "{run}", "--n", "0"], "no corner vectors"),
     (["run-target", "{export}", "--random", "-2"], "--random"),
 ])
-def test_negative_or_meaningless_counts_are_refused(ws, c_export, args, needle):
+def test_negative_or_meaningless_counts_are_refused(ws, c_export, v_export, args, needle):
     shutil.copytree(c_export, ws / "exp")
-    args = [a.format(export=ws / "exp", run=ws / "run") for a in args]
+    shutil.copytree(v_export, ws / "vexp")
+    args = [a.format(export=ws / "exp", vexport=ws / "vexp", run=ws / "run") for a in args]
     with unchanged(ws):
         assert_refused(invoke("heatq", *args), "heatq", needle)
 
@@ -343,9 +351,9 @@ def test_no_command_touches_what_it_did_not_write(mlp_run, command, case, files)
             assert_refused(invoke(prog, *args), prog)
 
 
-def test_sim_on_a_graph_without_a_dataset_names_the_three_ways(ws, mlp_run):
+def test_sim_on_a_graph_without_a_dataset_names_the_three_ways(ws, v_export):
     exp = ws / "v"
-    pipeline.export_run(mlp_run, "verilog", exp)
+    shutil.copytree(v_export, exp)
     doc = json.loads((exp / "model.ir.json").read_text())
     doc["meta"].pop("dataset")
     (exp / "model.ir.json").write_text(json.dumps(doc))
