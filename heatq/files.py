@@ -24,6 +24,8 @@ from .errors import UserError
 from .ir import IntGraph, IRError, load
 
 KINDS = ("run", "export", "demo")
+# what ``heatq demo`` writes into its --out (heatq/demo.py), besides its summary.json
+DEMO_ENTRIES = ("run-4bit", "run", "export-c", "export-hls", "export-verilog")
 _A = {"run": "a run", "export": "an export", "demo": "a demo"}
 FORCE_HELP = "replace an earlier heatq output of the same kind at --out (never anything else)"
 
@@ -40,8 +42,9 @@ def output_kind(path: str | Path) -> str | None:
     """Which heatq output the directory ``path`` holds, from what heatq writes there:
     ``"export"`` (``summary.json`` with ``target`` and ``files``, by heatq-export), ``"run"``
     (``summary.json`` without ``target`` beside ``model.ir.json``, by train / heat),
-    ``"demo"`` (only heatq runs and exports, plus the demo's ``summary.json``); None for
-    anything else (a file, a user's directory, an empty one)."""
+    ``"demo"`` (only the demo's runs and exports, :data:`DEMO_ENTRIES`, and its
+    ``summary.json``: a directory of the user's own runs is not a demo); None for anything
+    else (a file, a user's directory, an empty one)."""
     path = Path(path)
     if path.is_symlink() or not path.is_dir():
         return None
@@ -50,10 +53,9 @@ def output_kind(path: str | Path) -> str | None:
         return "export"
     if summary is not None and (path / "model.ir.json").is_file():
         return "run"
-    entries = list(path.iterdir())
-    subs = [p for p in entries if p.name != "summary.json"]
-    if subs and all(output_kind(p) in ("run", "export") for p in subs) and (
-            len(subs) == len(entries) or summary is not None):
+    subs = [p for p in path.iterdir() if p.name != "summary.json"]
+    if subs and all(p.name in DEMO_ENTRIES and output_kind(p) in ("run", "export")
+                    for p in subs):
         return "demo"
     return None
 

@@ -372,3 +372,16 @@ def test_a_failed_write_leaves_no_directory_behind(tmp_path):
             with atomic_dir(tmp_path / "new" / "deep" / "out") as tmp:
                 (tmp / "half.txt").write_text("half")
                 raise RuntimeError("interrupted")
+
+
+def test_a_folder_of_runs_is_not_a_demo(ws):
+    from heatq.files import output_kind
+
+    shutil.copytree(ws / "run", ws / "runs" / "mine")
+    shutil.copytree(ws / "run", ws / "heatq-out" / "run-4bit")
+    assert output_kind(ws / "runs") is None and output_kind(ws / "heatq-out") == "demo"
+    with unchanged(ws):
+        assert_refused(invoke("heatq", "demo", "--quick", "--force", "-o", ws / "runs"),
+                       "heatq", "not a heatq demo")
+        assert_refused(invoke("heatq", "demo", "--quick", "-o", ws / "heatq-out"),
+                       "heatq", "already holds a heatq demo", "--force")
