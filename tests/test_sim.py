@@ -30,9 +30,11 @@ def _export(path, graph, **kw):
     return em
 
 
-def _images(graph, n_data: int, n_rand: int, seed: int = 0) -> np.ndarray:
-    """Corner vectors, dataset images (mnist5k, bit planes) when available, random images."""
-    parts = [corner_vectors(graph, n_random=0)]
+def _images(graph, n_data: int, n_rand: int, seed: int = 0, channels: int = 2) -> np.ndarray:
+    """Corner vectors (the extremes of ``channels`` first-layer channels: each image of the
+    full seed CNN is 1024 cycles), dataset images (mnist5k, bit planes) when available, random
+    images."""
+    parts = [corner_vectors(graph, n_random=0, max_channels=channels)]
     try:
         from heatq_sim.data import dataset_inputs
         parts.append(dataset_inputs(graph, "mnist5k", n_data))
@@ -90,7 +92,7 @@ def test_max_carry_8_seed_cnn(seed_cnn, tmp_path):
     assert n_seg > 0  # some adders were actually split
     rep = json.loads((out / "summary.json").read_text())["report"]
     assert rep["design"]["longest_carry"] <= 8
-    x = _images(seed_cnn, 2, 2, seed=1)
+    x = _images(seed_cnn, 2, 2, seed=1, channels=1)
     _ok(simulate(out, seed_cnn, x, "icarus", work_dir=tmp_path / "w"), len(x))
 
 
