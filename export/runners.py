@@ -11,7 +11,7 @@ values come from the compiled program, the simulated RTL or the lowered graph.
 
 * ``c`` / ``hls``: :mod:`heatq_export.build` (gcc with sanitizers / g++ with ap_int);
 * ``icarus`` / ``verilator``: :func:`heatq_sim.api.simulate` (cocotb + Icarus, the Verilator
-  harness); a set ``err`` flag or a missing result raises :class:`RunnerError`;
+  harness); a failed build, a set ``err`` flag or a missing result raises :class:`RunnerError`;
 * ``interp-lowered``: ``heatq.passes.lower.lower_products`` (the lowering the Verilog target
   builds from), run by :func:`heatq.ir.run`.
 """
@@ -108,7 +108,10 @@ class SimRunner(Runner):
         from heatq_sim.api import simulate
         from heatq_sim.vectors import load_ports
 
-        r = simulate(export_dir, graph, x, self.name, progress=False, keep_rows=True)
+        try:
+            r = simulate(export_dir, graph, x, self.name, progress=False, keep_rows=True)
+        except (RuntimeError, FileNotFoundError) as e:  # a failed build or bench: one message
+            raise RunnerError(f"{self.name}: {e}") from None
         rows = r.pop("rows")
         self.last_result = r
         if r["err"] or len(rows) != len(x):

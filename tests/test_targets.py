@@ -151,3 +151,38 @@ def test_corner_vectors_reach_each_channels_extremes():
             assert int(vals[:, o].max()) == top[o] and int(vals[:, o].min()) == bot[o], (name, o)
         checked += 1
     assert checked >= 5
+
+
+class _OffByOne:
+    """A runner whose outputs are the interpreter's with one element changed (or which exports
+    everything, for the refusal check): the suite must catch both."""
+
+    name, target, tools = "off-by-one", None, ()
+
+    def export(self, graph, out, **options):
+        out.mkdir(parents=True, exist_ok=True)
+
+    def run(self, export_dir, graph, x):
+        outs = run(graph, x)
+        outs[-1].reshape(-1)[-1] += 1
+        return outs
+
+
+def test_the_suite_can_fail(monkeypatch, tmp_path):
+    monkeypatch.setitem(RUNNERS, "off-by-one", _OffByOne())
+    with pytest.raises(AssertionError, match="1 elements differ"):
+        check_target("off-by-one", "bits1", tmp_path / "a")
+    monkeypatch.setitem(REFUSED, ("off-by-one", "bits1"), "pretend")
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        check_target("off-by-one", "bits1", tmp_path / "b")
+
+
+def test_require_tool_skips_elsewhere_and_fails_in_ci(monkeypatch):
+    missing = "heatq-no-such-tool"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=f"{missing} not found on PATH"):
+        require_tool(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_tool(missing)
+    assert require_tool("sh")  # present: its path
