@@ -85,9 +85,12 @@ def load_vectors(path: str | Path, graph: IntGraph) -> np.ndarray:
         raise UserError(f"{path}: file not found") from None
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a NumPy .npy array file ({e})") from None
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu":
-        raise UserError(f"{path}: holds {getattr(a, 'dtype', type(a).__name__)} values; "
-                        "--vectors needs integers")
+    if not isinstance(a, np.ndarray):
+        raise UserError(f"{path}: not a single array (save one with numpy.save)")
+    if a.dtype.kind == "b":
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise UserError(f"{path}: holds {a.dtype} values; --vectors needs integers")
     if a.shape == inp.shape:
         a = a[None]
     if a.shape[1:] != inp.shape or len(a) == 0:
