@@ -67,7 +67,9 @@ def check_target(runner_name: str, graph_name: str, tmp_path) -> None:
     if reason is not None:
         with pytest.raises(EmitError) as e:
             runner.export(graph, out)
-        assert "\n" not in str(e.value), "a refusal is one line"
+        msg = str(e.value)
+        assert "\n" not in msg, "a refusal is one line"
+        assert any(n.name and n.name in msg for n in graph.nodes[1:]), f"names no node: {msg}"
         return
     runner.export(graph, out)
     x = corner_vectors(graph)
