@@ -115,8 +115,9 @@ class SimRunner(Runner):
         rows = r.pop("rows")
         self.last_result = r
         if r["err"] or len(rows) != len(x):
+            first = next((m["index"] for m in r["first_mismatches"] if "ports" in m), None)
             raise RunnerError(f"{self.name}: {len(rows)} results for {len(x)} inputs, err flag "
-                              f"{r['err']}")
+                              f"{r['err']}, first wrong result: vector {first}")
         _, ports, _ = load_ports(export_dir)
         return unpack_rows(graph, ports, rows)
 
