@@ -144,7 +144,8 @@ class TopBuilder:
         a, g = n.attrs, n.attrs.graph
         st = g.stats()
         src = self.g.nodes[n.args[0]]
-        what = f"{_KIND[a.layout]} '{self.lname(n, rq)}' (CMVM node {n.id}, layout {a.layout}"
+        shown = re.sub(r"\.(rounded|pre)$", "", n.name) or (rq.name if rq is not None else "")
+        what = f"{_KIND[a.layout]} '{shown}' (CMVM node {n.id}, layout {a.layout}"
         what += f", {a.kernel}x{a.kernel} window, padding {a.padding})" if a.layout == "conv2d" \
             else ")"
         if rq is not None:
@@ -161,7 +162,7 @@ class TopBuilder:
             f"adders: {st['adders']} ({st['adder_bits']} bits, longest carry chain "
             f"{st['longest_carry']}), {mode}",
             f"depth: {st['adder_depth']} adder levels, {st['pipeline_depth']} pipeline stages",
-            f"latency: {lat} cycles, II 1",
+            f"latency: {lat} cycle{'s' if lat != 1 else ''}, II 1",
         ]
 
     def _report(self, nm: str, mod: str, kind: str, g, lat: int) -> None:
