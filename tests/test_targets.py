@@ -1,8 +1,8 @@
 """The conformance suite (ladder rung 4): every target runner x every corpus graph, exact.
 
 Each case exports a graph of :func:`heatq.ir.testing.corpus` for the runner's target, runs it
-on :func:`heatq.ir.testing.corner_vectors` (range corners, per-channel extremes of the first
-weighted layer, seeded random vectors) and requires every output of every vector to equal
+on :func:`heatq.ir.testing.corner_vectors` with ``thorough=True`` (range corners, per-channel
+extremes of the first weighted layer, conv windows at the borders, seeded random vectors) and requires every output of every vector to equal
 :func:`heatq.ir.run`'s (``np.array_equal`` on integers).  A target that cannot take a graph
 must refuse it with ``EmitError`` at export time, and each such refusal is listed in
 ``REFUSED`` below with its reason; a listed refusal that starts to export fails too, so the
@@ -72,7 +72,7 @@ def check_target(runner_name: str, graph_name: str, tmp_path) -> None:
         assert any(n.name and n.name in msg for n in graph.nodes[1:]), f"names no node: {msg}"
         return
     runner.export(graph, out)
-    x = corner_vectors(graph)
+    x = corner_vectors(graph, thorough=True)
     got = runner.run(out, graph, x)
     want = run(graph, x)
     assert len(got) == len(want) == len(graph.outputs)
@@ -124,11 +124,16 @@ def test_corpus_covers_the_ir():
 def test_corner_vectors_are_deterministic_and_in_range():
     for name, g in CORPUS.items():
         inp = g.nodes[0]
-        x = corner_vectors(g)
-        assert x.shape[1:] == inp.shape and len(x) > 16, name
-        assert x.min() >= inp.lo and x.max() <= inp.hi, name
-        assert np.array_equal(x, corner_vectors(g)), name
-        assert not np.array_equal(x, corner_vectors(g, seed=1)), name
+        for thorough in (False, True):
+            x = corner_vectors(g, thorough=thorough)
+            assert x.shape[1:] == inp.shape and len(x) > 16, name
+            assert x.min() >= inp.lo and x.max() <= inp.hi, name
+            assert np.array_equal(x, corner_vectors(g, thorough=thorough)), name
+            assert not np.array_equal(x, corner_vectors(g, seed=1, thorough=thorough)), name
+        assert len(np.unique(x.reshape(len(x), -1), axis=0)) == len(x), name  # no repeats
+    # the default set (what heatq run-target / sim add to the images): 4 range patterns,
+    # 2 per first-layer channel (up to 8), n_random -- 36 for the seed CNN, as the demo prints
+    assert len(corner_vectors(CORPUS["cnn12"])) == 4 + 2 * 8 + 16
 
 
 def test_corner_vectors_reach_each_channels_extremes():
@@ -140,7 +145,7 @@ def test_corner_vectors_reach_each_channels_extremes():
         inp, node = g.nodes[0], g.nodes[1]
         if node.op not in (Op.CONV2D, Op.DENSE):
             continue
-        x = corner_vectors(g)
+        x = corner_vectors(g, thorough=True)
         vals = run(g, x, trace=True)[node.id]
         w = node.attrs.weight.astype(object).reshape(len(node.attrs.weight), -1)
         top = [int(b) + sum(max(v * inp.lo, v * inp.hi) for v in row)
