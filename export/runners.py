@@ -6,8 +6,8 @@ None for ``interp-lowered``, which runs an IR), ``tools`` (the executables it ne
 refuses) and :meth:`Runner.run` ``(export_dir, graph, x) -> [outputs]``: one array per graph
 output in ``graph.outputs`` order, shaped ``[N, *node.shape]``, int64, or object arrays of
 Python ints for nodes wider than 62 bits -- exactly what :func:`heatq.ir.run` returns, so a
-caller compares with ``np.array_equal``.  A runner computes nothing with the interpreter: the
-values come from the compiled program, the simulated RTL or the lowered graph.
+caller compares with ``np.array_equal``.  The values a runner returns come from the compiled
+program, the simulated RTL or the lowered graph, never from interpreting the graph itself.
 
 * ``c`` / ``hls``: :mod:`heatq_export.build` (gcc with sanitizers / g++ with ap_int);
 * ``icarus`` / ``verilator``: :func:`heatq_sim.api.simulate` (cocotb + Icarus, the Verilator
@@ -81,6 +81,9 @@ def unpack_rows(graph: IntGraph, ports: dict[str, Any], rows: Sequence[Sequence[
     ``graph.outputs`` order) -> one array per output, ``[N, *node.shape]``."""
     from heatq_sim.vectors import unpack_output
 
+    if len(ports["outputs"]) != len(graph.outputs):
+        raise RunnerError(f"the export has {len(ports['outputs'])} output ports, the graph "
+                          f"{len(graph.outputs)} outputs")
     outs = []
     for k, (spec, o) in enumerate(zip(ports["outputs"], graph.outputs)):
         node = graph.nodes[o]
