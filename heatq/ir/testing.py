@@ -1,11 +1,15 @@
-"""The conformance corpus and the one corner-vector generator.
+"""The conformance corpus, :func:`corpus`, and the one corner-vector generator.
 
 :func:`corpus` returns small, deterministic graphs that together use every op, every REQUANT
 rounding x overflow mode (WRAP onto ``0..2**m-1``, onto a symmetric ``-2**(m-1)..2**(m-1)-1``
-and onto an odd offset ``-3..4``), positive, zero and negative shifts, signed and unsigned
-inputs of 1 to 32 bits, 16-bit inputs, accumulators of exactly 64 and of 73 bits, the seed
-CNN's shape and an MLP.  Every target runs all of it (``tests/test_targets.py``); a target that
-cannot take a graph refuses it with ``EmitError`` and the test lists that refusal.
+and onto an odd offset ``-3..4``), positive, zero and negative shifts, REQUANTs that can and
+cannot fold into their product, signed and unsigned inputs of 1 to 32 bits, 16-bit inputs,
+nodes of exactly 64 and of 73 bits, THRESHOLD (as an activation, with repeated, out-of-range
+and int64-extreme thresholds, on 64- and 73-bit values), CMVM in each layout, a stride-2
+CONV2D and a 3x3 MAXPOOL2D, the seed CNN's shape and an MLP.  Every target runs all of it
+(``tests/test_targets.py``); a target that cannot take a graph refuses it with ``EmitError``
+and the test lists that refusal.  A new op is added here too: the suite's coverage test fails
+until some graph uses it.
 
 :func:`corner_vectors` (from :mod:`heatq.ir.corners`) gives the inputs every exactness test
 feeds.  The graph builders are public so a target's own tests can reuse one graph.
