@@ -48,7 +48,7 @@ from .verilog_schedule import simulate
 from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
-              "hq_collect.v", "hq_hamming.v")
+              "hq_collect.v", "hq_hamming.v", "hq_pace.v")
 
 
 @dataclass
@@ -148,13 +148,35 @@ def _ports(m: nl.Module, g: IntGraph) -> tuple[dict[str, nl.Signal], Flow, list]
     return sig, src, outs
 
 
-def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
-    """Every node's flow, in graph order (a CMVM and the REQUANT after it: one layer)."""
-    consumers: dict[int, list[int]] = {n.id: [] for n in g.nodes}
+def _consumers(g: IntGraph) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {n.id: [] for n in g.nodes}
     for n in g.nodes:
         for a in n.args:
-            consumers[a].append(n.id)
-    flows: dict[int, Flow] = {0: src}
+            out[a].append(n.id)
+    return out
+
+
+def _paced_window(g: IntGraph):
+    """The conv CMVM reached from the input through a chain of valid-only elementwise units
+    (THRESHOLD, REQUANT, pointwise CMVM), or None: its window walks the padded raster slower
+    than the host streams it, so the host must be paced (``hq_pace``)."""
+    cons, n = _consumers(g), 0
+    while len(cons[n]) == 1 and n not in g.outputs:
+        nxt = g.nodes[cons[n][0]]
+        layout = nxt.attrs.layout if nxt.op is Op.CMVM else None
+        if layout == "conv2d":
+            return nxt if n != 0 else None
+        if nxt.op not in (Op.THRESHOLD, Op.REQUANT) and layout != "pointwise":
+            return None
+        n = nxt.id
+    return None
+
+
+def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
+    """Every node's flow, in graph order (a CMVM and the REQUANT after it: one layer)."""
+    consumers = _consumers(g)
+    conv = _paced_window(g) if src.domain == "stream" else None
+    flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,
              Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold}
     for n in g.nodes[1:]:

@@ -4,7 +4,8 @@ latency and initiation interval.
 The model follows the RTL's rules exactly (the cocotb bench checks the measured numbers
 against it):
 
-* a window unit walks the padded raster one position per cycle; a real position waits
+* a window unit walks the padded raster one position per cycle (a pacer, ``hq_pace``, walks
+  the same way at the host port); a real position waits
   for its pixel (from the host: always there when the host streams back to back; from a
   FIFO: one cycle after the producer's valid cycle); the window is valid the cycle after
   the step of padded position (r, c) with r, c >= K-1;
@@ -21,7 +22,8 @@ from typing import Any
 
 @dataclass
 class Stage:
-    """One stream stage.  kind: 'window' (params H, W, K, P, fifo: bool), 'delay'
+    """One stream stage.  kind: 'window' (params H, W, K, P), 'pace' (params H, W, P: the host
+    accepts a pixel only where a window's walk of that raster is at a real position), 'delay'
     (params lat), 'pool' (params H, W), 'collect' (params N)."""
 
     kind: str
@@ -77,6 +79,9 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
             else:
                 fifo_depths[st.name] = _fifo_depth(times, pops)
             times = win
+        elif st.kind == "pace":  # the host, paced to a later window's walk
+            _, pops = _window(None, p["H"], p["W"], 1, p["P"], n_img)
+            accept, times = pops, list(pops)
         elif st.kind == "delay":
             if times is None:  # valid-only consumer straight after the host
                 times = list(range(p["n_host"] * n_img))

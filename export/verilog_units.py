@@ -186,7 +186,7 @@ class TopBuilder:
             self.host_ready_used = True
             valid, ready, data, last, use_last = arg.valid, arg.ready, arg.data, arg.last, True
         else:
-            valid, ready, data = self.fifo(nm, arg, pw)
+            valid, ready, data = self.fifo(nm, arg, pw, n)
             last, use_last = nl.Const(1, 0), False
         wv, wd = self.wire(f"{nm}_win_valid", 1), self.wire(f"{nm}_win", K * K * pw)
         we = self.wire(f"{nm}_win_err", 1)
@@ -200,9 +200,29 @@ class TopBuilder:
             ("win_valid", wv, True), ("win", wd, True), ("err", we, True)])
         return wv, wd
 
-    def fifo(self, nm: str, arg: Flow, pw: int):
-        """A FIFO sized by the cycle model of the stages so far (this window's included)."""
+    def pace(self, src: Flow, n) -> Flow:
+        """Pace the host to the walk of the window of conv CMVM ``n`` (fed from the host
+        through valid-only elementwise units): ``s_tready`` high only at real positions."""
+        _, H, W = self.g.nodes[0].shape
+        P = n.attrs.padding
+        self.stages.append(Stage("pace", {"H": H, "W": W, "P": P}, "pace"))
+        err, pv = self.wire("pace_err", 1), self.wire("pace_valid", 1)
+        self.errs.append(err)
+        self.inst("hq_pace", "u_pace", [("H", H), ("W", W), ("P", P), ("RW", clog2(H + 2 * P)),
+                                        ("CW", clog2(W + 2 * P)), ("USE_LAST", 1)], [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", src.valid, False),
+            ("in_ready", src.ready, True), ("in_last", src.last, False), ("err", err, True)])
+        self.m.assign(pv, nl.And(src.valid, src.ready))
+        self.host_ready_used = True
+        return Flow(pv, src.data, src.etype, "stream", src.elems)
+
+    def fifo(self, nm: str, arg: Flow, pw: int, n=None):
+        """A FIFO sized by the cycle model of the stages so far (this window's included); a
+        FIFO whose occupancy grows from image to image is refused."""
         occupancy = simulate(self.stages, 0)["fifo_depths"][nm]
+        if simulate(self.stages, 0, n_img=8)["fifo_depths"][nm] != occupancy:
+            raise refuse(n, "its window walks the padded raster slower than the stream "
+                         "feeding it delivers images: the FIFO in front would overflow")
         fv, fd = self.wire(f"{nm}_fifo_valid", 1), self.wire(f"{nm}_fifo_data", pw)
         fr, fo = self.wire(f"{nm}_fifo_ready", 1), self.wire(f"{nm}_fifo_overflow", 1)
         aw = clog2(fifo_entries(occupancy))

@@ -209,18 +209,28 @@ def _wrap_threshold_graphs():
     p = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [t], "pool")
     f = b.add(Op.FLATTEN, FlattenAttrs(), [p], "flat")
     w = b.add(Op.REQUANT, RequantAttrs(-1, -4, 3, Rounding.FLOOR, Overflow.WRAP), [f], "wrap")
-    return {"vector": vec, "stream": b.build([w])}
+    stream = b.build([w])
+    b = GraphBuilder()  # elementwise units before a padded conv: the host is paced (hq_pace)
+    x = b.add(Op.INPUT, InputAttrs((2, 5, 5), -8, 7), [], "in")
+    t = b.add(Op.THRESHOLD, ThresholdAttrs(np.array([[-3, 0, 4], [-8, 1, 1]])), [x], "thr")
+    c = b.add(Op.CONV2D, Conv2dAttrs(rng.integers(-3, 4, (3, 2, 3, 3)), np.zeros(3, np.int64), 3,
+                                     padding=1), [t], "conv")
+    r = b.add(Op.REQUANT, RequantAttrs(1, 0, 7), [c], "relu")
+    p = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [r], "pool")
+    f = b.add(Op.FLATTEN, FlattenAttrs(), [p], "flat")
+    return {"vector": vec, "stream": stream, "paced": b.build([f])}
 
 
 @needs_iverilog
-@pytest.mark.parametrize("kind", ["vector", "stream"])
+@pytest.mark.parametrize("kind", ["vector", "stream", "paced"])
 def test_wrap_and_threshold_exact_in_icarus(tmp_path, kind):
     from heatq.ir.testing import corner_vectors
     from heatq_sim.api import simulate
 
     g = _wrap_threshold_graphs()[kind]
     out, s = _export(tmp_path / "v", g)
-    x = corner_vectors(g, n_random=24, seed=1)
+    x = corner_vectors(g, n_random=24, seed=1)  # more images than the cycle model's 4
+    assert len(x) > 8
     r = simulate(out, g, x, "icarus", work_dir=tmp_path / "w", progress=False)
     assert r["mismatches"] == 0 and r["err"] == 0, r["first_mismatches"]
     assert r["timing_matches_model"], r
@@ -229,6 +239,19 @@ def test_wrap_and_threshold_exact_in_icarus(tmp_path, kind):
         assert _lint(files, s["top"]) == ""
         for f in files:
             assert _lint([f], _module_of(f.read_text()), out) == "", f.name
+
+
+def test_fifo_that_would_overflow_is_refused():
+    """A 5x5 pad-2 window over a pooled 2x2 map walks 36 positions per image while the host
+    delivers one every 16 cycles: refused, not a FIFO that overflows after a few images."""
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs((1, 4, 4), 0, 3), [], "in")
+    p = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [x], "pool")
+    c = b.add(Op.CONV2D, Conv2dAttrs(np.ones((1, 1, 5, 5), np.int64), np.zeros(1, np.int64), 2,
+                                     padding=2), [p], "conv")
+    f = b.add(Op.FLATTEN, FlattenAttrs(), [c], "flat")
+    with pytest.raises(EmitError, match=r"op cmvm .*conv.*overflow"):
+        VerilogEmitter().emit(b.build([f]))
 
 
 def test_layer_header_and_names(small_cnn):
