@@ -211,6 +211,37 @@ class Mux(Value):
         return (self.sel, self.if_true, self.if_false)
 
 
+@dataclass(frozen=True, eq=False)
+class LutTable(Value):
+    """``table[index]``: a constant table (a LUT / ROM) of ``2**index.width`` entries of
+    ``width`` bits, ``index`` read unsigned.  Printed as a ``case`` statement, so it is only
+    the whole value of a :class:`Comb` statement."""
+
+    index: Value
+    table: tuple[int, ...]
+    width: int
+
+    def __post_init__(self):
+        if len(self.table) != 1 << self.index.width:
+            raise ValueError(f"LutTable: {len(self.table)} entries for a "
+                             f"{self.index.width}-bit index")
+
+    def operands(self):
+        return (self.index,)
+
+
+def compressor(bits, weights=None) -> LutTable:
+    """A generalised parallel counter: ``sum_i weights[i] * bits[i]`` of 1-bit values (all
+    weights 1: a 6:3 counter for six bits) as one :class:`LutTable` over their concatenation,
+    ``bits[0]`` the least significant index bit; as wide as the largest sum needs."""
+    weights = [1] * len(bits) if weights is None else list(weights)
+    if any(b.width != 1 for b in bits) or len(weights) != len(bits) or min(weights) < 0:
+        raise ValueError("compressor: 1-bit inputs and non-negative weights, one each")
+    table = tuple(sum(w for i, w in enumerate(weights) if k >> i & 1)
+                  for k in range(1 << len(bits)))
+    return LutTable(cat(*bits), table, max(1, max(table).bit_length()))
+
+
 # ------------------------------------------------------------------------------ statements
 @dataclass(frozen=True, eq=False)
 class Comb:

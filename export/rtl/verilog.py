@@ -89,6 +89,8 @@ def expr(v: nl.Value) -> str:
         t = _operand(v.if_true, 11)
         f = _operand(v.if_false, 11)
         return f"{sel} ? {t} : {f}"
+    if isinstance(v, nl.LutTable):
+        raise TypeError("a LutTable is printed only as the whole value of a Comb statement")
     raise TypeError(f"no Verilog for {type(v).__name__}")
 
 
@@ -131,6 +133,16 @@ def _process(w: LineWriter, regs: list[nl.Reg]) -> None:
     w.line("end")
 
 
+def _table(w: LineWriter, dst: nl.Signal, t: nl.LutTable) -> None:
+    """``case (index)`` with one arm per entry (a full case: no latch)."""
+    iw = t.index.width
+    w.line(f"case ({expr(t.index)})")
+    with w.indent():
+        for k, v in enumerate(t.table):
+            w.line(f"{iw}'d{k}: {dst.name} = {expr(nl.Const(t.width, v))};")
+    w.line("endcase")
+
+
 def _declaration(kind: str, sig: nl.Signal) -> str:
     r = vrange(sig.width)
     return f"{kind} {r} {sig.name}" if r else f"{kind} {sig.name}"
@@ -168,7 +180,10 @@ def _body(w: LineWriter, m: nl.Module) -> None:
         w.line("always @* begin")
         with w.indent():
             for st in combs:
-                w.line(f"{st.dst.name} = {expr(st.value)};")
+                if isinstance(st.value, nl.LutTable):
+                    _table(w, st.dst, st.value)
+                else:
+                    w.line(f"{st.dst.name} = {expr(st.value)};")
         w.line("end")
     groups: dict[tuple[int, int], list[nl.Reg]] = {}
     for st in m.statements:
