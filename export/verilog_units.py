@@ -55,7 +55,11 @@ class Flow:
     time: int = 0  # vector domain: cycles after the vector domain's start
 
 
-_KIND = {"conv2d": "conv2d", "dense": "dense", "pointwise": "requant"}
+def _kind(n, rq) -> str:
+    """The report's ``op`` of a layer: the product it lowers, or ``requant`` for a pointwise
+    CMVM in front of a REQUANT."""
+    layout = n.attrs.layout
+    return "requant" if layout == "pointwise" and rq is not None else layout
 
 
 class TopBuilder:
@@ -128,7 +132,7 @@ class TopBuilder:
         net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec, header,
                                  logic_add=LOGIC_ADD, in_names=names)
         self.files[f"{mod}.v"] = print_module(net)
-        self._report(nm, mod, _KIND[a.layout], g, lat)
+        self._report(nm, mod, _kind(n, rq), g, lat)
         if arg.domain == "stream":
             p = {"lat": lat} if a.layout == "conv2d" else {"lat": lat, "n_host": self._n_host()}
             self.stages.append(Stage("delay", p, nm))
@@ -145,7 +149,7 @@ class TopBuilder:
         st = g.stats()
         src = self.g.nodes[n.args[0]]
         shown = re.sub(r"\.(rounded|pre)$", "", n.name) or (rq.name if rq is not None else "")
-        what = f"{_KIND[a.layout]} '{shown}' (CMVM node {n.id}, layout {a.layout}"
+        what = f"{_kind(n, rq)} '{shown}' (CMVM node {n.id}, layout {a.layout}"
         what += f", {a.kernel}x{a.kernel} window, padding {a.padding})" if a.layout == "conv2d" \
             else ")"
         if rq is not None:
