@@ -175,6 +175,11 @@ def _paced_window(g: IntGraph):
 def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     """Every node's flow, in graph order (a CMVM and the REQUANT after it: one layer)."""
     consumers = _consumers(g)
+    first = [g.nodes[c] for c in consumers[0]]
+    if src.domain == "stream" and len(first) > 1 and any(
+            c.op is Op.CMVM and c.attrs.layout == "conv2d" for c in first):
+        raise refuse(g.nodes[0], "a streamed input read by a conv window and other units "
+                     "(the window stalls the host, the others would not wait)")
     conv = _paced_window(g) if src.domain == "stream" else None
     flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,

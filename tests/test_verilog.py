@@ -252,6 +252,15 @@ def test_fifo_that_would_overflow_is_refused():
     f = b.add(Op.FLATTEN, FlattenAttrs(), [c], "flat")
     with pytest.raises(EmitError, match=r"op cmvm .*conv.*overflow"):
         VerilogEmitter().emit(b.build([f]))
+    b = GraphBuilder()  # the host read by a conv window (which stalls it) and a pool
+    x = b.add(Op.INPUT, InputAttrs((1, 4, 4), 0, 3), [], "in")
+    c = b.add(Op.CONV2D, Conv2dAttrs(np.ones((1, 1, 3, 3), np.int64), np.zeros(1, np.int64), 2,
+                                     padding=1), [x], "conv")
+    p = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [x], "pool")
+    f1 = b.add(Op.FLATTEN, FlattenAttrs(), [c], "f1")
+    f2 = b.add(Op.FLATTEN, FlattenAttrs(), [p], "f2")
+    with pytest.raises(EmitError, match=r"op input .*conv window and other units"):
+        VerilogEmitter().emit(b.build([f1, f2]))
 
 
 def test_layer_header_and_names(small_cnn):
