@@ -6,8 +6,9 @@ Nothing in this package imports torch.
 from .graph import GraphBuilder, IntGraph, Node
 from .interp import run
 from .ops import (
-    SPECS, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
-    MaxPool2dAttrs, Op, OpSpec, RequantAttrs, SignBitsAttrs, ThresholdAttrs,
+    SPECS, AddAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs,
+    HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, OpSpec, RequantAttrs, SignBitsAttrs,
+    ThresholdAttrs,
 )
 from .errors import IRError
 from .serialize import IR_VERSION, load, save
@@ -16,6 +17,7 @@ from .types import IntType, Overflow, Rounding
 __all__ = [
     "GraphBuilder", "IntGraph", "Node", "run", "Op", "IntType", "Overflow", "Rounding", "IRError",
     "InputAttrs", "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
-    "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "OpSpec", "SPECS",
+    "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "AddAttrs", "BitAttrs", "OpSpec",
+    "SPECS",
     "IR_VERSION", "load", "save",
 ]

@@ -111,8 +111,9 @@ class GraphBuilder:
         where = f"{op.value} {name!r}" if name else op.value
         if not isinstance(attrs, rule.attrs_cls):
             raise IRError(f"{where}: attributes must be {rule.attrs_cls.__name__}")
-        if len(args) != rule.n_args:
-            raise IRError(f"{where}: expects {rule.n_args} argument(s), got {len(args)}")
+        n_args = rule.n_args_for(attrs)
+        if len(args) != n_args:
+            raise IRError(f"{where}: expects {n_args} argument(s), got {len(args)}")
         if any(a < 0 or a >= len(self.nodes) for a in args):
             raise IRError(f"{where}: argument ids {args} are not earlier nodes")
         arg_info = [Arg(self.nodes[a].shape, self.nodes[a].lo, self.nodes[a].hi,

@@ -27,13 +27,18 @@ class Op(enum.Enum):
     HAMMING_DECODE = "hamming_decode"
     THRESHOLD = "threshold"
     CMVM = "cmvm"
+    ADD = "add"
+    BIT = "bit"
 
 
 # the op modules import Op from here, so they come after it
 from . import (  # noqa: E402
-    cmvm, conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant, sign_bits, threshold,
+    add, bit, cmvm, conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant, sign_bits,
+    threshold,
 )
+from .add import AddAttrs  # noqa: E402
 from .base import Arg, OpSpec  # noqa: E402
+from .bit import BitAttrs  # noqa: E402
 from .cmvm import CmvmAttrs  # noqa: E402
 from .conv2d import Conv2dAttrs  # noqa: E402
 from .dense import DenseAttrs  # noqa: E402
@@ -47,6 +52,7 @@ from .threshold import ThresholdAttrs  # noqa: E402
 
 SPECS: dict[Op, OpSpec] = {m.SPEC.op: m.SPEC for m in (
     input, conv2d, dense, requant, maxpool2d, flatten, sign_bits, hamming_decode, threshold, cmvm,
+    add, bit,
 )}
 assert set(SPECS) == set(Op), "every Op needs a SPEC"
 
@@ -60,4 +66,5 @@ __all__ = [
     "Op", "OpSpec", "Arg", "SPECS", "attr_fields", "hamming_distances", "InputAttrs",
     "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
     "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs",
+    "AddAttrs", "BitAttrs",
 ]

@@ -29,7 +29,8 @@ class Arg:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One op, completely: its ``Op`` member, attribute class, number of arguments, the
+    """One op, completely: its ``Op`` member, attribute class, number of arguments (``n_args``,
+    or ``None`` for a variadic op whose ``arity(attrs)`` gives it), the
     shape / range / frac rules ``(attrs, list[Arg]) -> ...`` (raising IRError on a contract
     violation), ``evaluate(node, arg_values, arg_nodes) -> values [N, *node.shape]`` (None for
     INPUT, which the interpreter reads from the batch) and the anchor of its section in
@@ -37,12 +38,21 @@ class OpSpec:
 
     op: Any
     attrs_cls: type
-    n_args: int
+    n_args: int | None
     shape: Callable[[Any, list[Arg]], Shape]
     range: Callable[[Any, list[Arg]], Range]
     frac: Callable[[Any, list[Arg]], int]
     evaluate: Callable[[Any, list[np.ndarray], list[Any]], np.ndarray] | None
     doc_anchor: str
+    arity: Callable[[Any], int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.n_args is None) == (self.arity is None):
+            raise ValueError(f"{self.op}: give exactly one of n_args and arity")
+
+    def n_args_for(self, attrs: Any) -> int:
+        """How many arguments a node with these attributes takes."""
+        return self.n_args if self.arity is None else int(self.arity(attrs))
 
 
 def same_range(a, args: list[Arg]) -> Range:
