@@ -12,6 +12,10 @@ the plan says which of rounding, clip-low, clip-high and wrap the node's ranges 
 only those branches are emitted.  THRESHOLD compares the argument with a table of its
 thresholds clamped to the argument's range (:func:`threshold_table`), both in one type, so
 no comparison mixes signedness or widths.
+
+ADD sums its shifted arguments in the type of :func:`add_type`, which holds every term and
+every partial sum (in argument order), so no addition can overflow; BIT takes
+``floor(x / 2**bit)`` with the target's floor shift and keeps its lowest bit.
 """
 
 from __future__ import annotations
@@ -67,6 +71,18 @@ def threshold_table(thresholds: np.ndarray, lo: int, hi: int) -> _ThresholdTable
     live = [r[first:stop] for r in rows]
     flat = [t for r in live for t in r]
     return _ThresholdTable(first, live, IntType.for_range(min([lo, *flat]), max([hi, *flat])))
+
+
+def add_type(g: IntGraph, node: Node) -> IntType:
+    """The accumulator type of ADD ``node``: the exact range of every partial sum
+    ``sum_{i<k} x_i << s_i`` (k = 1..n; the last is the node's range) and of every term."""
+    lo = hi = 0
+    bounds = [(0, 0)]
+    for a, s in zip(node.args, node.attrs.shifts):
+        t_lo, t_hi = g.nodes[a].lo << s, g.nodes[a].hi << s
+        lo, hi = lo + t_lo, hi + t_hi
+        bounds += [(t_lo, t_hi), (lo, hi)]
+    return IntType.for_range(min(b[0] for b in bounds), max(b[1] for b in bounds))
 
 
 class CLikeOps(abc.ABC):
@@ -347,6 +363,30 @@ class CLikeOps(abc.ABC):
                 L(f"if (th{node.id}[c * {n_live} + k] <= x) n += 1;")
             L(f"{self.buf(node)}[{idx}] = n;")
 
+    def op_add(self, L: Lines, g: IntGraph, node: Node) -> None:
+        """``acc = x_0 << s_0; acc += x_1 << s_1; ...`` per element, in :func:`add_type`
+        (each term is formed in it too: it fits), then the node's type."""
+        at = add_type(g, node)
+        act = self.ctype(at, node.label())
+        terms = []
+        for a, s in zip(node.args, node.attrs.shifts):
+            x = f"{self.buf(g.nodes[a])}[i]"
+            terms.append(self.cast(x, at) if s == 0 else self.shl(x, s, at))
+        with L.block(f"for (int i = 0; i < {node.size}; ++i)"):
+            self.pipeline(L)
+            L(f"{act} acc = {terms[0]};", *(f"acc += {t};" for t in terms[1:]))
+            L(f"{self.buf(node)}[i] = {self.cast('acc', node.type)};")
+
+    def op_bit(self, L: Lines, g: IntGraph, node: Node) -> None:
+        """``(floor(x / 2**bit)) & 1``: the target's floor shift (signed: never a right shift
+        of a negative number), then the lowest bit of that two's-complement value."""
+        src, b = g.nodes[node.args[0]], node.attrs.bit
+        x = f"{self.buf(src)}[i]"
+        q = x if b == 0 else self.shr(x, src.type, b, 0)
+        with L.block(f"for (int i = 0; i < {node.size}; ++i)"):
+            self.pipeline(L)
+            L(f"{self.buf(node)}[i] = {self.cast(f'({q}) & 1', node.type)};")
+
 
 Renderer = Callable[[CLikeOps, Lines, IntGraph, Node], None]
 RENDERERS: dict[Op, Renderer] = {
@@ -354,4 +394,5 @@ RENDERERS: dict[Op, Renderer] = {
     Op.REQUANT: CLikeOps.op_requant, Op.MAXPOOL2D: CLikeOps.op_maxpool2d,
     Op.FLATTEN: CLikeOps.op_flatten, Op.SIGN_BITS: CLikeOps.op_sign_bits,
     Op.HAMMING_DECODE: CLikeOps.op_hamming_decode, Op.THRESHOLD: CLikeOps.op_threshold,
+    Op.ADD: CLikeOps.op_add, Op.BIT: CLikeOps.op_bit,
 }

@@ -158,7 +158,7 @@ def _consumers(g: IntGraph) -> dict[int, list[int]]:
 
 def _paced_window(g: IntGraph):
     """The conv CMVM reached from the input through a chain of valid-only elementwise units
-    (THRESHOLD, REQUANT, pointwise CMVM), or None: its window walks the padded raster slower
+    (THRESHOLD, BIT, REQUANT, pointwise CMVM), or None: its window walks the padded raster slower
     than the host streams it, so the host must be paced (``hq_pace``)."""
     cons, n = _consumers(g), 0
     while len(cons[n]) == 1 and n not in g.outputs:
@@ -166,7 +166,7 @@ def _paced_window(g: IntGraph):
         layout = nxt.attrs.layout if nxt.op is Op.CMVM else None
         if layout == "conv2d":
             return nxt if n != 0 else None
-        if nxt.op not in (Op.THRESHOLD, Op.REQUANT) and layout != "pointwise":
+        if nxt.op not in (Op.THRESHOLD, Op.REQUANT, Op.BIT) and layout != "pointwise":
             return None
         n = nxt.id
     return None
@@ -174,6 +174,10 @@ def _paced_window(g: IntGraph):
 
 def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     """Every node's flow, in graph order (a CMVM and the REQUANT after it: one layer)."""
+    for n in g.nodes:  # before the stream checks below: they would name another node
+        if n.op is Op.ADD and len(n.shape) != 1:
+            raise refuse(n, "an add of feature maps (the stream domain has no add unit; "
+                         "vectors are added)")
     consumers = _consumers(g)
     first = [g.nodes[c] for c in consumers[0]]
     if src.domain == "stream" and len(first) > 1 and any(
@@ -183,12 +187,14 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     conv = _paced_window(g) if src.domain == "stream" else None
     flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,
-             Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold}
+             Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold, Op.BIT: tb.bit}
     for n in g.nodes[1:]:
         if n.id in flows:
             continue
         arg = flows[n.args[0]]
-        if n.op is Op.CMVM:
+        if n.op is Op.ADD:  # vector arguments only (TopBuilder.add says why not)
+            flows[n.id] = tb.add(n, [flows[a] for a in n.args])
+        elif n.op is Op.CMVM:
             c = consumers[n.id]
             rq = g.nodes[c[0]] if (len(c) == 1 and n.id not in g.outputs
                                    and g.nodes[c[0]].op is Op.REQUANT) else None

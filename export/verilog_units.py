@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from heatq.ir import IntGraph, IntType
+from heatq.ir import IntGraph, IntType, Op
 
 from .base import EmitError
 from .rtl import netlist as nl
@@ -73,6 +73,7 @@ class TopBuilder:
         self.adder_graphs: dict[str, object] = {}
         self.errs: list[nl.Signal] = []
         self.host_ready_used = False
+        self._origin_memo: dict[int, frozenset[int]] = {}
 
     # ------------------------------------------------------------------ helpers
     def lname(self, n, rq=None) -> str:
@@ -311,6 +312,50 @@ class TopBuilder:
                                  src.lo, src.hi, n.type) for j in range(arg.elems)]
         return self._registered(n, arg, elems, n.type)
 
+    def bit(self, n, arg: Flow) -> Flow:
+        """Bit ``n.attrs.bit`` of each element's two's-complement bits."""
+        w, b = arg.etype.width, n.attrs.bit
+        return self._registered(n, arg, [nl.bit(arg.data, j * w + b) for j in range(arg.elems)],
+                                n.type)
+
+    def add(self, n, args: list[Flow]) -> Flow:
+        """ADD of vectors: each argument delayed (``hq_delay``) to the latest one's time, then
+        per element ``sum_i x_i << s_i`` modulo ``2**width`` (the node's width), registered.
+        Exact: the sum lies in the node's type, so its low ``width`` bits are the result."""
+        if any(f.domain != "vector" for f in args):
+            raise refuse(n, "an add of streamed feature maps (only vector arguments are aligned)")
+        if len({self._origins(a) for a in n.args}) > 1:
+            raise refuse(n, "arguments collected from different feature maps (no common time)")
+        nm, late = self.lname(n), max(args, key=lambda f: f.time)
+        data: dict[int, nl.Signal] = {}
+        for k, (a, f) in enumerate(zip(n.args, args)):
+            if a in data or f.time == late.time:
+                data.setdefault(a, f.data)
+                continue
+            data[a] = self.wire(f"{nm}_arg{k}", f.data.width)
+            self.inst("hq_delay", f"u_{nm}_arg{k}",
+                      [("WIDTH", f.data.width), ("DEPTH", late.time - f.time)],
+                      [("clk", self.clk, False), ("d", f.data, False), ("q", data[a], True)])
+        W, elems = n.type.width, []
+        for j in range(n.size):
+            terms = [t for a, f, s in zip(n.args, args, n.attrs.shifts)
+                     if (t := _term(data[a], j, f.etype, s, W)) is not None]
+            acc: nl.Value = terms[0] if terms else nl.Const(W, 0)
+            for t in terms[1:]:
+                acc = nl.Add(acc, t)
+            elems.append(acc)
+        return self._registered(n, late, elems, n.type)
+
+    def _origins(self, nid: int) -> frozenset[int]:
+        """The FLATTENs of feature maps a vector node's value passes (its time base)."""
+        if nid not in self._origin_memo:
+            n = self.g.nodes[nid]
+            if n.op is Op.FLATTEN and len(self.g.nodes[n.args[0]].shape) == 3:
+                self._origin_memo[nid] = frozenset([nid])
+            else:
+                self._origin_memo[nid] = frozenset().union(*map(self._origins, n.args))
+        return self._origin_memo[nid]
+
     def hamming(self, n, arg: Flow) -> Flow:
         if arg.domain != "vector":
             raise refuse(n, "hamming decode of a feature map")
@@ -325,6 +370,22 @@ class TopBuilder:
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
             ("bits", arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
         return Flow(ov, od, n.type, "vector", 1, time=arg.time + 1)
+
+
+def _term(d: nl.Signal, j: int, et: IntType, s: int, width: int) -> nl.Value | None:
+    """Element ``j`` of ``d`` (elements of type ``et``) shifted left by ``s``, as its low
+    ``width`` bits (sign- or zero-extended); None when ``s >= width`` (it adds 0 mod 2**width)."""
+    if s >= width:
+        return None
+    w = et.width
+    keep = min(w, width - s)
+    parts: list[nl.Value] = [nl.Const(s, 0)] if s else []
+    parts.append(nl.bits(d, j * w + keep - 1, j * w))
+    ext = width - s - keep
+    if ext:
+        msb = nl.bit(d, j * w + w - 1)
+        parts.append((nl.Repl(msb, ext) if ext > 1 else msb) if et.signed else nl.Const(ext, 0))
+    return nl.cat(*parts)
 
 
 def _tname(t: IntType) -> str:

@@ -6,7 +6,10 @@ and onto an odd offset ``-3..4``), positive, zero and negative shifts, REQUANTs 
 cannot fold into their product, signed and unsigned inputs of 1 to 32 bits, 16-bit inputs,
 nodes of exactly 64 and of 73 bits, THRESHOLD (as an activation, with repeated, out-of-range
 and int64-extreme thresholds, on 64- and 73-bit values), CMVM in each layout, a stride-2
-CONV2D and a 3x3 MAXPOOL2D, the seed CNN's shape and an MLP.  Every target runs all of it
+CONV2D and a 3x3 MAXPOOL2D, ADD (two products of one input summed with alignment shifts, as
+a split's recombination; arguments of different latencies, one repeated) on vectors and
+feature maps, BIT (low, middle and sign bits, on the input and on a feature map feeding a
+conv), the seed CNN's shape and an MLP.  Every target runs all of it
 (``tests/test_targets.py``); a target that cannot take a graph refuses it with ``EmitError``
 and the test lists that refusal.  A new op is added here too: the suite's coverage test fails
 until some graph uses it.
@@ -24,7 +27,7 @@ import numpy as np
 from .corners import corner_vectors
 from .graph import GraphBuilder, IntGraph
 from .ops import (
-    CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
+    AddAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
     MaxPool2dAttrs, Op, RequantAttrs, SignBitsAttrs, ThresholdAttrs,
 )
 from .types import Overflow, Rounding
@@ -295,6 +298,53 @@ def cmvm_layouts(rng: np.random.Generator) -> IntGraph:
     return g.build([f, d])
 
 
+def add_vec(rng: np.random.Generator) -> IntGraph:
+    """ADD of vectors: two products of one signed input summed with shifts (0, 3), the input,
+    a REQUANT and a BIT of it in one ADD (arguments of different depths), a repeated argument;
+    BIT of the sum's sign bit and of the REQUANT's bits 0 and 3."""
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((6,), -8, 7), name="in")
+    lo = g.add(Op.DENSE, DenseAttrs(_w(rng, (6, 6), 2), rng.integers(-3, 4, 6), 2), [x], "fc_lo")
+    hi = g.add(Op.DENSE, DenseAttrs(_w(rng, (6, 6), 3), rng.integers(-3, 4, 6), 3), [x], "fc_hi")
+    s = g.add(Op.ADD, AddAttrs((0, 3)), [lo, hi], "sum")
+    r = g.add(Op.REQUANT, RequantAttrs(0, 0, 15, FL, SAT), [s], "relu")
+    b3 = g.add(Op.BIT, BitAttrs(3), [r], "bit3")
+    b0 = g.add(Op.BIT, BitAttrs(0), [r], "bit0")
+    mix = g.add(Op.ADD, AddAttrs((1, 0, 2, 4)), [x, r, b3, r], "mix")
+    sign = g.add(Op.BIT, BitAttrs(g.nodes[s].type.width - 1), [s], "sum_sign")
+    return g.build([s, mix, b0, b3, sign])
+
+
+def add_map(rng: np.random.Generator) -> IntGraph:
+    """ADD of [C, H, W] feature maps: two convolutions of one unsigned input summed with
+    shifts (2, 0), requantized; BIT of the input and of the result."""
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((2, 5, 5), 0, 3), name="in")
+    c1 = g.add(Op.CONV2D, Conv2dAttrs(_w(rng, (3, 2, 3, 3), 3), rng.integers(-5, 6, 3), 3,
+                                      padding=1), [x], "conv_hi")
+    c2 = g.add(Op.CONV2D, Conv2dAttrs(_w(rng, (3, 2, 3, 3), 2), rng.integers(-2, 3, 3), 2,
+                                      padding=1), [x], "conv_lo")
+    s = g.add(Op.ADD, AddAttrs((2, 0)), [c1, c2], "sum_map")
+    r = g.add(Op.REQUANT, RequantAttrs(3, -8, 7, HU, SAT), [s], "rq")
+    b = g.add(Op.BIT, BitAttrs(3), [r], "rq_sign")
+    bx = g.add(Op.BIT, BitAttrs(1), [x], "in_bit1")
+    return g.build([g.add(Op.FLATTEN, FlattenAttrs(), [b], "flat"),
+                    g.add(Op.FLATTEN, FlattenAttrs(), [bx], "flat_in")])
+
+
+def bit_map(rng: np.random.Generator) -> IntGraph:
+    """BIT as a bit-plane split of an unsigned [C, H, W] input, feeding a CONV2D (the streamed
+    elementwise unit in front of a conv window)."""
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((2, 6, 6), 0, 7), name="in")
+    b = g.add(Op.BIT, BitAttrs(2), [x], "plane2")
+    c = g.add(Op.CONV2D, Conv2dAttrs(_w(rng, (3, 2, 3, 3), 3), rng.integers(-3, 4, 3), 3,
+                                     padding=1), [b], "conv")
+    r = g.add(Op.REQUANT, RequantAttrs(1, 0, 7, HU, SAT), [c], "relu")
+    f = g.add(Op.FLATTEN, FlattenAttrs(), [r], "flat")
+    return g.build([f])
+
+
 def _networks() -> dict[str, Callable[[], IntGraph]]:
     from heatq_sim.graphs import mlp_graph, seed_cnn_graph  # the networks' generators
 
@@ -309,7 +359,8 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], IntGraph]] = {
     "requant_chain_wrap": lambda rng: requant_chain(rng, WRAP),
     "requant_pointwise": requant_pointwise, "bits1": bits1, "s16_dense": s16_dense,
     "u16_conv": u16_conv, "conv_stride2": conv_stride2, "pool3": pool3,
-    "threshold_map": threshold_map, "cmvm_layouts": cmvm_layouts,
+    "threshold_map": threshold_map, "cmvm_layouts": cmvm_layouts, "add_vec": add_vec,
+    "add_map": add_map, "bit_map": bit_map,
 }
 
 
