@@ -1,4 +1,4 @@
-"""heatq: train, check, heat, run targets, simulate, and the end-to-end demo."""
+"""heatq: train, check, heat, split, run targets, simulate, and the end-to-end demo."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .cli_common import fail_cleanly, force_option
 from .cli_help import version_callback
 from .heat.command import heat
 from .report import print_check, print_run, print_sim, print_train
+from .split.command import split as split_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -65,7 +66,8 @@ def check(directory: Path = typer.Argument(..., help="run directory"),
           n: Optional[int] = typer.Option(None, help="first N images only (N >= 1; default "
                                           "all)"),
           threads: int = THREADS, quiet: bool = QUIET) -> None:
-    """Validate activations: torch integers == interpreter integers, every layer and sample."""
+    """Validate activations: torch integers == interpreter integers, every layer and sample
+    (a split run: each original layer regrouped from the split network == the unsplit one)."""
     pipeline.set_threads(threads)
     result = pipeline.check_run(directory, dataset, split, n, not quiet)
     print_check(result)
@@ -128,6 +130,7 @@ def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smok
 
 
 app.command("heat")(heat)
+app.command("split")(split_command)
 
 
 def main() -> None:

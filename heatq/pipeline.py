@@ -130,6 +130,8 @@ def check_run(directory: Path, dataset: str | None = None, split: str = "test",
     """``heatq check``: validate activations on the first ``n`` images (default all; >= 1)
     and write ``directory/check.json``."""
     check_count("--n", n, why="check has no corner vectors")
+    if "split" in read_json(Path(directory) / "config.json"):
+        return _check_split_run(Path(directory), dataset, split, n, progress)
     model, config = load_model(directory)
     graph = load_graph(directory)
     ic, _ = codes_of(config)
@@ -140,6 +142,38 @@ def check_run(directory: Path, dataset: str | None = None, split: str = "test",
     result = validate_activations(model, graph, ic.encode_numpy(x), progress=progress)
     result["split"] = split
     write_json(Path(directory) / "check.json", result)
+    return result
+
+
+def _check_split_run(directory: Path, dataset: str | None, split: str, n: int | None,
+                     progress: bool, batch: int = 50) -> dict:
+    """``heatq check`` on a split run (config.json has ``split``): every original layer,
+    regrouped from the split graph, against the unsplit graph kept in the run
+    (:func:`heatq.split_check.validate_split`), in batches of ``batch`` images."""
+    from tqdm import tqdm
+
+    from .progress import bars
+    from .split.command import load_base
+    from .split_check import validate_split
+
+    config = read_json(directory / "config.json")
+    graph, base = load_graph(directory), load_base(directory)
+    ic, _ = codes_of(config)
+    ds = dataset_of(config, dataset, str(directory))
+    check_image_shape(ds, base.nodes[0].shape, f"run {directory}")
+    x, _ = split_images(ds, split)
+    x = ic.encode_numpy(x[:n] if n is not None else x).astype(np.int64)
+    equal: dict[str, int] = {}
+    for i in tqdm(range(0, len(x), batch), desc="validating the split", leave=False,
+                  disable=not bars(progress)):
+        part = validate_split(graph, base, x[i:i + batch])
+        for name, frac in part["layers"].items():
+            if name != "input":  # as the torch check: every layer after the input
+                equal[name] = equal.get(name, 0) + round(frac * part["n_samples"])
+    layers = {name: count / len(x) for name, count in equal.items()}
+    result = {"n_samples": len(x), "layers": layers, "split": split, "against": "base graph",
+              "all_equal": bool(layers) and all(v == 1.0 for v in layers.values())}
+    write_json(directory / "check.json", result)
     return result
 
 

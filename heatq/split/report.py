@@ -1,0 +1,66 @@
+"""What ``heatq split`` prints: the seed's ``Model weights bit_width`` listing of the split
+network, the per-layer before -> after table, and how binary the result is."""
+
+from __future__ import annotations
+
+COLUMNS = (("products", "products"), ("fan_in", "fan-in"), ("weights", "weights"),
+           ("weight_bits", "weight bits"), ("adders", "adders"), ("adder_bits", "adder bits"))
+
+
+def _num(v) -> str:
+    return "-" if v is None else str(v)
+
+
+def _cell(key: str, before: dict, after: dict) -> str:
+    b, a = before[key], after[key]
+    text = f"{_num(b)} -> {_num(a)}"
+    if key == "fan_in" and b:
+        text += f" (x{a / b:.2f})"
+    return text
+
+
+def format_table(layers: dict[str, dict], total: dict[str, dict]) -> list[str]:
+    """One row per original product, ``before -> after`` in every column, then the totals."""
+    rows = [[name, *(_cell(k, v["before"], v["after"]) for k, _ in COLUMNS)]
+            for name, v in layers.items()]
+    rows.append(["total", *(_cell(k, total["before"], total["after"]) for k, _ in COLUMNS)])
+    head = ["layer", *(title for _, title in COLUMNS)]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join([r[0].ljust(widths[0])]
+                         + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip()
+
+    return [line(head), *(line(r) for r in rows)]
+
+
+def _describe(opts: dict) -> str:
+    parts = []
+    if opts["weights"]:
+        kind = f"balanced:{opts['k']}" if opts["k"] else opts["weights"]
+        parts.append(f"weights {kind} to {opts['to']}"
+                     + ("" if isinstance(opts["to"], str) else " bits"))
+    if opts["acts"]:
+        parts.append(f"activations {opts['acts']}")
+    where = ", ".join(opts["layers"]) if opts["layers"] else "every product"
+    return f"split: {' and '.join(parts)}; layers: {where}"
+
+
+def format_split(summary: dict) -> str:
+    """The whole printout of ``heatq split`` from its ``summary.json``."""
+    lines = ["Model weights bit_width"]
+    lines += [f"  {name}.weight: {b}" for name, b in summary["weight_bits"].items()]
+    lines.append("Model activations bit_width")
+    lines += [f"  {name}: {b}" for name, b in summary["act_bits"].items()]
+    lines.append(_describe(summary["split"]))
+    lines.append("per layer, before -> after (fan-in: inputs summed per output value; adders "
+                 "and adder bits: per output vector" + ("" if summary["adders_counted"]
+                                                        else ", not counted: --no-adders")
+                 + ")")
+    lines += ["  " + ln for ln in format_table(summary["layers"], summary["totals"])]
+    b = summary["binarization"]
+    lines.append(f"products: {b['products']}; weights in {{-1,+1}}: {b['binary_weights']}, "
+                 f"in {{-1,0,1}}: {b['ternary_weights']}; 1-bit inputs: {b['binary_inputs']}"
+                 + ("  (binary network)" if b["binary_weights"] == b["binary_inputs"]
+                    == b["products"] else ""))
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Per-layer cost of a split: what each original product (DENSE / CONV2D) of the base graph
+became in the split graph, before and after.
+
+The nodes of an original layer ``L`` in a graph are found from ``meta["regroup"][L]`` (the
+nodes whose shifted sum is ``L``; ``[[L, 0]]`` when absent): from each, back through ADD
+nodes (and the exact halving REQUANT of a scale-2 weight split), down to the products.
+Figures (Python ints):
+
+- ``products``: how many DENSE / CONV2D nodes compute the layer;
+- ``fan_in``: inputs summed per output value, over all its products (``C_in*K*K`` or
+  ``n_in`` each; a thermometer split of a 4-bit input multiplies it by 15);
+- ``weights`` / ``weight_bits``: weight count and ``sum(count * w_bits)`` of those products;
+- ``adders`` / ``adder_bits`` (None without lowering): the two-operand adders (and their total
+  width) of one output vector (one pixel of a conv) in :func:`heatq.passes.lower.lower_products`'
+  adder graphs of the layer's products, of the pointwise CMVM in front of a REQUANT reading one
+  of the layer's nodes (the rounding constant the split could not fold into a product), and of
+  the recombination: an ADD of ``m`` arguments costs ``(m - 1) * C`` adders of its output width
+  per vector (C its first dimension).  Each product is lowered on its own (the same adder
+  graph as in the whole lowered graph), so a long lowering shows which product it is at.
+"""
+
+from __future__ import annotations
+
+from ..ir import GraphBuilder, InputAttrs, IntGraph, Node, Op
+from ..passes.lower import lower_products
+from ..progress import activity
+from .options import PRODUCTS
+
+FIGURES = ("products", "fan_in", "weights", "weight_bits", "adders", "adder_bits")
+
+
+def layer_nodes(graph: IntGraph, name: str) -> tuple[list[Node], list[Node]]:
+    """(products, recombination nodes) that compute original layer ``name`` in ``graph``:
+    back from its regroup nodes through ADDs, and through a REQUANT of an ADD (the exact
+    halving of a scale-2 weight split), down to the products."""
+    parts = (graph.meta.get("regroup") or {}).get(name, [[name, 0]])
+    prods: dict[int, Node] = {}
+    via: dict[int, Node] = {}
+    stack = [graph.by_name(p) for p, _ in parts]
+    while stack:
+        n = stack.pop()
+        if n.op in PRODUCTS:
+            prods[n.id] = n
+        elif n.id not in via and (n.op is Op.ADD or (
+                n.op is Op.REQUANT and graph.nodes[n.args[0]].op is Op.ADD)):
+            via[n.id] = n
+            stack.extend(graph.nodes[a] for a in n.args)
+    return sorted(prods.values(), key=lambda n: n.id), sorted(via.values(), key=lambda n: n.id)
+
+
+def _consumers(graph: IntGraph) -> dict[int, list[Node]]:
+    users: dict[int, list[Node]] = {n.id: [] for n in graph.nodes}
+    for n in graph.nodes:
+        for a in n.args:
+            users[a].append(n)
+    return users
+
+
+def _alone(graph: IntGraph, node: Node, fused: Node | None) -> IntGraph:
+    """``node`` (a product or a REQUANT) on an INPUT of its argument's shape, range and
+    binary point, followed by ``fused`` (its REQUANT) when given: lowering it gives the same
+    CMVM as lowering the whole graph (that depends only on the weights, the argument's range
+    and the folded rounding constant)."""
+    arg = graph.nodes[node.args[0]]
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs(arg.shape, arg.lo, arg.hi, arg.type.frac), [], "input")
+    y = b.add(node.op, node.attrs, [x], node.name)
+    if fused is not None:
+        y = b.add(Op.REQUANT, fused.attrs, [y], fused.name)
+    return b.build([y])
+
+
+def adder_costs(graph: IntGraph, act=None) -> dict[int, tuple[int, int]]:
+    """``{node id: (adders, adder bits)}`` of one output vector: for every product of
+    ``graph``, its CMVM's, and for every node read by a REQUANT that
+    :func:`lower_products` gives a pointwise CMVM (one not fused with the product it reads),
+    that CMVM's.  Each is lowered alone (:func:`_alone`), so ``act`` (a
+    :class:`heatq.progress.Activity`) can show how far it is."""
+    users, outs = _consumers(graph), set(graph.outputs)
+    todo = []
+    for n in graph.nodes:
+        if n.op in PRODUCTS:
+            c = users[n.id]
+            fused = c[0] if len(c) == 1 and c[0].op is Op.REQUANT and n.id not in outs else None
+            todo.append((n.id, n, fused))
+        elif n.op is Op.REQUANT:
+            arg = graph.nodes[n.args[0]]
+            if not (arg.op in PRODUCTS and len(users[arg.id]) == 1 and arg.id not in outs):
+                todo.append((arg.id, n, None))
+    cost: dict[int, tuple[int, int]] = {}
+    for i, (key, node, fused) in enumerate(todo):
+        if act is not None:
+            act.note(f"{i + 1}/{len(todo)} {node.name or node.label()}")
+        cmvm = next(m for m in lower_products(_alone(graph, node, fused)).nodes
+                    if m.op is Op.CMVM)
+        s = cmvm.attrs.graph.stats()
+        a, b = cost.get(key, (0, 0))
+        cost[key] = (a + s["adders"], b + s["adder_bits"])
+    return cost
+
+
+def layer_figures(graph: IntGraph, name: str,
+                  costs: dict[int, tuple[int, int]] | None) -> dict[str, int | None]:
+    """The figures of the module docstring for original layer ``name`` of ``graph``."""
+    prods, via = layer_nodes(graph, name)
+    fig: dict[str, int | None] = {
+        "products": len(prods),
+        "fan_in": sum(int(p.attrs.weight[0].size) for p in prods),
+        "weights": sum(int(p.attrs.weight.size) for p in prods),
+        "weight_bits": sum(int(p.attrs.weight.size) * p.attrs.w_bits for p in prods),
+        "adders": None, "adder_bits": None,
+    }
+    if costs is not None:
+        adders = bits = 0
+        for n in [*prods, *via]:
+            a, b = costs.get(n.id, (0, 0))
+            adders, bits = adders + a, bits + b
+        for n in via:
+            if n.op is not Op.ADD:
+                continue
+            m = (len(n.args) - 1) * n.shape[0]
+            adders, bits = adders + m, bits + m * n.type.width
+        fig.update(adders=adders, adder_bits=bits)
+    return fig
+
+
+def split_figures(base: IntGraph, split: IntGraph, adders: bool = True,
+                  progress: bool = True) -> dict[str, dict]:
+    """``{layer: {"before": figures, "after": figures}}`` for every product of ``base``;
+    ``adders``: lower both graphs to adder graphs (minutes for a binarized CNN)."""
+    costs_b = costs_s = None
+    if adders:
+        with activity("lowering the base network to adder graphs", progress) as act:
+            costs_b = adder_costs(base, act)
+        with activity("lowering the split network to adder graphs", progress) as act:
+            costs_s = adder_costs(split, act)
+    return {n.name: {"before": layer_figures(base, n.name, costs_b),
+                     "after": layer_figures(split, n.name, costs_s)}
+            for n in base.nodes if n.op in PRODUCTS}
+
+
+def totals(layers: dict[str, dict]) -> dict[str, dict]:
+    """Sums of every figure over the layers (None stays None)."""
+    out = {}
+    for side in ("before", "after"):
+        out[side] = {f: (None if any(v[side][f] is None for v in layers.values())
+                         else sum(v[side][f] for v in layers.values())) for f in FIGURES}
+    return out
+
+
+def bit_listing(graph: IntGraph) -> tuple[dict[str, int], dict[str, int]]:
+    """The seed's listing of a graph: ``({product: w_bits}, {product input: bits})``, the
+    inputs' widths as unsigned ``hi.bit_length()`` (1 for a binary unit)."""
+    weights, acts = {}, {}
+    for n in graph.nodes:
+        if n.op in PRODUCTS:
+            weights[n.name or n.label()] = n.attrs.w_bits
+            arg = graph.nodes[n.args[0]]
+            acts.setdefault(arg.name or arg.label(), max(int(arg.hi), 1).bit_length())
+    return weights, acts
+
+
+def binarization(graph: IntGraph) -> dict[str, int]:
+    """How far ``graph`` is binary: its products, and how many of them have weights in
+    {-1,+1} (``w_bits`` 1), in {-1,0,1} (at most 2 bits), and only 0/1 inputs."""
+    prods = [n for n in graph.nodes if n.op in PRODUCTS]
+    ins = [graph.nodes[n.args[0]] for n in prods]
+    return {"products": len(prods),
+            "binary_weights": sum(n.attrs.w_bits == 1 for n in prods),
+            "ternary_weights": sum(n.attrs.w_bits <= 2 for n in prods),
+            "binary_inputs": sum(0 <= a.lo and a.hi <= 1 for a in ins)}
