@@ -69,6 +69,8 @@ def test_split_weights_exact_networks(net, kind, to):
     assert len(products(s)) > len(products(g))
     for n in products(g):  # every original product regroups into several parts
         assert len(s.meta["regroup"][n.name]) >= 2 or s.by_name(n.name).op is Op.REQUANT
+        made = s.meta["products"][n.name]
+        assert len(made) >= 2 and all(s.by_name(m).op is n.op for m in made)
 
 
 @pytest.mark.parametrize("kind", ["bitplane", "csd", "balanced"])
@@ -252,6 +254,11 @@ def test_regroup_survives_save_load_and_batches(tmp_path):
     assert one == many and one["all_equal"]
     assert loaded.meta["regroup"] == s.meta["regroup"]
     assert [e["pass"] for e in s.meta["splits"]] == ["split_acts", "split_weights"]
+    # fan-in growth: 15 thermometer units x (m {-1,+1} planes + the ones plane) per unit
+    units = g.nodes[g.by_name("fc2").args[0]].hi
+    planes = s.meta["splits"][1]["layers"]["fc2.u1"]
+    assert len(s.meta["products"]["fc2"]) == units * planes
+    assert s.meta["splits"][0]["layers"] == {"fc1": 15, "fc2": units}
 
 
 # ----------------------------------------------------------------------------- mutations
@@ -316,7 +323,9 @@ def test_errors_name_op_and_node():
         (lambda: split_weights(g, layers=["relu1"]), "requant node 2 \\(relu1\\) is not a dense"),
         (lambda: split_weights(g, "balanced", "binary", k=3), "k=3 cannot write"),
         (lambda: split_weights(CORPUS["cmvm_layouts"]), "cmvm node 1 \\(cmvm_conv\\)"),
-        (lambda: SplitActs()(CORPUS["pool3"]), "dense node 3 \\(fc\\): its input .* is signed"),
+        (lambda: SplitActs()(CORPUS["pool3"]),
+         "dense node 3 \\(fc\\): its argument node 2 \\(flat\\) .* is signed"),
+        (lambda: Binarize().check(g), "dense node 1 \\(fc1\\) is not binary"),
         (lambda: SplitActs()(CORPUS["u16_conv"]), "needs 65535 units"),
         (lambda: binarize(CORPUS["requant_chain_sat"]), "dense node 1 \\(fc0\\)"),
         (lambda: validate_split(split_weights(g), NETS["seed_cnn"](), np.zeros((1, 16))),

@@ -11,7 +11,7 @@ and :func:`binarize`, each also a :class:`~heatq.passes.Pass`.
 
 from __future__ import annotations
 
-from heatq.ir import IntGraph, IRError, Op
+from heatq.ir import IntGraph, IRError
 
 from .base import Pass
 from .split_acts import KINDS as ACT_KINDS
@@ -59,10 +59,9 @@ class Binarize(Pass):
         """IRError unless every (selected) product is binary: weights valid for the target
         and an argument 1 bit wide."""
         for n in g.nodes:
-            if n.op is Op.CMVM or (n.op in PRODUCTS and (names is None or n.name in names)):
+            if n.op in PRODUCTS and (names is None or n.name in names):
                 arg = g.nodes[n.args[0]]
-                if n.op is Op.CMVM or not fits_bits(n.attrs.weight, self.bits) \
-                        or arg.type.width != 1:
+                if not fits_bits(n.attrs.weight, self.bits) or arg.type.width != 1:
                     raise IRError(f"binarize: {n.op.value} {n.label()} is not binary (weights "
                                   f"for {self.to!r}, a {arg.type.c_style()} input)")
 

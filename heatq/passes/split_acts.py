@@ -53,7 +53,7 @@ class SplitActs(Pass):
             if arg.type.width > 1:
                 self._check(n, arg)
                 chosen[n.id] = arg
-        b, new, local, growth = GraphBuilder(), {}, {}, {}
+        b, new, local, made, growth = GraphBuilder(), {}, {}, {}, {}
         units: dict[int, list[tuple[int, int, str]]] = {}
         for n in graph.nodes:
             if n.id not in chosen:
@@ -65,17 +65,16 @@ class SplitActs(Pass):
             new[n.id], entries = emit_parts(b, n, self._parts(n, arg, units[arg.id]))
             growth[n.name or n.label()] = len(units[arg.id])
             if n.name:
-                local[n.name] = entries
-        log = list(graph.meta.get("splits", [])) + [
-            {"pass": self.name, "kind": self.kind, "layers": growth}]
-        return build_split(b, graph, new, local, {"splits": log})
+                local[n.name], made[n.name] = entries, [name for name, _ in entries]
+        log = {"pass": self.name, "kind": self.kind, "layers": growth}
+        return build_split(b, graph, new, local, made, log)
 
     def _check(self, n: Node, arg: Node) -> None:
         where = f"{self.name}: {n.op.value} {n.label()}"
         if arg.lo < 0:
-            raise IRError(f"{where}: its input {arg.op.value} {arg.label()} is signed "
-                          f"({arg.lo}..{arg.hi}); only unsigned activations split into "
-                          f"binary units")
+            raise IRError(f"{where}: its argument {arg.label()} ({arg.op.value}, "
+                          f"{arg.lo}..{arg.hi}) is signed; only unsigned activations split "
+                          f"into binary units")
         if self.kind == "thermometer" and arg.hi > MAX_UNITS:
             raise IRError(f"{where}: a thermometer split of {arg.label()} (0..{arg.hi}) needs "
                           f"{arg.hi} units, more than {MAX_UNITS}; use bitplane")

@@ -7,7 +7,9 @@ one ``ADD(shifts)`` (:mod:`heatq.ir.ops.add`), which carries the original produc
 ``meta["regroup"]`` maps every named node of the graph before the *first* split (the original
 layers) to ``[[node_name, shift], ...]``: the original value equals the sum of those nodes'
 values shifted left by ``shift``.  A later split composes with it (an entry naming a node that
-is split again is replaced by that node's parts, shifts added).
+is split again is replaced by that node's parts, shifts added).  ``meta["products"]`` maps every
+original DENSE / CONV2D name to the DENSE / CONV2D nodes that now compute it (fan-in growth =
+their number), and ``meta["splits"]`` logs each pass (kind, target, products per split layer).
 """
 
 from __future__ import annotations
@@ -100,13 +102,13 @@ def emit_parts(b: GraphBuilder, node: Node, parts: list[Part], add_name: str | N
     """Append the parts of product ``node`` (named ``<node>.<suffix>``) and the ADD summing
     them (named ``add_name``, default ``node.name``); one unshifted part is emitted under that
     name directly.  Returns the id of the node carrying the name and the regroup entries
-    ``[[part_name, shift], ...]`` (empty for an unnamed node)."""
+    ``[[part_name, shift], ...]``, one per part (names are "" for an unnamed node)."""
     name = node.name if add_name is None else add_name
     if len(parts) == 1 and parts[0].shift == 0:
-        return _product(b, node, parts[0], name), [[name, 0]] if name else []
+        return _product(b, node, parts[0], name), [[name, 0]]
     ids = [_product(b, node, p, sub_name(node.name, p.suffix)) for p in parts]
     out = b.add(Op.ADD, AddAttrs(tuple(p.shift for p in parts)), ids, name)
-    return out, [[sub_name(node.name, p.suffix), p.shift] for p in parts] if node.name else []
+    return out, [[sub_name(node.name, p.suffix), p.shift] for p in parts]
 
 
 def _product(b: GraphBuilder, node: Node, p: Part, name: str) -> int:
@@ -133,24 +135,39 @@ def merge_regroup(graph: IntGraph, local: dict[str, list[list]]) -> dict[str, li
     return out
 
 
+def merge_products(graph: IntGraph, made: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``graph``'s ``meta["products"]`` (every named DENSE / CONV2D -> itself when it has
+    none) with each product split here replaced by the products ``made`` of it."""
+    base = graph.meta.get("products")
+    if base is None:
+        base = {n.name: [n.name] for n in graph.named() if n.op in PRODUCTS}
+    return {orig: [m for name in names for m in made.get(name, [name])]
+            for orig, names in base.items()}
+
+
 def build_split(b: GraphBuilder, graph: IntGraph, new: dict[int, int],
-                local: dict[str, list[list]], extra_meta: dict | None = None) -> IntGraph:
-    """The finished graph: ``graph``'s outputs mapped through ``new``, its meta with the
-    composed regroup map (and ``extra_meta``).  IRError from ``verify`` names the node."""
+                local: dict[str, list[list]], made: dict[str, list[str]],
+                log: dict) -> IntGraph:
+    """The finished graph: ``graph``'s outputs mapped through ``new``; its meta with the
+    composed ``regroup`` map, the composed ``products`` map (original product name -> the
+    DENSE / CONV2D names now computing it; from ``made``: split product -> its part names)
+    and ``log`` appended to ``splits``.  IRError from ``verify`` names the node."""
     meta = dict(graph.meta)
     meta["regroup"] = merge_regroup(graph, local)
-    meta.update(extra_meta or {})
+    meta["products"] = merge_products(graph, made)
+    meta["splits"] = list(graph.meta.get("splits", [])) + [log]
     return b.build([new[o] for o in graph.outputs], meta)
 
 
 def check_weight_magnitude(n: Node, where: str) -> None:
-    """IRError when ``n``'s weights are too large for the plane arithmetic (int64)."""
-    w = n.attrs.weight
-    if w.size and int(np.abs(w).max()) > MAX_ABS_WEIGHT:
-        raise IRError(f"{where}: {n.op.value} {n.label()} has weights beyond 2**60, "
-                      f"too wide to split")
+    """IRError when ``n``'s weights or bias are too large for the plane arithmetic (int64)."""
+    for what in ("weight", "bias"):
+        v = getattr(n.attrs, what)
+        if v.size and int(np.abs(v).max()) > MAX_ABS_WEIGHT:
+            raise IRError(f"{where}: {n.op.value} {n.label()} has {what} values beyond 2**60, "
+                          f"too wide to split")
 
 
 __all__ = ["PRODUCTS", "Part", "target_bits", "w_bits_of", "fits_bits", "select_products",
-           "sub_name", "emit_parts", "copy_node", "merge_regroup", "build_split",
+           "sub_name", "emit_parts", "copy_node", "merge_regroup", "merge_products", "build_split",
            "check_weight_magnitude"]

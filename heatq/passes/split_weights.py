@@ -225,20 +225,21 @@ class SplitWeights(Pass):
     def __call__(self, graph: IntGraph) -> IntGraph:
         chosen = {n.id for n in select_products(graph, self.layers, self.name)
                   if not fits_bits(n.attrs.weight, self.bits)}
-        b, new, local, growth = GraphBuilder(), {}, {}, {}
+        b, new, local, made, growth = GraphBuilder(), {}, {}, {}, {}
         for n in graph.nodes:
             if n.id not in chosen:
                 new[n.id] = copy_node(b, n, new)
                 continue
-            new[n.id], entries, growth[n.name or n.label()] = self._split(b, n, new)
+            new[n.id], entries, names = self._split(b, n, new)
+            growth[n.name or n.label()] = len(names)
             if n.name:
-                local[n.name] = entries
-        log = list(graph.meta.get("splits", [])) + [
-            {"pass": self.name, "kind": self.kind, "to": self.to, "k": self.k, "layers": growth}]
-        return build_split(b, graph, new, local, {"splits": log})
+                local[n.name], made[n.name] = entries, names
+        log = {"pass": self.name, "kind": self.kind, "to": self.to, "k": self.k, "layers": growth}
+        return build_split(b, graph, new, local, made, log)
 
     def _split(self, b: GraphBuilder, n: Node, new: dict[int, int]):
-        """Append the parts of product ``n``: (id carrying its name, regroup entries, parts)."""
+        """Append the parts of product ``n``: (id carrying its name, regroup entries, the
+        parts' names)."""
         where = f"{self.name}: {n.op.value} {n.label()}"
         check_weight_magnitude(n, self.name)
         w, a = n.attrs.weight, n.attrs
@@ -248,12 +249,13 @@ class SplitWeights(Pass):
                  for s, d, bias, suf in with_bias(planes, a.bias * scale, self.bits, w.shape)]
         if scale == 1:
             out, entries = emit_parts(b, n, parts)
-            return out, entries, len(parts)
-        add, _ = emit_parts(b, n, parts, sub_name(n.name, "x2"))
+            return out, entries, [name for name, _ in entries]
+        # scale 2: the halving REQUANT carries the name; the parts sum to twice the value
+        add, entries = emit_parts(b, n, parts, sub_name(n.name, "x2"))
         lo, hi = b.nodes[add].lo, b.nodes[add].hi
         half = b.add(Op.REQUANT, RequantAttrs(1, lo >> 1, hi >> 1, Rounding.FLOOR,
                                               Overflow.SATURATE), [add], n.name)
-        return half, [[n.name, 0]], len(parts)
+        return half, [[n.name, 0]], [name for name, _ in entries]
 
 
 def split_weights(graph: IntGraph, kind: str = "bitplane", to="binary", layers=None,
