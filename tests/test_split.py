@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heatq.ir import (
-    DenseAttrs, GraphBuilder, InputAttrs, IntGraph, IRError, Op, RequantAttrs, Rounding,
+    Conv2dAttrs, DenseAttrs, GraphBuilder, InputAttrs, IntGraph, IRError, Op, RequantAttrs, Rounding,
     ThresholdAttrs, load, save,
 )
 from heatq.ir.testing import corner_vectors, corpus
-from heatq.passes import Pass
+from heatq.passes import Pass, PassManager
 from heatq.passes.split import Binarize, SplitActs, SplitWeights, binarize, split_weights
 from heatq.passes.split_common import fits_bits
 from heatq.passes.split_weights import naf_digits
@@ -85,17 +85,28 @@ def test_split_weights_exact_corpus(name, kind):
             assert kind == "balanced" and "copies" in str(e), e
 
 
-def dense_graph(w, bias, w_bits, lo, hi, w_frac=0):
+def dense_graph(w, bias, w_bits, lo, hi, w_frac=0, conv=None):
+    """INPUT -> DENSE ``fc`` (or, with ``conv=(k, stride, padding)``, CONV2D ``fc`` with weights
+    ``w`` reshaped [C_out, C_in, k, k] on a [C_in, 5, 5] input) -> REQUANT."""
     b = GraphBuilder()
-    x = b.add(Op.INPUT, InputAttrs((w.shape[1],), lo, hi), name="in")
-    d = b.add(Op.DENSE, DenseAttrs(w, bias, w_bits, w_frac), [x], "fc")
+    if conv is None:
+        x = b.add(Op.INPUT, InputAttrs((w.shape[1],), lo, hi), name="in")
+        d = b.add(Op.DENSE, DenseAttrs(w, bias, w_bits, w_frac), [x], "fc")
+    else:
+        k, stride, pad = conv
+        w = w.reshape(w.shape[0], -1, k, k)
+        x = b.add(Op.INPUT, InputAttrs((w.shape[1], 5, 5), lo, hi), name="in")
+        d = b.add(Op.CONV2D, Conv2dAttrs(w, bias, w_bits, w_frac, stride, pad), [x], "fc")
     r = b.add(Op.REQUANT, RequantAttrs(2, -8, 7, Rounding.HALF_UP), [d], "rq")
     return b.build([d, r])
 
 
 @st.composite
 def dense_cases(draw):
+    conv = draw(st.sampled_from([None, None, (1, 1, 0), (2, 1, 1), (3, 2, 1)]))
     n_out, n_in = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    if conv is not None:
+        n_in = draw(st.integers(1, 2)) * conv[0] ** 2
     w_bits = draw(st.integers(1, 9))
     bound = 1 if w_bits == 1 else (1 << (w_bits - 1)) - 1
     vals = [-1, 1] if w_bits == 1 else list(range(-bound, bound + 1))
@@ -109,7 +120,7 @@ def dense_cases(draw):
     hi = lo + draw(st.integers(0, 25))
     kind = draw(st.sampled_from(["bitplane", "csd", "balanced"]))
     to = draw(st.sampled_from(["binary", "ternary", 2, 3, 4]))
-    return dense_graph(w, bias, w_bits, lo, hi, draw(st.integers(-2, 2))), kind, to
+    return dense_graph(w, bias, w_bits, lo, hi, draw(st.integers(-2, 2)), conv), kind, to
 
 
 def _fan_in_bound(kind: str, to, b: int, m: int) -> int:
@@ -243,6 +254,19 @@ def test_binarize_other_kinds_and_layers(weights, acts):
     assert only.by_name("fc1").op is Op.DENSE  # fc1 untouched
     fc2 = [n for n in products(only) if n.name.startswith("fc2.")]
     assert fc2 and all(set(np.unique(n.attrs.weight).tolist()) <= {-1, 1} for n in fc2)
+
+
+def test_pass_manager_composes_regroup():
+    """Weights then acts through PassManager: the regroup maps compose (the per-unit parts of
+    the weight planes), still 100 %."""
+    g = NETS["seed_cnn"]()
+    s = PassManager([SplitWeights("csd", "ternary"), SplitActs("bitplane")]).run(g)
+    r = validate_split(s, g, corner_vectors(g, n_random=8))
+    assert r["all_equal"]
+    entries = s.meta["regroup"]["conv2"]
+    assert len(entries) > 4 and all(name.startswith("conv2.p") and ".b" in name
+                                    for name, _ in entries)
+    assert weight_values(s) <= {-1, 0, 1}
 
 
 def test_regroup_survives_save_load_and_batches(tmp_path):
