@@ -16,6 +16,10 @@ Two architectures, chosen by the input's shape:
 * **parallel** (input ``[n]``): one vector per clock (``s_tready`` is always 1), fully
   pipelined, II = 1.
 
+BIT is a registered elementwise unit in either domain.  ADD adds vectors only: its arguments
+are delayed (``hq_delay``) to the latest one and summed modulo ``2**width`` (exact: the sum
+lies in the node's type); an ADD of feature maps is refused with ``EmitError``.
+
 Outputs: one port ``m_<name>`` per graph output (element j at ``[j*w +: w]``, w = the node's
 type width, two's complement when signed), all valid in the cycle ``m_tvalid`` is high;
 ``err`` is a sticky flag (``s_tlast`` out of place, or a FIFO overflow: never, by the model's

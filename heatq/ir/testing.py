@@ -300,8 +300,9 @@ def cmvm_layouts(rng: np.random.Generator) -> IntGraph:
 
 def add_vec(rng: np.random.Generator) -> IntGraph:
     """ADD of vectors: two products of one signed input summed with shifts (0, 3), the input,
-    a REQUANT and a BIT of it in one ADD (arguments of different depths), a repeated argument;
-    BIT of the sum's sign bit and of the REQUANT's bits 0 and 3."""
+    a REQUANT and a BIT of it in one ADD (arguments of different depths), a repeated argument,
+    an ADD whose node type does not hold a partial sum; BIT of the sum's sign bit and of the
+    REQUANT's bits 0 and 3."""
     g = GraphBuilder()
     x = g.add(Op.INPUT, InputAttrs((6,), -8, 7), name="in")
     lo = g.add(Op.DENSE, DenseAttrs(_w(rng, (6, 6), 2), rng.integers(-3, 4, 6), 2), [x], "fc_lo")
@@ -312,7 +313,11 @@ def add_vec(rng: np.random.Generator) -> IntGraph:
     b0 = g.add(Op.BIT, BitAttrs(0), [r], "bit0")
     mix = g.add(Op.ADD, AddAttrs((1, 0, 2, 4)), [x, r, b3, r], "mix")
     sign = g.add(Op.BIT, BitAttrs(g.nodes[s].type.width - 1), [s], "sum_sign")
-    return g.build([s, mix, b0, b3, sign])
+    # 0..16 plus -16..-15 is -16..1 (s5), which does not hold the first term's 16
+    pos = g.add(Op.REQUANT, RequantAttrs(0, 0, 16, FL, SAT), [s], "pos")
+    neg = g.add(Op.REQUANT, RequantAttrs(0, -16, -15, FL, SAT), [s], "neg")
+    gap = g.add(Op.ADD, AddAttrs((0, 0)), [pos, neg], "gap")
+    return g.build([s, mix, b0, b3, sign, gap])
 
 
 def add_map(rng: np.random.Generator) -> IntGraph:
