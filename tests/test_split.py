@@ -215,6 +215,29 @@ def test_split_acts_exact_corpus(name, kind):
         assert "is signed" in str(e) or "units, more than" in str(e), e
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 12), st.integers(0, 30), st.integers(-2, 2), st.integers(-1, 1),
+       st.sampled_from([None, (1, 1, 0), (3, 1, 1), (2, 2, 1)]),
+       st.sampled_from(["thermometer", "bitplane"]), st.randoms(use_true_random=False))
+def test_split_acts_hypothesis(lo, span, frac, w_frac, conv, kind, rnd):
+    """Unsigned inputs lo..hi (lo > 0 too: constant units), any input binary point; units
+    counted as documented (hi thermometer units, width-of-hi bit planes; none for 1 bit)."""
+    rng = np.random.default_rng(rnd.randint(0, 1 << 30))
+    n_in = 3 if conv is None else 2 * conv[0] ** 2
+    w = rng.integers(-7, 8, size=(3, n_in))
+    g = dense_graph(w, rng.integers(-9, 10, 3), 4, lo, lo + span, w_frac, conv)
+    if frac:  # the same graph with its input at binary point ``frac``
+        b = GraphBuilder()
+        for n in g.nodes:
+            attrs = InputAttrs(n.shape, n.lo, n.hi, frac) if n.op is Op.INPUT else n.attrs
+            b.add(n.op, attrs, n.args, n.name)
+        g = b.build(g.outputs)
+    s = check_exact(SplitActs(kind), g)
+    x = g.nodes[0]
+    units = x.hi if kind == "thermometer" else x.type.width
+    assert len(s.meta["products"]["fc"]) == (1 if x.type.width == 1 else units)
+
+
 def test_split_acts_names_and_fracs():
     """Units named <activation>.u<k> / .b<j>, shared by the products reading them; the parts
     carry w_frac + frac(a) so the ADD keeps the product's binary point."""
@@ -304,19 +327,23 @@ class _Fixed(Pass):
         return self.g
 
 
-def test_mutated_weight_plane_fails():
+@pytest.mark.parametrize("kind,to,plane", [("bitplane", "ternary", "conv2.p1"),
+                                           ("bitplane", "binary", "conv2.p0"),
+                                           ("balanced", "binary", "conv2.c3")])
+def test_mutated_weight_plane_fails(kind, to, plane):
     from dataclasses import replace
 
     g = NETS["seed_cnn"]()
     x = corner_vectors(g, n_random=8)
-    s = split_weights(g, "bitplane", "ternary")
+    s = split_weights(g, kind, to)
 
-    def flip(a):
+    def flip(a):  # one weight of the plane: +1 <-> -1 ({-1,+1} planes) or 0 <-> 1
         w = a.weight.copy()
-        w.flat[5] = 1 if w.flat[5] != 1 else 0
+        i = int(np.flatnonzero(w)[0]) if to == "binary" else 5
+        w.flat[i] = -w.flat[i] if to == "binary" else (1 if w.flat[i] != 1 else 0)
         return replace(a, weight=w)
 
-    bad = _mutate(s, "conv2.p1", flip)
+    bad = _mutate(s, plane, flip)
     r = validate_split(bad, g, x)
     assert not r["all_equal"] and r["layers"]["conv2"] < 1.0 and r["layers"]["conv1"] == 1.0
     with pytest.raises(AssertionError, match="differs|differ"):

@@ -10,7 +10,8 @@
   (names ``<a>.b<j>``); ``a = sum_j u_j << j`` (binary expansion of ``a >= 0``), so
   ``W a + B = sum_j (W u_j) << j + B`` (ADD shift j).  Fan-in grows by ``b``.
 
-The bias goes into the first part (shift 0).  Padding reads 0 and every unit of 0 is 0, so
+Units are unsigned 1 bit, frac 0 (constant when ``lo..hi`` fixes them).  The bias goes into the
+first part (shift 0).  Padding reads 0 and every unit of 0 is 0, so
 zero-padded convolutions split too; stride is kept.  Units have binary point 0, so the parts
 get ``w_frac + frac(a)``: each part, and the ADD, has the original product's binary point
 (``0 + w_frac + frac(a)``) and the ADD its integer value.  Units of one activation are built

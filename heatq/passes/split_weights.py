@@ -50,6 +50,10 @@ always even, so the floor halving drops nothing, and its bounds contain the halv
 nothing saturates.  Frac ``f + 1 - 1 = f``: type, binary point and integer value of the named
 node equal the original's (its range may differ; ranges stay sound).
 
+Widths: each part declares the narrowest valid ``w_bits`` (1 for {-1,+1}, 2 for {0,1},
+{-1,0} and {-1,0,1}, T for radix digits); the parts' accumulators, the ADD (signed when its
+range reaches below 0) and the halving REQUANT take their types from the IR rules.
+
 Fan-in growth (products per original): bitplane T=2 and csd T=2 <= b; bitplane binary
 m (all odd) or m + 1 <= b + 1; csd binary <= 2 per digit plane; balanced k.
 """
