@@ -60,8 +60,6 @@ m (all odd) or m + 1 <= b + 1; csd binary <= 2 per digit plane; balanced k.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from heatq.ir import GraphBuilder, IntGraph, IRError, Node, Op, Overflow, RequantAttrs, Rounding
