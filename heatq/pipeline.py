@@ -150,9 +150,6 @@ def _check_split_run(directory: Path, dataset: str | None, split: str, n: int | 
     """``heatq check`` on a split run (config.json has ``split``): every original layer,
     regrouped from the split graph, against the unsplit graph kept in the run
     (:func:`heatq.split_check.validate_split`), in batches of ``batch`` images."""
-    from tqdm import tqdm
-
-    from .progress import bars
     from .split.command import load_base
     from .split_check import validate_split
 
@@ -164,12 +161,14 @@ def _check_split_run(directory: Path, dataset: str | None, split: str, n: int | 
     x, _ = split_images(ds, split)
     x = ic.encode_numpy(x[:n] if n is not None else x).astype(np.int64)
     equal: dict[str, int] = {}
-    for i in tqdm(range(0, len(x), batch), desc="validating the split", leave=False,
-                  disable=not bars(progress)):
-        part = validate_split(graph, base, x[i:i + batch])
-        for name, frac in part["layers"].items():
-            if name != "input":  # as the torch check: every layer after the input
-                equal[name] = equal.get(name, 0) + round(frac * part["n_samples"])
+    with activity(f"validating the split against the base graph on {len(x)} images",
+                  progress) as act:
+        for i in range(0, len(x), batch):
+            part = validate_split(graph, base, x[i:i + batch])
+            for name, frac in part["layers"].items():
+                if name != "input":  # as the torch check: every layer after the input
+                    equal[name] = equal.get(name, 0) + round(frac * part["n_samples"])
+            act.note(f"{min(i + batch, len(x))}/{len(x)} images")
     layers = {name: count / len(x) for name, count in equal.items()}
     result = {"n_samples": len(x), "layers": layers, "split": split, "against": "base graph",
               "all_equal": bool(layers) and all(v == 1.0 for v in layers.values())}

@@ -74,6 +74,10 @@ def test_split_writes_a_run_directory(split_dir, mlp_run):
         assert fig["after"]["products"] > 1
         assert fig["after"]["fan_in"] >= fig["before"]["fan_in"]
         assert fig["before"]["adders"] is None and fig["after"]["adders"] is None
+    from heatq.split.stats import layer_nodes
+
+    for name, made in split.meta["products"].items():  # the pass's own record agrees
+        assert sorted(p.name for p in layer_nodes(split, name)[0]) == sorted(made)
     # the activation split multiplies fc's fan-in by the 7 thermometer units of a 3-bit act
     assert summary["layers"]["fc.lin"]["after"]["fan_in"] % (7 * 128) == 0
     assert text.startswith("Model weights bit_width\n")

@@ -13,6 +13,8 @@ def _num(v) -> str:
 
 def _cell(key: str, before: dict, after: dict) -> str:
     b, a = before[key], after[key]
+    if b is None and a is None:
+        return "-"
     text = f"{_num(b)} -> {_num(a)}"
     if key == "fan_in" and b:
         text += f" (x{a / b:.2f})"
