@@ -251,3 +251,11 @@ def test_adder_costs_are_those_of_the_whole_lowered_graph(mlp_run):
             s = whole[f"{n.name}.rounded"] if f"{n.name}.rounded" in whole else whole[n.name]
             assert costs[n.id] == (s["adders"], s["adder_bits"]) and s["adders"] > 0
     assert len(costs) == 2
+
+
+def test_a_split_the_pass_cannot_make_is_one_line_naming_the_node(mlp_run, tmp_path):
+    shutil.copytree(mlp_run, tmp_path / "run")
+    with unchanged(tmp_path):  # 2 {-1,+1} copies cannot sum to the 3-bit weights' |w| = 3
+        assert_refused(invoke("heatq", "split", tmp_path / "run", "--weights", "balanced:2",
+                              "--to", "binary", "--out", tmp_path / "o"),
+                       "heatq", "dense", "hidden_1.lin", "k=2")

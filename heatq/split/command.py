@@ -27,7 +27,6 @@ from ..cli_common import force_option
 from ..errors import UserError
 from ..files import atomic_dir, load_graph, prepare_output, read_json, write_json
 from ..ir import IntGraph, IRError, load, save
-from ..progress import activity
 from .options import SplitOptions, check_graph, parse_options
 from .report import format_split
 from .stats import binarization, bit_listing, split_figures, totals
@@ -75,8 +74,7 @@ def split_run(run: Path, out: Path, opts: SplitOptions, force: bool = False,
                         f"{config.get('base_run', '')}".rstrip())
     check_graph(graph, opts, str(run))
     prepare_output(out, "run", force, inputs=(run,))
-    with activity("splitting", progress):
-        split = apply_split(graph, opts)
+    split = apply_split(graph, opts)  # under a second for the binarized seed CNN
     layers = split_figures(graph, split, adders=adders, progress=progress)
     w_bits, a_bits = bit_listing(split)
     base_summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
