@@ -259,3 +259,12 @@ def test_a_split_the_pass_cannot_make_is_one_line_naming_the_node(mlp_run, tmp_p
         assert_refused(invoke("heatq", "split", tmp_path / "run", "--weights", "balanced:2",
                               "--to", "binary", "--out", tmp_path / "o"),
                        "heatq", "dense", "hidden_1.lin", "k=2")
+
+
+def test_check_on_a_split_run_without_its_base_graph_is_one_line(split_dir, tmp_path):
+    bad = tmp_path / "nobase"
+    shutil.copytree(split_dir[0], bad)
+    (bad / "base.ir.json").unlink()
+    with unchanged(tmp_path):
+        assert_refused(invoke("heatq", "check", bad, "--n", "3"), "heatq", "base.ir.json",
+                       "not found")
