@@ -175,6 +175,8 @@ def ws(tmp_path, mlp_run, monkeypatch):
     (["--weights", "csd", "--to", "quaternary"], ["--to"]),
     (["--to", "binary"], ["nothing to split", "--weights", "--acts"]),
     (["--weights", "bitplane", "--to", "3"], ["nothing to split", "3-bit"]),
+    (["--acts", "bitplane", "--layers", "hidden_1.lin"], ["nothing to split", "1-bit inputs"]),
+    (["--weights", "csd", "--acts", "thermometer", "--to", "4"], ["--to 4", "binary"]),
     (["--weights", "csd", "--layers", "nope"], ["unknown layer 'nope'", "hidden_1.lin"]),
     (["--weights", "csd", "--layers", "hidden_1.act"], ["'hidden_1.act' is a requant",
                                                         "not a product"]),

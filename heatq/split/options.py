@@ -144,8 +144,14 @@ def check_graph(graph: IntGraph, opts: SplitOptions, run: str) -> list[Node]:
                 raise UserError(f"{run} is not quantized: the input of layer "
                                 f"{n.name or n.label()} spans {arg.lo}..{arg.hi} (splitting "
                                 f"activations needs unsigned ones of at most {MAX_BITS} bits)")
-    if opts.acts is None and all(n.attrs.w_bits <= opts.target_bits for n in chosen):
-        widest = max(n.attrs.w_bits for n in chosen)
-        raise UserError(f"nothing to split: the selected layers have at most {widest}-bit "
-                        f"weights, already within --to {opts.to}")
+    narrow_w = opts.weights is None or all(n.attrs.w_bits <= opts.target_bits for n in chosen)
+    binary_in = opts.acts is None or all(graph.nodes[n.args[0]].hi <= 1 for n in chosen)
+    if narrow_w and binary_in:
+        what = []
+        if opts.weights is not None:
+            what.append(f"at most {max(n.attrs.w_bits for n in chosen)}-bit weights, already "
+                        f"within --to {opts.to}")
+        if opts.acts is not None:
+            what.append("1-bit inputs")
+        raise UserError(f"nothing to split: the selected layers have {' and '.join(what)}")
     return chosen
