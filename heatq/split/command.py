@@ -2,6 +2,7 @@
 
     heatq split RUN [--weights bitplane|csd|balanced[:K]] [--acts thermometer|bitplane]
                 [--to binary|ternary|B] [--layers L1,L2] [--no-adders] --out DIR [--force] [-q]
+    heatq split RUN --auto [--objective adder_bits|weight_bits] [--to ...] [--layers ...] ...
 
 Every option, the run's graph and ``--out`` (:func:`heatq.files.prepare_output`, kind
 "run") are checked before any work (:mod:`heatq.split.options`).  The passes are
@@ -27,6 +28,7 @@ from ..cli_common import force_option
 from ..errors import UserError
 from ..files import atomic_dir, load_graph, prepare_output, read_json, write_json
 from ..ir import IntGraph, IRError, load, save
+from .auto import AutoOptions, auto_split, check_auto, parse_auto
 from .options import SplitOptions, check_graph, parse_options
 from .report import format_split
 from .stats import binarization, bit_listing, split_figures, totals
@@ -60,10 +62,11 @@ def load_base(directory: str | Path) -> IntGraph:
         raise UserError(str(e)) from None
 
 
-def split_run(run: Path, out: Path, opts: SplitOptions, force: bool = False,
+def split_run(run: Path, out: Path, opts: SplitOptions | AutoOptions, force: bool = False,
               adders: bool = True, progress: bool = True) -> dict:
-    """Split the run in ``run`` as ``opts`` says and write the split run ``out``; returns
-    its summary (see the module docstring)."""
+    """Split the run in ``run`` as ``opts`` says (an :class:`AutoOptions`: the automatic
+    split of :mod:`heatq.split.auto`) and write the split run ``out``; returns its summary
+    (see the module docstring)."""
     run = Path(run)
     if not run.is_dir():
         raise UserError(f"{run}: no such run directory")
@@ -72,10 +75,16 @@ def split_run(run: Path, out: Path, opts: SplitOptions, force: bool = False,
     if "split" in config:
         raise UserError(f"{run} is already a split run; split its base run "
                         f"{config.get('base_run', '')}".rstrip())
-    check_graph(graph, opts, str(run))
-    prepare_output(out, "run", force, inputs=(run,))
-    split = apply_split(graph, opts)  # under a second for the binarized seed CNN
-    layers = split_figures(graph, split, adders=adders, progress=progress)
+    auto, cache = None, {}  # cache: adder costs of distinct products (heatq.split.stats)
+    if isinstance(opts, AutoOptions):
+        cands = check_auto(graph, opts, str(run))
+        prepare_output(out, "run", force, inputs=(run,))
+        split, auto = auto_split(graph, opts, cands, cache, progress)
+    else:
+        check_graph(graph, opts, str(run))
+        prepare_output(out, "run", force, inputs=(run,))
+        split = apply_split(graph, opts)  # under a second for the binarized seed CNN
+    layers = split_figures(graph, split, adders=adders, progress=progress, cache=cache)
     w_bits, a_bits = bit_listing(split)
     base_summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     summary = {"kind": "run", "split": opts.to_json(), "base_run": os.path.abspath(run),
@@ -83,6 +92,8 @@ def split_run(run: Path, out: Path, opts: SplitOptions, force: bool = False,
                "layers": layers, "totals": totals(layers), "adders_counted": adders,
                "binarization": binarization(split), "weight_bits": w_bits, "act_bits": a_bits,
                "n_nodes": {"before": len(graph.nodes), "after": len(split.nodes)}}
+    if auto is not None:
+        summary["auto"] = auto
     with atomic_dir(out) as tmp:
         save(split, tmp)
         save(graph, tmp, BASE_STEM)
@@ -104,6 +115,15 @@ def split(run: Path = typer.Argument(..., help="a run directory (train or heat o
           layers: Optional[str] = typer.Option(
               None, "--layers", help="only these products (dense / conv2d names, comma "
               "separated; default all)"),
+          auto: bool = typer.Option(
+              False, "--auto", help="choose the split per layer (exact): the candidate of "
+              "least --objective"),
+          objective: Optional[str] = typer.Option(
+              None, "--objective", help="with --auto: adder_bits (default) | weight_bits "
+              "(luts: not available yet)"),
+          max_acc_drop: Optional[float] = typer.Option(
+              None, "--max-acc-drop", help="split-then-heat under an accuracy constraint "
+              "(not available yet)"),
           no_adders: bool = typer.Option(
               False, "--no-adders", help="skip the adder counts (lowering every product to "
               "adder graphs can take minutes)"),
@@ -112,7 +132,12 @@ def split(run: Path = typer.Argument(..., help="a run directory (train or heat o
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")) -> None:
     """Split layers and weights into an exactly equivalent network (until binary); writes a
     run directory that `heatq check` validates against the unsplit network."""
-    opts = parse_options(weights, acts, to, layers)
+    if auto or max_acc_drop is not None:
+        opts = parse_auto(objective, to, layers, weights, acts, no_adders, max_acc_drop)
+    elif objective is not None:
+        raise UserError("--objective is for --auto")
+    else:
+        opts = parse_options(weights, acts, to, layers)
     summary = split_run(run, out, opts, force=force, adders=not no_adders,
                         progress=not quiet)
     typer.echo(format_split(summary))

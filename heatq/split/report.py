@@ -37,6 +37,10 @@ def format_table(layers: dict[str, dict], total: dict[str, dict]) -> list[str]:
 
 
 def _describe(opts: dict) -> str:
+    where = ", ".join(opts["layers"]) if opts["layers"] else "every product"
+    if opts.get("auto"):
+        return (f"split: automatic (exact), least {opts['objective']} per layer, to "
+                f"{opts['to']}; layers: {where}")
     parts = []
     if opts["weights"]:
         kind = f"balanced:{opts['k']}" if opts["k"] else opts["weights"]
@@ -44,8 +48,36 @@ def _describe(opts: dict) -> str:
                      + ("" if isinstance(opts["to"], str) else " bits"))
     if opts["acts"]:
         parts.append(f"activations {opts['acts']}")
-    where = ", ".join(opts["layers"]) if opts["layers"] else "every product"
     return f"split: {' and '.join(parts)}; layers: {where}"
+
+
+def _rows(head: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return ["  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1])]
+                      + [c.rjust(w) for c, w in zip(r[2:], widths[2:])]).rstrip()
+            for r in [head, *rows]]
+
+
+def format_auto(auto: dict) -> list[str]:
+    """The candidates of every layer with their figures (``*`` the choice), then each
+    uniform split's sum over the layers against the automatic one's."""
+    keys = [k for k, _ in COLUMNS]
+    head = ["layer", "candidate", *(t for _, t in COLUMNS)]
+    rows = []
+    for name, figs in auto["costs"].items():
+        for label, fig in figs.items():
+            mark = " *" if auto["choice"][name] == label else ""
+            rows.append([name, label + mark, *(_num(fig[k]) for k in keys)])
+        rows += [[name, f"{label} (refused)", *("-" * len(keys))]
+                 for label in auto["refused"][name]]
+    for label, fig in auto["uniform"].items():
+        rows.append(["uniform", label, *(_num(fig[k]) if fig else "-" for k in keys)])
+    rows.append(["auto", "the choices *", *(_num(auto["total"][k]) for k in keys)])
+    obj = auto["objective"]
+    ratio = "-" if auto["ratio"] is None else f"{auto['ratio']:.3f}"
+    return (["candidates per layer (* least " + obj + "; uniform: one split everywhere, "
+             "summed over the layers)"] + ["  " + ln for ln in _rows(head, rows)]
+            + [f"auto {obj} / best uniform ({auto['best_uniform']}): {ratio}"])
 
 
 def format_split(summary: dict) -> str:
@@ -60,6 +92,8 @@ def format_split(summary: dict) -> str:
                                                         else ", not counted: --no-adders")
                  + ")")
     lines += ["  " + ln for ln in format_table(summary["layers"], summary["totals"])]
+    if "auto" in summary:
+        lines += format_auto(summary["auto"])
     b = summary["binarization"]
     lines.append(f"products: {b['products']}; weights in {{-1,+1}}: {b['binary_weights']}, "
                  f"in {{-1,0,1}}: {b['ternary_weights']}; 1-bit inputs: {b['binary_inputs']}"

@@ -21,6 +21,11 @@ Figures (Python ints):
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
+import numpy as np
+
 from ..ir import GraphBuilder, InputAttrs, IntGraph, Node, Op
 from ..passes.lower import lower_products
 from ..progress import activity
@@ -31,12 +36,16 @@ FIGURES = ("products", "fan_in", "weights", "weight_bits", "adders", "adder_bits
 
 def layer_nodes(graph: IntGraph, name: str) -> tuple[list[Node], list[Node]]:
     """(products, recombination nodes) that compute original layer ``name`` in ``graph``:
-    back from its regroup nodes through ADDs, and through a REQUANT of an ADD (the exact
+    back from its regroup nodes and the node named ``name`` through ADDs, and through a REQUANT of an ADD (the exact
     halving of a scale-2 weight split), down to the products."""
     parts = (graph.meta.get("regroup") or {}).get(name, [[name, 0]])
     prods: dict[int, Node] = {}
     via: dict[int, Node] = {}
+    # from the node carrying the name too: after an activation split and a scale-2 weight
+    # split the regroup entries are the halving REQUANTs, below the ADD that sums them
     stack = [graph.by_name(p) for p, _ in parts]
+    if name in {n.name for n in graph.named()}:
+        stack.append(graph.by_name(name))
     while stack:
         n = stack.pop()
         if n.op in PRODUCTS:
@@ -70,13 +79,36 @@ def _alone(graph: IntGraph, node: Node, fused: Node | None) -> IntGraph:
     return b.build([y])
 
 
-def adder_costs(graph: IntGraph, act=None) -> dict[int, tuple[int, int]]:
+def _digest(v) -> object:
+    if isinstance(v, np.ndarray):
+        return (v.shape, str(v.dtype), hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest())
+    if isinstance(v, (tuple, list)):
+        return tuple(_digest(x) for x in v)
+    return repr(v)
+
+
+def lowering_key(graph: IntGraph, node: Node, fused: Node | None) -> tuple:
+    """What the CMVM of :func:`_alone` depends on: the op and attrs of ``node`` (weights and
+    bias by content), its argument's shape, range and binary point, ``fused``'s attrs.  Equal
+    keys give equal adder graphs (the thermometer units of one activation all feed products
+    with the same weights and a 0..1 argument, so they are lowered once)."""
+    arg = graph.nodes[node.args[0]]
+    attrs = tuple((f.name, _digest(getattr(node.attrs, f.name)))
+                  for f in dataclasses.fields(node.attrs))
+    req = None if fused is None else repr(fused.attrs)
+    return (node.op.value, attrs, arg.shape, int(arg.lo), int(arg.hi), arg.type.frac, req)
+
+
+def adder_costs(graph: IntGraph, act=None, cache: dict | None = None
+                ) -> dict[int, tuple[int, int]]:
     """``{node id: (adders, adder bits)}`` of one output vector: for every product of
     ``graph``, its CMVM's, and for every node read by a REQUANT that
     :func:`lower_products` gives a pointwise CMVM (one not fused with the product it reads),
     that CMVM's.  Each is lowered alone (:func:`_alone`), so ``act`` (a
-    :class:`heatq.progress.Activity`) can show how far it is."""
+    :class:`heatq.progress.Activity`) can show how far it is; ``cache`` (a dict kept by the
+    caller, keyed by :func:`lowering_key`) lowers each distinct product once."""
     users, outs = _consumers(graph), set(graph.outputs)
+    cache = {} if cache is None else cache
     todo = []
     for n in graph.nodes:
         if n.op in PRODUCTS:
@@ -91,11 +123,14 @@ def adder_costs(graph: IntGraph, act=None) -> dict[int, tuple[int, int]]:
     for i, (key, node, fused) in enumerate(todo):
         if act is not None:
             act.note(f"{i + 1}/{len(todo)} {node.name or node.label()}")
-        cmvm = next(m for m in lower_products(_alone(graph, node, fused)).nodes
-                    if m.op is Op.CMVM)
-        s = cmvm.attrs.graph.stats()
+        ck = lowering_key(graph, node, fused)
+        if ck not in cache:
+            cmvm = next(m for m in lower_products(_alone(graph, node, fused)).nodes
+                        if m.op is Op.CMVM)
+            s = cmvm.attrs.graph.stats()
+            cache[ck] = (s["adders"], s["adder_bits"])
         a, b = cost.get(key, (0, 0))
-        cost[key] = (a + s["adders"], b + s["adder_bits"])
+        cost[key] = (a + cache[ck][0], b + cache[ck][1])
     return cost
 
 
@@ -125,15 +160,17 @@ def layer_figures(graph: IntGraph, name: str,
 
 
 def split_figures(base: IntGraph, split: IntGraph, adders: bool = True,
-                  progress: bool = True) -> dict[str, dict]:
+                  progress: bool = True, cache: dict | None = None) -> dict[str, dict]:
     """``{layer: {"before": figures, "after": figures}}`` for every product of ``base``;
-    ``adders``: lower both graphs to adder graphs (minutes for a binarized CNN)."""
+    ``adders``: lower both graphs to adder graphs (minutes for a binarized CNN; distinct
+    products once, ``cache`` as in :func:`adder_costs`)."""
     costs_b = costs_s = None
+    cache = {} if cache is None else cache
     if adders:
         with activity("lowering the base network to adder graphs", progress) as act:
-            costs_b = adder_costs(base, act)
+            costs_b = adder_costs(base, act, cache)
         with activity("lowering the split network to adder graphs", progress) as act:
-            costs_s = adder_costs(split, act)
+            costs_s = adder_costs(split, act, cache)
     return {n.name: {"before": layer_figures(base, n.name, costs_b),
                      "after": layer_figures(split, n.name, costs_s)}
             for n in base.nodes if n.op in PRODUCTS}

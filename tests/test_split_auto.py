@@ -1,0 +1,135 @@
+"""``heatq split --auto`` (issue 10 item 5, the exact variant): the choice per layer is the
+argmin of costs computed here independently (the whole graph lowered by lower_products), the
+combined graph regroups to the base graph on every sample, and every bad option is one line
+with nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from heatq.ir import DenseAttrs, GraphBuilder, InputAttrs, IntGraph, Op, RequantAttrs, Rounding
+from heatq.ir.corners import corner_vectors
+from heatq.passes.lower import lower_products
+from heatq.passes.split import split_acts, split_weights
+from heatq.split.auto import AutoOptions, auto_split, check_auto
+from heatq.split_check import validate_split
+
+from test_outputs import assert_refused, invoke, unchanged
+
+
+def tiny() -> IntGraph:
+    """in (12 binary units) -> l1 (3-bit weights) -> relu (0..3) -> l2 (4-bit weights)."""
+    rng = np.random.default_rng(5)
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs((12,), 0, 1), name="in")
+    d1 = b.add(Op.DENSE, DenseAttrs(rng.integers(-3, 4, (6, 12)), rng.integers(-4, 5, 6), 3),
+               [x], "l1")
+    r = b.add(Op.REQUANT, RequantAttrs(1, 0, 3, Rounding.HALF_UP), [d1], "relu")
+    d2 = b.add(Op.DENSE, DenseAttrs(rng.integers(-7, 8, (4, 6)), rng.integers(-9, 10, 4), 4),
+               [r], "l2")
+    return b.build([d2])
+
+
+def whole_cost(g: IntGraph) -> tuple[int, int]:
+    """(adder bits, weight bits) of the whole graph, independently of heatq.split.stats:
+    every CMVM of lower_products(g), every ADD as (m - 1) * n_out adders of its width."""
+    low = lower_products(g)
+    bits = sum(n.attrs.graph.stats()["adder_bits"] for n in low.nodes if n.op is Op.CMVM)
+    bits += sum((len(n.args) - 1) * n.shape[0] * n.type.width for n in g.nodes if n.op is Op.ADD)
+    wbits = sum(n.attrs.weight.size * n.attrs.w_bits for n in g.nodes
+                if n.op in (Op.DENSE, Op.CONV2D))
+    return bits, wbits
+
+
+def split_one(g: IntGraph, layer: str, label: str, to) -> IntGraph:
+    """``layer`` alone split as ``label`` says (weights[+acts]), straight from the passes."""
+    w, _, a = label.partition("+")
+    if a:
+        g = split_acts(g, a, layers=[layer])
+    parts = g.meta.get("products", {}).get(layer, [layer])
+    return split_weights(g, w, to, layers=parts)
+
+
+@pytest.mark.parametrize("objective", ["adder_bits", "weight_bits"])
+@pytest.mark.parametrize("to", ["binary", "ternary"])
+def test_choice_is_the_argmin_of_independent_costs(objective, to):
+    g = tiny()
+    opts = AutoOptions(objective, to, None)
+    cands = check_auto(g, opts, "tiny")
+    assert [c.label for c in cands["l1"]] == ["bitplane", "csd", "balanced"]  # 1-bit input
+    assert len(cands["l2"]) == 6  # 3 weight kinds x 2 activation kinds
+    split, auto = auto_split(g, opts, cands, {}, progress=False)
+    for layer in ("l1", "l2"):
+        mine = {label: whole_cost(split_one(g, layer, label, to)) for label in auto["costs"][layer]}
+        assert set(mine) == {c.label for c in cands[layer]}
+        col = 0 if objective == "adder_bits" else 1
+        best = min(v[col] for v in mine.values())
+        assert mine[auto["choice"][layer]][col] == best
+        # the reported per-layer costs differ exactly as the whole graphs' costs do
+        ref = next(iter(mine))
+        for label, fig in auto["costs"][layer].items():
+            assert fig["adder_bits"] - auto["costs"][layer][ref]["adder_bits"] == \
+                mine[label][0] - mine[ref][0]
+            assert fig["weight_bits"] - auto["costs"][layer][ref]["weight_bits"] == \
+                mine[label][1] - mine[ref][1]
+    assert auto["ratio"] <= 1.0
+    assert auto["total"][objective] <= min(v[objective] for v in auto["uniform"].values() if v)
+
+
+@pytest.mark.parametrize("to", ["binary", "ternary", 3])
+def test_the_combined_graph_regroups_exactly(to):
+    g = tiny()
+    opts = AutoOptions("adder_bits", to, None)
+    split, auto = auto_split(g, opts, check_auto(g, opts, "tiny"), {}, progress=False)
+    x = np.concatenate([corner_vectors(g), np.random.default_rng(1).integers(0, 2, (64, 12))])
+    result = validate_split(split, g, x)
+    assert result["all_equal"] and set(result["layers"].values()) == {1.0}
+    bits = {"binary": 1, "ternary": 2}.get(to, to)
+    for n in split.nodes:
+        if n.op is Op.DENSE:
+            assert np.abs(n.attrs.weight).max() <= max(1, (1 << (bits - 1)) - 1)
+            if to != 3:
+                assert split.nodes[n.args[0]].hi <= 1
+    if to == 3:  # weights only: no activation candidates
+        assert all("+" not in label for label in auto["choice"].values())
+
+
+def test_auto_on_the_mlp_run(mlp_run, tmp_path):
+    out = tmp_path / "auto"
+    r = invoke("heatq", "split", mlp_run, "--auto", "--layers", "fc.lin", "--out", out, "-q")
+    assert r.rc == 0, r.err
+    summary = json.loads((out / "summary.json").read_text())
+    auto = summary["auto"]
+    assert set(auto["costs"]) == {"fc.lin"} and len(auto["costs"]["fc.lin"]) == 6
+    figs = auto["costs"]["fc.lin"]
+    assert figs[auto["choice"]["fc.lin"]]["adder_bits"] == min(
+        f["adder_bits"] for f in figs.values())
+    assert summary["layers"]["fc.lin"]["after"] == figs[auto["choice"]["fc.lin"]]
+    assert summary["layers"]["hidden_1.lin"]["before"] == summary["layers"]["hidden_1.lin"][
+        "after"]
+    assert json.loads((out / "config.json").read_text())["split"]["auto"] is True
+    assert "auto adder_bits / best uniform" in r.out and " *" in r.out
+    r = invoke("heatq", "check", out, "--n", "20", "-q")
+    assert r.rc == 0, r.err
+    assert json.loads((out / "check.json").read_text())["all_equal"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--auto", "--weights", "csd"], "not both"),
+    (["--auto", "--objective", "luts"], "needs yosys LUT estimates"),
+    (["--auto", "--objective", "speed"], "unknown --objective"),
+    (["--objective", "adder_bits", "--weights", "csd"], "--objective is for --auto"),
+    (["--auto", "--max-acc-drop", "0.5"], "not available yet"),
+    (["--max-acc-drop", "0.5"], "split-then-heat"),
+    (["--auto", "--no-adders"], "--objective weight_bits"),
+    (["--auto", "--layers", "nope"], "unknown layer 'nope'"),
+    (["--auto", "--to", "0"], "--to must be"),
+    (["--auto", "--to", "4"], "nothing to split"),
+])
+def test_bad_auto_options_are_one_line(mlp_run, tmp_path, args, needle):
+    with unchanged(tmp_path), unchanged(mlp_run):
+        r = invoke("heatq", "split", mlp_run, *args, "--out", tmp_path / "o")
+        assert_refused(r, "heatq", needle)
