@@ -387,6 +387,15 @@ class CLikeOps(abc.ABC):
             self.pipeline(L)
             L(f"{self.buf(node)}[i] = {self.cast(f'({q}) & 1', node.type)};")
 
+    def op_concat(self, L: Lines, g: IntGraph, node: Node) -> None:
+        """Channel-major buffers: the arguments copied one after another (values unchanged)."""
+        off = 0
+        for a in node.args:
+            src = g.nodes[a]
+            with L.block(f"for (int i = 0; i < {src.size}; ++i)"):
+                self.pipeline(L)
+                L(f"{self.buf(node)}[{off} + i] = {self.cast(f'{self.buf(src)}[i]', node.type)};")
+            off += src.size
 
 Renderer = Callable[[CLikeOps, Lines, IntGraph, Node], None]
 RENDERERS: dict[Op, Renderer] = {
@@ -394,5 +403,5 @@ RENDERERS: dict[Op, Renderer] = {
     Op.REQUANT: CLikeOps.op_requant, Op.MAXPOOL2D: CLikeOps.op_maxpool2d,
     Op.FLATTEN: CLikeOps.op_flatten, Op.SIGN_BITS: CLikeOps.op_sign_bits,
     Op.HAMMING_DECODE: CLikeOps.op_hamming_decode, Op.THRESHOLD: CLikeOps.op_threshold,
-    Op.ADD: CLikeOps.op_add, Op.BIT: CLikeOps.op_bit,
+    Op.ADD: CLikeOps.op_add, Op.BIT: CLikeOps.op_bit, Op.CONCAT: CLikeOps.op_concat,
 }

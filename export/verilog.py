@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from heatq.ir import IntGraph, IRError, Op
+from heatq.passes.fuse import fuse_split_products
 from heatq.passes.lower import lower_products
 
 from .base import EmitError, Emitter, EmitOption
@@ -48,6 +49,7 @@ from .rtl import netlist as nl
 from .rtl.lint import add_unused_sink
 from .rtl.verilog import print_module
 from .skeletons import read_template
+from .verilog_concat import concat
 from .verilog_schedule import simulate
 from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
 
@@ -164,15 +166,17 @@ def _paced_window(g: IntGraph):
     """The conv CMVM reached from the input through a chain of valid-only elementwise units
     (THRESHOLD, BIT, REQUANT, pointwise CMVM), or None: its window walks the padded raster slower
     than the host streams it, so the host must be paced (``hq_pace``)."""
-    cons, n = _consumers(g), 0
-    while len(cons[n]) == 1 and n not in g.outputs:
+    cons, n, unit = _consumers(g), 0, False
+    while len(set(cons[n])) == 1 and n not in g.outputs:
         nxt = g.nodes[cons[n][0]]
         layout = nxt.attrs.layout if nxt.op is Op.CMVM else None
         if layout == "conv2d":
-            return nxt if n != 0 else None
-        if nxt.op not in (Op.THRESHOLD, Op.REQUANT, Op.BIT) and layout != "pointwise":
+            return nxt if unit else None
+        if nxt.op not in (Op.THRESHOLD, Op.REQUANT, Op.BIT, Op.CONCAT) and layout != "pointwise":
             return None
-        n = nxt.id
+        if nxt.op is Op.CONCAT and len(set(nxt.args)) > 1:
+            return None
+        n, unit = nxt.id, unit or nxt.op is not Op.CONCAT
     return None
 
 
@@ -183,11 +187,13 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
             raise refuse(n, "an add of feature maps (the stream domain has no add unit; "
                          "vectors are added)")
     consumers = _consumers(g)
-    first = [g.nodes[c] for c in consumers[0]]
+    first = [g.nodes[c] for c in dict.fromkeys(consumers[0])]
+    seen = first + [g.nodes[c] for n in first if n.op is Op.CONCAT for c in consumers[n.id]]
     if src.domain == "stream" and len(first) > 1 and any(
-            c.op is Op.CMVM and c.attrs.layout == "conv2d" for c in first):
-        raise refuse(g.nodes[0], "a streamed input read by a conv window and other units "
-                     "(the window stalls the host, the others would not wait)")
+            c.op is Op.CMVM and c.attrs.layout == "conv2d" for c in seen):
+        others = ", ".join(c.label() for c in first if c.op is not Op.CONCAT)
+        raise refuse(g.nodes[0], f"a streamed input read by a conv window and other units "
+                     f"({others}: the window stalls the host, the others would not wait)")
     conv = _paced_window(g) if src.domain == "stream" else None
     flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,
@@ -198,6 +204,8 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
         arg = flows[n.args[0]]
         if n.op is Op.ADD:  # vector arguments only (TopBuilder.add says why not)
             flows[n.id] = tb.add(n, [flows[a] for a in n.args])
+        elif n.op is Op.CONCAT:
+            flows[n.id] = concat(tb, n, flows, consumers[n.id])
         elif n.op is Op.CMVM:
             c = consumers[n.id]
             rq = g.nodes[c[0]] if (len(c) == 1 and n.id not in g.outputs
@@ -254,7 +262,8 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     if len(inp.shape) not in (1, 3):
         raise refuse(inp, f"input shape {list(inp.shape)}: only [C, H, W] or [n]")
     try:
-        g = lower_products(graph, max_carry=em.max_carry, cse=em.cse)
+        g = lower_products(fuse_split_products(graph, fold_requant=True),
+                           max_carry=em.max_carry, cse=em.cse)
     except IRError as e:
         raise EmitError(f"verilog: {e}") from None
     mode = "stream" if len(inp.shape) == 3 else "parallel"

@@ -53,6 +53,7 @@ class Flow:
     ready: nl.Signal | None = None  # a stream source that can stall (the host port)
     last: nl.Signal | None = None
     time: int = 0  # vector domain: cycles after the vector domain's start
+    chan: tuple[int, ...] | None = None  # CONCAT: logical element -> physical element of data
 
 
 def _kind(n, rq) -> str:
@@ -111,18 +112,17 @@ class TopBuilder:
         if a.layout == "conv2d":
             if arg.domain != "stream":
                 raise refuse(n, "a conv2d window over a vector")
-            cin = self.g.nodes[n.args[0]].shape[0]
-            K = a.kernel
-            offs = [(t * cin + c) * w for c in range(cin) for t in range(K * K)]
-            names = [f"x_c{c}_k{t}" for c in range(cin) for t in range(K * K)]
+            cin, ch, K = arg.elems, arg.chan or range(arg.elems), a.kernel
+            offs = [(t * cin + ch[c]) * w for c in range(len(ch)) for t in range(K * K)]
+            names = [f"x_c{c}_k{t}" for c in range(len(ch)) for t in range(K * K)]
             valid, data = self.window(n, nm, arg, cin * w)
             nx = K * K * cin * w
         else:
             if a.layout == "dense" and arg.domain != "vector":
                 raise refuse(n, "dense on a feature map (add FLATTEN)")
             tag = "c" if arg.domain == "stream" else "e"
-            offs = [i * w for i in range(arg.elems)]
-            names = [f"x_{tag}{i}" for i in range(arg.elems)]
+            ch = arg.chan or range(arg.elems)
+            offs, names = [c * w for c in ch], [f"x_{tag}{i}" for i in range(len(ch))]
             valid, data, nx = arg.valid, arg.data, arg.elems * w
         g = a.graph
         spec = None if rq is None else RequantSpec(rq.attrs.shift, rq.attrs.lo, rq.attrs.hi,

@@ -37,7 +37,8 @@ REFUSED: dict[tuple[str, str], str] = {
         "conv_stride2": "Verilog lowers CONV2D to adder graphs with stride 1 only",
         "threshold_mix": "the streamed input feeds a conv window and th_in (the window stalls "
                          "the host, th_in would not wait); th_in is also a [C, H, W] output",
-        "add_map": "Verilog adds vectors only: sum_map is an ADD of feature maps (stream domain)",
+        "add_map": "sum_map fuses into one conv over CONCAT(in, in), but the streamed input "
+                   "also feeds in_bit1 (the window stalls the host, in_bit1 would not wait)",
     }.items()},
     ("interp-lowered", "conv_stride2"): "lower_products lowers CONV2D with stride 1 only",
 }

@@ -6,7 +6,7 @@ Nothing in this package imports torch.
 from .graph import GraphBuilder, IntGraph, Node
 from .interp import run
 from .ops import (
-    SPECS, AddAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs,
+    SPECS, AddAttrs, BitAttrs, CmvmAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs,
     HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, OpSpec, RequantAttrs, SignBitsAttrs,
     ThresholdAttrs,
 )
@@ -17,7 +17,8 @@ from .types import IntType, Overflow, Rounding
 __all__ = [
     "GraphBuilder", "IntGraph", "Node", "run", "Op", "IntType", "Overflow", "Rounding", "IRError",
     "InputAttrs", "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
-    "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "AddAttrs", "BitAttrs", "OpSpec",
+    "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "AddAttrs", "BitAttrs",
+    "ConcatAttrs", "OpSpec",
     "SPECS",
     "IR_VERSION", "load", "save",
 ]

@@ -28,7 +28,7 @@ from .corners import corner_vectors
 from .graph import GraphBuilder, IntGraph
 from .ops import (
     AddAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
-    MaxPool2dAttrs, Op, RequantAttrs, SignBitsAttrs, ThresholdAttrs,
+    ConcatAttrs, MaxPool2dAttrs, Op, RequantAttrs, SignBitsAttrs, ThresholdAttrs,
 )
 from .types import Overflow, Rounding
 
@@ -350,6 +350,30 @@ def bit_map(rng: np.random.Generator) -> IntGraph:
     return g.build([f])
 
 
+def concat_mix(rng: np.random.Generator) -> IntGraph:
+    """CONCAT of streamed units of one pooled map (BIT planes and a THRESHOLD, one repeated)
+    read by a padded CONV2D; CONCAT of vectors of different depths and types (a signed REQUANT
+    and a BIT of it) read by a DENSE and also a graph output."""
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((2, 8, 8), 0, 1), name="in")
+    c1 = g.add(Op.CONV2D, Conv2dAttrs(_w(rng, (3, 2, 3, 3), 3), rng.integers(-3, 4, 3), 3,
+                                      padding=1), [x], "conv1")
+    r1 = g.add(Op.REQUANT, RequantAttrs(1, 0, 3, HU, SAT), [c1], "relu1")
+    p = g.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [r1], "pool")
+    b0 = g.add(Op.BIT, BitAttrs(0), [p], "pool_b0")
+    b1 = g.add(Op.BIT, BitAttrs(1), [p], "pool_b1")
+    th = g.add(Op.THRESHOLD, ThresholdAttrs(np.full((3, 1), 2, np.int64)), [p], "pool_t2")
+    cat = g.add(Op.CONCAT, ConcatAttrs(4), [b0, b1, b0, th], "units")
+    c2 = g.add(Op.CONV2D, Conv2dAttrs(_w(rng, (4, 12, 3, 3), 2), rng.integers(-2, 3, 4), 2,
+                                      padding=1), [cat], "conv2")
+    r2 = g.add(Op.REQUANT, RequantAttrs(0, -4, 3, FL, SAT), [c2], "rq2")
+    f = g.add(Op.FLATTEN, FlattenAttrs(), [r2], "flat")
+    fb = g.add(Op.BIT, BitAttrs(2), [f], "flat_sign")
+    vc = g.add(Op.CONCAT, ConcatAttrs(3), [f, fb, f], "vcat")
+    d = g.add(Op.DENSE, DenseAttrs(_w(rng, (5, 192), 2), rng.integers(-3, 4, 5), 2), [vc], "fc")
+    return g.build([d, vc])
+
+
 def _networks() -> dict[str, Callable[[], IntGraph]]:
     from heatq_sim.graphs import mlp_graph, seed_cnn_graph  # the networks' generators
 
@@ -365,7 +389,7 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], IntGraph]] = {
     "requant_pointwise": requant_pointwise, "bits1": bits1, "s16_dense": s16_dense,
     "u16_conv": u16_conv, "conv_stride2": conv_stride2, "pool3": pool3,
     "threshold_map": threshold_map, "cmvm_layouts": cmvm_layouts, "add_vec": add_vec,
-    "add_map": add_map, "bit_map": bit_map,
+    "add_map": add_map, "bit_map": bit_map, "concat_mix": concat_mix,
 }
 
 

@@ -29,17 +29,19 @@ class Op(enum.Enum):
     CMVM = "cmvm"
     ADD = "add"
     BIT = "bit"
+    CONCAT = "concat"
 
 
 # the op modules import Op from here, so they come after it
 from . import (  # noqa: E402
-    add, bit, cmvm, conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant, sign_bits,
-    threshold,
+    add, bit, cmvm, concat, conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant,
+    sign_bits, threshold,
 )
 from .add import AddAttrs  # noqa: E402
 from .base import Arg, OpSpec  # noqa: E402
 from .bit import BitAttrs  # noqa: E402
 from .cmvm import CmvmAttrs  # noqa: E402
+from .concat import ConcatAttrs  # noqa: E402
 from .conv2d import Conv2dAttrs  # noqa: E402
 from .dense import DenseAttrs  # noqa: E402
 from .flatten import FlattenAttrs  # noqa: E402
@@ -52,7 +54,7 @@ from .threshold import ThresholdAttrs  # noqa: E402
 
 SPECS: dict[Op, OpSpec] = {m.SPEC.op: m.SPEC for m in (
     input, conv2d, dense, requant, maxpool2d, flatten, sign_bits, hamming_decode, threshold, cmvm,
-    add, bit,
+    add, bit, concat,
 )}
 assert set(SPECS) == set(Op), "every Op needs a SPEC"
 
@@ -66,5 +68,5 @@ __all__ = [
     "Op", "OpSpec", "Arg", "SPECS", "attr_fields", "hamming_distances", "InputAttrs",
     "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
     "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs",
-    "AddAttrs", "BitAttrs",
+    "AddAttrs", "BitAttrs", "ConcatAttrs",
 ]
