@@ -22,8 +22,8 @@ objective (ties: fewer adder bits, fewer weight bits, then the order above).  Th
 combined into one graph (activation splits first, then weight splits, the passes' ``layers=``),
 which is checked exact (:func:`heatq.split_check.validate_split` on corner vectors: every
 original layer equal) and binary where ``--to`` asks.  A layer's cost depends only on its
-weights and its input's range, so the per-layer figures add up; the summary keeps both those
-sums and the combined graph's own figures.  ``luts`` is refused: it needs yosys estimates of
+weights and its input's range, so the per-layer figures add up while no split changes a later
+layer's input range; the summary keeps both those sums and the combined graph's own figures.  ``luts`` is refused: it needs yosys estimates of
 every candidate, not available yet.
 """
 
