@@ -15,6 +15,7 @@ from heatq.errors import UserError
 from heatq.ir import IntType, Op, run
 from heatq.ir.testing import acc73 as build_huge
 from heatq.ir.testing import add_vec as build_add
+from heatq.ir.testing import concat_mix as build_concat
 from heatq.ir.testing import requant_fanout as build_mlp
 from heatq.ir.testing import corner_vectors
 from heatq.ir.testing import small_cnn as build_cnn
@@ -33,9 +34,9 @@ REFUSED = {Op.CMVM}  # C and HLS: lowered graphs are exported unlowered
 
 
 BUILDERS = {"cnn": build_cnn, "mlp": build_mlp, "wide": build_wide, "huge": build_huge,
-            "threshold": build_threshold, "add": build_add}
+            "threshold": build_threshold, "add": build_add, "concat": build_concat}
 CASES = [(t, name) for t in ("c", "hls")
-         for name in ("cnn", "mlp", "wide", "threshold", "add")] + \
+         for name in ("cnn", "mlp", "wide", "threshold", "add", "concat")] + \
     [("hls", "huge")]
 
 

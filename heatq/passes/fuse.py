@@ -178,7 +178,8 @@ class FuseSplitProducts(Pass):
                 new[fold.id] = new[n.id]
             fused[n.name or n.label()] = len(forms[n.id].terms)
         meta = {k: v for k, v in graph.meta.items() if k not in ("regroup", "products")}
-        meta["fused"] = {**graph.meta.get("fused", {}), **fused}
+        if fused:
+            meta["fused"] = {**graph.meta.get("fused", {}), **fused}
         return b.build([new[o] for o in graph.outputs], meta)
 
     @staticmethod
