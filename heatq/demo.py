@@ -71,8 +71,9 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     _stage("exporting verilog, simulating in Icarus (cocotb) and Verilator", t0, progress)
     export_dir = out / "export-verilog"
     pipeline.export_run(run_dir, "verilog", export_dir, force=True)
+    every = settings["n_images"] or train["n_test"]  # sim's own default is 20 images
     sims = {sim: pipeline.sim_run(export_dir, sim, n=n, progress=progress)
-            for sim, n in (("icarus", settings["n_icarus"]), ("verilator", settings["n_images"]))}
+            for sim, n in (("icarus", settings["n_icarus"]), ("verilator", every))}
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
                "acc_ir": train["acc_ir"], "n_test": train["n_test"],
