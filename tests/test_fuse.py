@@ -12,8 +12,8 @@ import pytest
 
 import heatq.passes.fuse as fuse_mod
 from heatq.ir import (
-    AddAttrs, ConcatAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, InputAttrs, IRError, Op, RequantAttrs,
-    Rounding, load, run, save,
+    AddAttrs, ConcatAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, InputAttrs, IRError, Op,
+    RequantAttrs, Rounding, load, run, save,
 )
 from heatq.ir.testing import corner_vectors, corpus
 from heatq.passes.fuse import FuseSplitProducts, fuse_split_products
