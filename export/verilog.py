@@ -18,16 +18,19 @@ Two architectures, chosen by the input's shape:
 
 BIT is a registered elementwise unit in either domain.  ADD adds vectors only: its arguments
 are delayed (``hq_delay``) to the latest one and summed modulo ``2**width`` (exact: the sum
-lies in the node's type); an ADD of feature maps is refused with ``EmitError``.
+lies in the node's type).  A split's ADD trees over products are first fused into one product
+over a CONCAT (:func:`heatq.passes.fuse.fuse_split_products`; CONCAT is wiring,
+:mod:`heatq_export.verilog_concat`); an ADD of feature maps left after that is refused with
+``EmitError``.
 
 Outputs: one port ``m_<name>`` per graph output (element j at ``[j*w +: w]``, w = the node's
 type width, two's complement when signed), all valid in the cycle ``m_tvalid`` is high;
 ``err`` is a sticky flag (``s_tlast`` out of place, or a FIFO overflow: never, by the model's
 sizing).  Reset: synchronous, active-high ``rst``.
 
-The emitter runs the lowering pass (:func:`heatq.passes.lower.lower_products`) and builds
-an RTL netlist (:mod:`heatq_export.rtl`): one layer module per CMVM (with the REQUANT after
-it), the top module's units from :mod:`heatq_export.verilog_units`; the printer turns the
+The emitter runs the fusion and the lowering pass (:func:`heatq.passes.lower.lower_products`),
+builds an RTL netlist (:mod:`heatq_export.rtl`): one layer module per CMVM (with the REQUANT
+after it), the top module's units from :mod:`heatq_export.verilog_units`; the printer turns the
 netlists into text.
 
 Latency and II are stated in the report (``summary()["report"]["design"]``) from
