@@ -23,7 +23,7 @@ from heatq.ir.testing import threshold_mix as build_threshold
 from heatq.ir.testing import wide64 as build_wide
 from heatq_export.build import compare_with_interp, compile_target, run_executable
 from heatq_export.clike import EmitError
-from heatq_export.clike_ops import threshold_table
+from heatq_export.clike_types import threshold_table
 from heatq_export.emitters import EMITTERS, get_emitter
 
 from tools import require_tool
