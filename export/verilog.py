@@ -57,7 +57,7 @@ from .verilog_schedule import simulate
 from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
-              "hq_collect.v", "hq_hamming.v", "hq_pace.v")
+              "hq_collect.v", "hq_hamming.v", "hq_pace.v", "hq_raster.v")
 
 
 @dataclass
@@ -282,12 +282,21 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     add_unused_sink(m)
     files = dict(tb.files)
     files[f"{em.top}.v"] = print_module(m)
-    used = "\n".join(files.values())
-    for p in PRIMITIVES:
-        if re.search(rf"\b{p[:-2]}\b", used):
-            files[p] = read_template(p)
+    _add_primitives(files)
     return Design(em.top, files, _report(em, tb, sched, t_max, mode, files),
                   _port_map(mode, g, src, outs), g, dict(tb.adder_graphs))
+
+
+def _add_primitives(files: dict[str, str]) -> None:
+    """Add every primitive that the generated files, or the primitives added, instantiate."""
+    used = "\n".join(files.values())
+    while True:
+        new = [p for p in PRIMITIVES if p not in files and re.search(rf"\b{p[:-2]}\b", used)]
+        if not new:
+            return
+        for p in new:
+            files[p] = read_template(p)
+            used += "\n" + files[p]
 
 
 def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str, Any]:

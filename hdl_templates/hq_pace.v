@@ -1,9 +1,8 @@
 // heatq primitive: paces the host's raster stream to the walk of a window unit further down
-// a valid-only pipeline.  It walks the padded (H+2P) x (W+2P) raster one position per step
-// exactly like hq_window (a padding position steps at once, a real position waits for
-// in_valid); in_ready is high exactly at real positions, so pixels are accepted no faster
-// than that window will take them and the FIFO in front of it stays bounded.  With USE_LAST,
-// in_last must mark each image's last pixel, else the sticky `err` is set.
+// a valid-only pipeline.  It walks the padded (H+2P) x (W+2P) raster exactly like hq_window
+// (both are hq_raster): in_ready is high exactly at real positions, so pixels are accepted no
+// faster than that window will take them and the FIFO in front of it stays bounded.  With
+// USE_LAST, in_last must mark each image's last pixel, else the sticky `err` is set.
 `default_nettype none
 module hq_pace #(
     parameter H  = 28,
@@ -18,53 +17,14 @@ module hq_pace #(
     input  wire in_valid,
     output wire in_ready,
     input  wire in_last,
-    output reg  err
+    output wire err
 );
-    localparam HP  = H + 2 * P;
-    localparam WP  = W + 2 * P;
-    localparam integer I_RHI = P + H - 1, I_REND = HP - 1, I_CHI = P + W - 1, I_CEND = WP - 1;
-    localparam integer I_P = P;
-    localparam [RW-1:0] R_LO = I_P[RW-1:0], R_HI = I_RHI[RW-1:0], R_END = I_REND[RW-1:0];
-    localparam [CW-1:0] C_LO = I_P[CW-1:0], C_HI = I_CHI[CW-1:0], C_END = I_CEND[CW-1:0];
-    reg [RW-1:0] pr;
-    reg [CW-1:0] pc;
-    wire row_in, col_in;
-    generate
-        if (P == 0) begin : g_nopad
-            assign row_in = 1'b1;
-            assign col_in = 1'b1;
-        end else begin : g_pad
-            assign row_in = (pr >= R_LO) && (pr <= R_HI);
-            assign col_in = (pc >= C_LO) && (pc <= C_HI);
-        end
-    endgenerate
-    wire real_px = row_in && col_in;
-    wire step    = !rst && (!real_px || in_valid);
-    wire last_px = (pr == R_HI) && (pc == C_HI);
-    assign in_ready = real_px && !rst;
-    always @(posedge clk) begin
-        if (rst) begin
-            pr <= {RW{1'b0}};
-            pc <= {CW{1'b0}};
-        end else if (step) begin
-            if (pc == C_END) begin
-                pc <= {CW{1'b0}};
-                pr <= (pr == R_END) ? {RW{1'b0}} : pr + 1'b1;
-            end else begin
-                pc <= pc + 1'b1;
-            end
-        end
-    end
-    generate
-        if (USE_LAST != 0) begin : g_last
-            always @(posedge clk) begin
-                if (rst) err <= 1'b0;
-                else if (in_valid && real_px && (in_last != last_px)) err <= 1'b1;
-            end
-        end else begin : g_nolast
-            wire unused_last = in_last & last_px;
-            always @(posedge clk) err <= 1'b0;
-        end
-    endgenerate
+    wire          step, real_px;
+    wire [RW-1:0] row;
+    wire [CW-1:0] col;
+    hq_raster #(.H(H), .W(W), .P(P), .RW(RW), .CW(CW), .USE_LAST(USE_LAST)) u_raster (
+        .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_last(in_last),
+        .step(step), .real_px(real_px), .row(row), .col(col), .err(err));
+    wire unused_ok = &{1'b0, step, real_px, row, col};
 endmodule
 `default_nettype wire
