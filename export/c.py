@@ -100,9 +100,9 @@ class CEmitter(CLikeEmitter):
         self._used.add("floor_shr")
         return f"hq_floor_shr((int64_t){x}, {s})"
 
-    def half_up_shr(self, x: str, src: IntType, s: int) -> str:
+    def half_up_shr(self, x: str, src: IntType, s: int, round_const: int) -> str:
         w = src.width
-        half = int_literal(1 << (s - 1))
+        half = int_literal(round_const)
         if w <= 63:  # the rounding add in a 64-bit type, at least one bit wider than x
             if not src.signed:
                 return f"(((uint64_t){x} + {half}) >> {s})"

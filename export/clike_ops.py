@@ -97,15 +97,16 @@ class CLikeOps(abc.ABC):
             return x if s_eff == 0 else self.floor_shr_signed(x, s_eff)
         if s > w:  # |x| < 2^(s-1): every x rounds to 0
             return "0"
-        return self.half_up_shr(x, src, s)
+        return self.half_up_shr(x, src, s, round_const)
 
     @abc.abstractmethod
     def floor_shr_signed(self, x: str, s: int) -> str:
         """``floor(x / 2**s)`` for a signed ``x``, 1 <= s < width."""
 
     @abc.abstractmethod
-    def half_up_shr(self, x: str, src: IntType, s: int) -> str:
-        """``floor((x + 2**(s-1)) / 2**s)``, 1 <= s <= width, without overflow."""
+    def half_up_shr(self, x: str, src: IntType, s: int, round_const: int) -> str:
+        """``floor((x + round_const) / 2**s)`` with the plan's ``round_const = 2**(s-1)``,
+        1 <= s <= width, without overflow."""
 
     @abc.abstractmethod
     def shl(self, x: str, k: int, dst: IntType) -> str:

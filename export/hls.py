@@ -91,9 +91,9 @@ class HLSEmitter(CLikeEmitter):
     def floor_shr_signed(self, x: str, s: int) -> str:
         return f"({x} >> {s})"  # >> on a signed ap_int is arithmetic (floor)
 
-    def half_up_shr(self, x: str, src: IntType, s: int) -> str:
+    def half_up_shr(self, x: str, src: IntType, s: int, round_const: int) -> str:
         wide = IntType(src.signed, src.width + 1)
-        half = self.lit(1 << (s - 1), IntType(False, s))
+        half = self.lit(round_const, IntType(False, s))
         return f"(({self.cast(x, wide)} + {half}) >> {s})"
 
     def shl(self, x: str, k: int, dst: IntType) -> str:

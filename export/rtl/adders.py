@@ -20,12 +20,9 @@ are wired around the carry chain, so only the ``L = W - p`` high bits are added.
 from __future__ import annotations
 
 from heatq.ir.adders import Adder, AdderGraph
+from heatq.lower.digits import trailing_zeros
 
 from . import netlist as nl
-
-
-def _tz(c: int) -> int:
-    return (c & -c).bit_length() - 1 if c else 1 << 30
 
 
 def operands(ad: Adder):
@@ -41,7 +38,7 @@ def operands(ad: Adder):
 
 
 def _zeros(op) -> int:
-    return op[2] if op[0] == "n" else _tz(op[1])
+    return op[2] if op[0] == "n" else trailing_zeros(op[1])
 
 
 class AdderNetlist:
