@@ -287,11 +287,16 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
                   _port_map(mode, g, src, outs), g, dict(tb.adder_graphs))
 
 
+def _instantiated(module: str, text: str) -> bool:
+    """True when ``text`` instantiates ``module`` (``module #(...)`` or ``module u_x (``), not
+    when it merely names it in a comment."""
+    return re.search(rf"^\s*{module}\s+(#\s*\(|[A-Za-z_]\w*\s*\()", text, re.M) is not None
+
 def _add_primitives(files: dict[str, str]) -> None:
     """Add every primitive that the generated files, or the primitives added, instantiate."""
     used = "\n".join(files.values())
     while True:
-        new = [p for p in PRIMITIVES if p not in files and re.search(rf"\b{p[:-2]}\b", used)]
+        new = [p for p in PRIMITIVES if p not in files and _instantiated(p[:-2], used)]
         if not new:
             return
         for p in new:
