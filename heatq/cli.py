@@ -62,7 +62,8 @@ def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digit
 @app.command()
 def check(directory: Path = typer.Argument(..., help="run directory"),
           dataset: Optional[str] = typer.Option(None, help="default: the run's dataset"),
-          split: str = typer.Option("test", help="test | train"),
+          split: str = typer.Option("test", help="test | train | validation (the run's "
+                                     "held-out part of its training images, as heat used)"),
           n: Optional[int] = typer.Option(None, help="first N images only (N >= 1; default "
                                           "all)"),
           threads: int = THREADS, quiet: bool = QUIET) -> None:

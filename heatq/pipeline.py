@@ -117,27 +117,71 @@ def ir_accuracy(graph: IntGraph, x_codes: np.ndarray, y: np.ndarray, batch: int 
     return float((pred == y).mean())
 
 
-def split_images(ds: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+SPLITS = ("train", "validation", "test")
+
+
+def held_out(config: dict) -> tuple[float, int] | None:
+    """(val_fraction, val_seed) of a run that held a validation split out of its training
+    images (config.json; a split run's config is its base run's), else None."""
+    if config.get("val_fraction") is None or config.get("val_seed") is None:
+        return None
+    return float(config["val_fraction"]), int(config["val_seed"])
+
+
+def check_split(config: dict, split: str, dataset: str | None, who: str) -> str | None:
+    """The dataset to load for ``heatq check --split``: ``dataset``, or None (the run's own)
+    for the train / validation splits of a run with a held-out part, which exist only in the
+    run's own dataset.  UserError (one line) for an unknown split, a validation split of a run
+    that held none out, or one asked of another dataset."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    if split == "test" or (split == "train" and held_out(config) is None):
+        return dataset
+    if held_out(config) is None:
+        raise UserError(f"{who} has no validation split: it was trained on every training "
+                        "image (train it with --val-fraction > 0); choose --split test or train")
+    if dataset is not None and dataset != config.get("dataset"):
+        raise UserError(f"--split {split}: the held-out part exists in {who}'s own dataset "
+                        f"{config.get('dataset')!r} only, not in {dataset!r}")
+    return None
+
+
+def split_images(ds: Dataset, split: str, config: dict | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of ``split`` of ``ds``: ``test``; ``train``: the training images the
+    network trained on (without the held-out part when ``config`` records ``val_fraction`` /
+    ``val_seed``); ``validation``: that held-out part, exactly the images ``heatq heat``
+    constrains accuracy on (:func:`heatq.data.split_validation` with the run's fraction and
+    seed).  Check the split first with :func:`check_split`."""
     if split == "test":
         return ds.x_test, ds.y_test
-    if split == "train":
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    held = held_out(config or {})
+    if held is None:
+        if split == "validation":
+            raise UserError("this run has no validation split; choose --split test or train")
         return ds.x_train, ds.y_train
-    raise UserError(f"unknown split {split!r}; choose test or train")
+    x_tr, y_tr, x_val, y_val = split_validation(ds.x_train, ds.y_train, *held)
+    return (x_val, y_val) if split == "validation" else (x_tr, y_tr)
 
 
 def check_run(directory: Path, dataset: str | None = None, split: str = "test",
               n: int | None = None, progress: bool = True) -> dict:
     """``heatq check``: validate activations on the first ``n`` images (default all; >= 1)
-    and write ``directory/check.json``."""
+    of ``split`` (train | validation | test, :func:`split_images`) and write
+    ``directory/check.json`` (recording the split)."""
     check_count("--n", n, why="check has no corner vectors")
-    if "split" in read_json(Path(directory) / "config.json"):
+    config = read_json(Path(directory) / "config.json")
+    dataset = check_split(config, split, dataset, f"run {directory}")
+    if "split" in config:
         return _check_split_run(Path(directory), dataset, split, n, progress)
     model, config = load_model(directory)
     graph = load_graph(directory)
     ic, _ = codes_of(config)
     ds = dataset_of(config, dataset, str(directory))
     check_image_shape(ds, graph.nodes[0].shape, f"run {directory}")
-    x, _ = split_images(ds, split)
+    x, _ = split_images(ds, split, config)
     x = x[:n] if n is not None else x
     result = validate_activations(model, graph, ic.encode_numpy(x), progress=progress)
     result["split"] = split
@@ -158,7 +202,7 @@ def _check_split_run(directory: Path, dataset: str | None, split: str, n: int | 
     ic, _ = codes_of(config)
     ds = dataset_of(config, dataset, str(directory))
     check_image_shape(ds, base.nodes[0].shape, f"run {directory}")
-    x, _ = split_images(ds, split)
+    x, _ = split_images(ds, split, config)
     x = ic.encode_numpy(x[:n] if n is not None else x).astype(np.int64)
     equal: dict[str, int] = {}
     with activity(f"validating the split against the base graph on {len(x)} images",

@@ -270,3 +270,82 @@ def test_check_on_a_split_run_without_its_base_graph_is_one_line(split_dir, tmp_
     with unchanged(tmp_path):
         assert_refused(invoke("heatq", "check", bad, "--n", "3"), "heatq", "base.ir.json",
                        "not found")
+
+
+# ------------------------------------------------------- check --split train|validation|test
+def _held_out(src: Path, dst: Path, fraction: float = 0.25, seed: int = 3) -> Path:
+    """A copy of run ``src`` whose config records a held-out validation split."""
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config.update(val_fraction=fraction, val_seed=seed)
+    (dst / "config.json").write_text(json.dumps(config))
+    return dst
+
+
+def _heat_images(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(encoded validation images, encoded training part) as ``heatq heat`` loads them."""
+    from heatq.heat.command import _load_data
+    from heatq.rundir import codes_of
+
+    config = json.loads((run / "config.json").read_text())
+    ic, oc = codes_of(config)
+    data, _ = _load_data(config, config["val_fraction"], config["val_seed"], ic, oc)
+    return np.asarray(data.x_val), np.asarray(data.x_train)
+
+
+def test_check_validation_uses_the_images_heat_used(mlp_run, tmp_path, monkeypatch):
+    from heatq import pipeline
+
+    run = _held_out(mlp_run, tmp_path / "run")
+    seen = []
+    real = pipeline.validate_activations
+
+    def spy(model, graph, x, **k):
+        seen.append(np.asarray(x))
+        return real(model, graph, x, **k)
+
+    monkeypatch.setattr(pipeline, "validate_activations", spy)
+    x_val, x_tr = _heat_images(run)
+    for split, want in (("validation", x_val), ("train", x_tr)):
+        r = invoke("heatq", "check", run, "--split", split, "-q")
+        assert r.rc == 0, r.err
+        assert np.array_equal(seen[-1], want)  # the same images, in the same order
+        result = json.loads((run / "check.json").read_text())
+        assert result["split"] == split and result["n_samples"] == len(want)
+        assert f"({len(want)} samples, {split} split)" in r.out
+    assert 0 < len(x_val) < len(x_tr)
+
+
+def test_check_validation_on_a_split_run(split_dir, tmp_path, monkeypatch):
+    from heatq import split_check
+
+    run = _held_out(split_dir[0], tmp_path / "sp")
+    seen = []
+    real = split_check.validate_split
+
+    def spy(graph, base, x):
+        seen.append(np.asarray(x))
+        return real(graph, base, x)
+
+    monkeypatch.setattr(split_check, "validate_split", spy)
+    r = invoke("heatq", "check", run, "--split", "validation", "-q")
+    assert r.rc == 0, r.err
+    x_val, _ = _heat_images(run)
+    assert np.array_equal(np.concatenate(seen), x_val.astype(np.int64))
+    result = json.loads((run / "check.json").read_text())
+    assert result["split"] == "validation" and result["all_equal"]
+    assert result["n_samples"] == len(x_val) and "validation split" in r.out
+
+
+def test_check_validation_without_a_held_out_split_is_one_line(mlp_run, split_dir, tmp_path):
+    shutil.copytree(mlp_run, tmp_path / "run")
+    shutil.copytree(split_dir[0], tmp_path / "sp")
+    held = _held_out(mlp_run, tmp_path / "held")
+    with unchanged(tmp_path):
+        for run in ("run", "sp"):
+            assert_refused(invoke("heatq", "check", tmp_path / run, "--split", "validation"),
+                           "heatq", "no validation split", "--val-fraction")
+        assert_refused(invoke("heatq", "check", tmp_path / "run", "--split", "dev"),
+                       "heatq", "unknown split 'dev'", "validation")
+        assert_refused(invoke("heatq", "check", held, "--split", "validation", "--dataset",
+                              "mnist5k"), "heatq", "held-out part", "'digits'")
