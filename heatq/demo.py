@@ -5,8 +5,11 @@ heat (the fewest weight and activation bits per layer within 0.5 points of float
 validation; when none meet it, the network heat falls back to, and the table says which and
 why; ``strict``: stop instead) -> check that network (validating activations) -> export C and HLS ->
 compile and run both on every test image plus corner vectors -> export Verilog, simulate it
-in Icarus (cocotb, 20 images) and Verilator (every image) -> one table and
-``<out>/summary.json``.
+in Icarus (cocotb, 20 images) and Verilator (every image) -> split the exported network
+exactly until it is binary (``heatq split --weights bitplane --acts bitplane --to binary``:
+every conv / fc weight in {-1,+1}, every product input 1 bit) -> check every original layer
+of the split network against the unsplit one on every test image -> run the split network's
+C and HLS on every test image plus corner vectors -> one table and ``<out>/summary.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ FULL = {"epochs": 30, "qat_epochs": 15, "n_images": None, "n_icarus": 20,
 QUICK = {"epochs": 3, "qat_epochs": 2, "n_images": 100, "n_icarus": 4,
          "heat": {"epochs": 2, "finetune_epochs": 1, "quench_epochs": 1}}
 MAX_ACC_DROP = 0.5
+SPLIT = {"weights": "bitplane", "acts": "bitplane", "to": "binary"}  # the demo's binarization
 HEAT_KEYS = ("weight_bits", "act_bits", "acc_heated", "acc_drop_val", "acc_drop_test",
              "total_weight_bits", "mean_weight_bits", "constraint_met", "max_acc_drop",
              "exported")
@@ -74,6 +78,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     every = settings["n_images"] or train["n_test"]  # sim's own default is 20 images
     sims = {sim: pipeline.sim_run(export_dir, sim, n=n, progress=progress)
             for sim, n in (("icarus", settings["n_icarus"]), ("verilator", every))}
+    split = _split_stage(out, run_dir, settings, t0, progress)
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
                "acc_ir": train["acc_ir"], "n_test": train["n_test"],
@@ -81,11 +86,62 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
                "check": {"n_samples": check["n_samples"], "all_equal": check["all_equal"],
                          "layers": check["layers"]},
                "weight_bits": heated["weight_bits"], "act_bits": heated["act_bits"],
-               "targets": targets, "simulations": sims, "seconds": round(time.time() - t0, 1)}
+               "targets": targets, "simulations": sims, "split": split,
+               "seconds": round(time.time() - t0, 1)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     print_demo(summary)
     return summary
+
+
+def _split_stage(out: Path, run_dir: Path, settings: dict, t0: float, progress: bool) -> dict:
+    """Binarize the exported network exactly (:data:`SPLIT`), check it against the unsplit
+    network and run its C and HLS targets; returns the demo summary's ``split`` record."""
+    from .split.command import split_run
+    from .split.options import parse_options
+
+    _stage("splitting the exported network until it is binary ({weights} weights, {acts} "
+           "activations)".format(**SPLIT), t0, progress)
+    split_dir = out / "run-binary"
+    opts = parse_options(SPLIT["weights"], SPLIT["acts"], SPLIT["to"], None)
+    summary = split_run(run_dir, split_dir, opts, force=True, adders=False, progress=progress)
+    _stage("validating every original layer of the split network against the unsplit one",
+           t0, progress)
+    check = pipeline.check_run(split_dir, n=settings["n_images"], progress=progress)
+    targets = {}
+    for target in ("c", "hls"):
+        _stage(f"exporting and running the split network's target {target}", t0, progress)
+        export_dir = out / f"export-binary-{target}"
+        pipeline.export_run(split_dir, target, export_dir, force=True)
+        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"],
+                                              progress=progress)
+    return {"options": SPLIT, "binarization": summary["binarization"],
+            "totals": summary["totals"], "weight_bits": summary["weight_bits"],
+            "check": {"n_samples": check["n_samples"], "all_equal": check["all_equal"],
+                      "layers": check["layers"]}, "targets": targets}
+
+
+def _target_rows(prefix: str, targets: dict) -> list[tuple]:
+    return [(f"{prefix}target {t}", r["accuracy"], r["n"],
+             f"{r['mismatches']} mismatches / {r['n']} images + {r['n_corner']} corners")
+            for t, r in targets.items()]
+
+
+def _check_cell(check: dict, what: str = "layers") -> str:
+    return (f"check: {min(check['layers'].values()) * 100:.2f} % min over "
+            f"{len(check['layers'])} {what}, {check['n_samples']} images")
+
+
+def print_split(sp: dict) -> None:
+    """The binarization lines of the demo's report."""
+    b, before, after = sp["binarization"], sp["totals"]["before"], sp["totals"]["after"]
+    typer.echo(f"binary split ({sp['options']['weights']} weights, {sp['options']['acts']} "
+               f"activations): {b['products']} products, weights in {{-1,+1}} in "
+               f"{b['binary_weights']}, only 1-bit inputs in {b['binary_inputs']}; fan-in "
+               f"{before['fan_in']} -> {after['fan_in']} "
+               f"(x{after['fan_in'] / before['fan_in']:.2f}), weights {before['weights']} -> "
+               f"{after['weights']}, weight bits {before['weight_bits']} -> "
+               f"{after['weight_bits']}")
 
 
 def print_demo(s: dict) -> None:
@@ -97,20 +153,25 @@ def print_demo(s: dict) -> None:
     rows = [("float (torch)", s["acc_float"], n_test, "-"),
             ("4-bit QAT (torch)", s["acc_quant"], n_test, "-"),
             (EXPORTED_ROW.get(exported["network"], exported["network"]), h["acc_heated"], n_test,
-             f"check: {min(check['layers'].values()) * 100:.2f} % min over "
-             f"{len(check['layers'])} layers, {check['n_samples']} images")]
-    for target, r in s["targets"].items():
-        rows.append((f"target {target}", r["accuracy"], r["n"],
-                     f"{r['mismatches']} mismatches / {r['n']} images + {r['n_corner']} corners"))
+             _check_cell(check))]
+    rows += _target_rows("", s["targets"])
     for sim, r in s["simulations"].items():
         rows.append((f"verilog ({sim})", None, r["n_images"],
                      f"{r['mismatches']} mismatches / {r['n_images']} images + {r['n_corner']} "
                      f"corners, {r['cycles_per_image']:.0f} cycles/image"))
+    sp = s.get("split")
+    if sp:
+        acc = sp["targets"]["c"]["accuracy"]
+        rows.append(("binary split (IR)", acc, sp["check"]["n_samples"],
+                     _check_cell(sp["check"], "original layers")))
+        rows += _target_rows("binary: ", sp["targets"])
     typer.echo(f"\n{'stage':<24}{'accuracy':>10}{'images':>8}   equality")
     for name, acc, n, eq in rows:
         typer.echo(f"{name:<24}{pct(acc):>10}{n:>8}   {eq}")
     typer.echo(f"exported network: {exported['network']}: {exported['reason']}")
     typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
+    if sp:
+        print_split(sp)
     typer.echo("activation bits: " + json.dumps(s["act_bits"]))
     met = "met" if h["constraint_met"] else "NOT met"
     typer.echo(f"constraint: validation drop {h['acc_drop_val']:.2f} pt (<= {h['max_acc_drop']} "

@@ -263,7 +263,18 @@ def _demo_summary(exported: dict, met: bool) -> dict:
             "simulations": {"icarus": {**sim, "simulator": "icarus", "sim_images_per_s": 2.0},
                             "verilator": {**sim, "simulator": "verilator",
                                           "sim_images_per_s": 300.0}},
-            "seconds": 1.0}
+            "split": _SPLIT, "seconds": 1.0}
+
+
+_FIG = {"fan_in": 10, "weights": 100, "weight_bits": 300}
+_SPLIT = {"options": {"weights": "bitplane", "acts": "bitplane", "to": "binary"},
+          "binarization": {"products": 7, "binary_weights": 7, "ternary_weights": 7,
+                           "binary_inputs": 7},
+          "totals": {"before": _FIG, "after": {"fan_in": 45, "weights": 450,
+                                               "weight_bits": 450}},
+          "weight_bits": {"fc.p0": 1},
+          "check": {"n_samples": 1000, "all_equal": True, "layers": {"a": 1.0, "fc": 1.0}},
+          "targets": {"c": {"accuracy": 0.97, "n": 1000, "mismatches": 0, "n_corner": 36}}}
 
 
 def test_demo_table_names_the_exported_network(capsys):
@@ -277,6 +288,12 @@ def test_demo_table_names_the_exported_network(capsys):
     assert "exported network: source run (unheated): no heated bit widths met" in out
     assert "hardware throughput: 97,656 images/s at an assumed 100 MHz" in out
     assert "simulator speed: icarus 2.0 images/s, verilator 300 images/s" in out
+    assert re.search(r"^binary split \(IR\)\s+97\.00 %\s+1000   check: 100\.00 % min over 2 "
+                     r"original layers, 1000 images$", out, re.M), out
+    assert re.search(r"^binary: target c\s+97\.00 %\s+1000   0 mismatches", out, re.M), out
+    assert ("binary split (bitplane weights, bitplane activations): 7 products, weights in "
+            "{-1,+1} in 7, only 1-bit inputs in 7; fan-in 10 -> 45 (x4.50), weights 100 -> "
+            "450, weight bits 300 -> 450") in out
     print_demo(_demo_summary({"network": "best found (constraint NOT met)", "reason": "r"},
                              False))
     out = capsys.readouterr().out
@@ -305,11 +322,16 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
     monkeypatch.setattr(pipeline, "check_run", record("check", base["check"]))
     monkeypatch.setattr(pipeline, "export_run", record("export", {}))
     monkeypatch.setattr(pipeline, "run_target", record("run", base["targets"]["c"]))
+    from heatq.split import command as split_command
+
+    monkeypatch.setattr(split_command, "split_run", record("split", {
+        k: _SPLIT[k] for k in ("binarization", "totals", "weight_bits")}))
     monkeypatch.setattr(pipeline, "sim_run", record(
         "sim", lambda args: base["simulations"][args[1]]))
     s = demo.run_demo(tmp_path / "d", quick=True, progress=False, strict=True)
     assert calls["heat"][0]["strict"] is True and calls["heat"][0]["force"] is True
-    assert all(kw["force"] for kw in calls["train"] + calls["export"])
+    assert all(kw["force"] for kw in calls["train"] + calls["export"] + calls["split"])
+    assert len(calls["export"]) == 5 and len(calls["run"]) == 4 and len(calls["check"]) == 2
     assert all(kw["progress"] is False for kw in calls["run"] + calls["sim"] + calls["check"])
     assert s["heated"]["exported"] == {"network": "heated", "reason": "fewest bits"}
     saved = json.loads((tmp_path / "d" / "summary.json").read_text())
