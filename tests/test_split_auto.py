@@ -33,15 +33,24 @@ def tiny() -> IntGraph:
     return b.build([d2])
 
 
-def whole_cost(g: IntGraph) -> tuple[int, int]:
-    """(adder bits, weight bits) of the whole graph, independently of heatq.split.stats:
-    every CMVM of lower_products(g), every ADD as (m - 1) * n_out adders of its width."""
+def whole_cost(g: IntGraph) -> tuple[int, int, int]:
+    """(adder bits, weight bits, luts) of the whole graph, independently of
+    heatq.split.stats' bookkeeping: every CMVM of lower_products(g), every ADD as
+    (m - 1) * n_out adders of its width; luts: the adder model of every CMVM, each ADD adder
+    by the same model, one LUT per channel of every THRESHOLD unit (<= 6-bit arguments)."""
+    from heatq.split.stats import adder_cells, adder_luts
+
     low = lower_products(g)
-    bits = sum(n.attrs.graph.stats()["adder_bits"] for n in low.nodes if n.op is Op.CMVM)
-    bits += sum((len(n.args) - 1) * n.shape[0] * n.type.width for n in g.nodes if n.op is Op.ADD)
+    cmvms = [n.attrs.graph for n in low.nodes if n.op is Op.CMVM]
+    adds = [n for n in g.nodes if n.op is Op.ADD]
+    bits = sum(ag.stats()["adder_bits"] for ag in cmvms)
+    bits += sum((len(n.args) - 1) * n.shape[0] * n.type.width for n in adds)
+    luts = sum(adder_luts(ag) for ag in cmvms)
+    luts += sum((len(n.args) - 1) * n.shape[0] * adder_cells(n.type.width) for n in adds)
+    luts += sum(n.shape[0] for n in g.nodes if n.op is Op.THRESHOLD)
     wbits = sum(n.attrs.weight.size * n.attrs.w_bits for n in g.nodes
                 if n.op in (Op.DENSE, Op.CONV2D))
-    return bits, wbits
+    return bits, wbits, luts
 
 
 def split_one(g: IntGraph, layer: str, label: str, to) -> IntGraph:
@@ -53,7 +62,7 @@ def split_one(g: IntGraph, layer: str, label: str, to) -> IntGraph:
     return split_weights(g, w, to, layers=parts)
 
 
-@pytest.mark.parametrize("objective", ["adder_bits", "weight_bits"])
+@pytest.mark.parametrize("objective", ["adder_bits", "luts", "weight_bits"])
 @pytest.mark.parametrize("to", ["binary", "ternary"])
 def test_choice_is_the_argmin_of_independent_costs(objective, to):
     g = tiny()
@@ -65,7 +74,7 @@ def test_choice_is_the_argmin_of_independent_costs(objective, to):
     for layer in ("l1", "l2"):
         mine = {label: whole_cost(split_one(g, layer, label, to)) for label in auto["costs"][layer]}
         assert set(mine) == {c.label for c in cands[layer]}
-        col = 0 if objective == "adder_bits" else 1
+        col = {"adder_bits": 0, "weight_bits": 1, "luts": 2}[objective]
         best = min(v[col] for v in mine.values())
         assert mine[auto["choice"][layer]][col] == best
         # the reported per-layer costs differ exactly as the whole graphs' costs do
@@ -75,6 +84,8 @@ def test_choice_is_the_argmin_of_independent_costs(objective, to):
                 mine[label][0] - mine[ref][0]
             assert fig["weight_bits"] - auto["costs"][layer][ref]["weight_bits"] == \
                 mine[label][1] - mine[ref][1]
+            assert fig["luts"] - auto["costs"][layer][ref]["luts"] == \
+                mine[label][2] - mine[ref][2]
     assert auto["ratio"] <= 1.0
     assert auto["total"][objective] <= min(v[objective] for v in auto["uniform"].values() if v)
 
@@ -119,12 +130,12 @@ def test_auto_on_the_mlp_run(mlp_run, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--auto", "--weights", "csd"], "not both"),
-    (["--auto", "--objective", "luts"], "needs yosys LUT estimates"),
     (["--auto", "--objective", "speed"], "unknown --objective"),
     (["--objective", "adder_bits", "--weights", "csd"], "--objective is for --auto"),
     (["--auto", "--max-acc-drop", "0.5"], "not available yet"),
     (["--max-acc-drop", "0.5"], "split-then-heat"),
     (["--auto", "--no-adders"], "--objective weight_bits"),
+    (["--auto", "--objective", "luts", "--no-adders"], "--objective luts counts adders"),
     (["--auto", "--layers", "nope"], "unknown layer 'nope'"),
     (["--auto", "--to", "0"], "--to must be"),
     (["--auto", "--to", "4"], "nothing to split"),
@@ -133,3 +144,33 @@ def test_bad_auto_options_are_one_line(mlp_run, tmp_path, args, needle):
     with unchanged(tmp_path), unchanged(mlp_run):
         r = invoke("heatq", "split", mlp_run, *args, "--out", tmp_path / "o")
         assert_refused(r, "heatq", needle)
+
+
+# ------------------------------------------------------------------ the LUT model
+@pytest.mark.parametrize("weight, ranges, want", [
+    ([[1, 1]], [(0, 255), (0, 255)], 8 + 2),  # 9-bit chain: 8 LUTs (+ carry out), 2 CARRY4
+    ([[1, 1]], [(0, 1), (0, 1)], 1),          # 2 added bits: ripple gates, 1 LUT
+    ([[1, 4]], [(0, 3), (0, 255)], 7 + 2),    # 2 low bits wired past, 8 added bits
+    ([[1, 1, 1, 1]], [(0, 1)] * 4, 1 + 1 + 2),  # 1+1, 1+1, then 2+2 bits -> 3 bits
+])
+def test_adder_luts_model(weight, ranges, want):
+    from heatq.lower.cmvm import lower_cmvm
+    from heatq.split.stats import adder_luts
+
+    assert adder_luts(lower_cmvm(np.array(weight), ranges, [0])) == want
+
+
+def test_luts_objective_is_the_argmin_and_counts_threshold_units():
+    g = tiny()
+    opts = AutoOptions("luts", "binary", None)
+    split, auto = auto_split(g, opts, check_auto(g, opts, "tiny"), {}, progress=False)
+    figs = auto["costs"]["l2"]
+    assert auto["choice"]["l2"] == min(figs, key=lambda k: figs[k]["luts"])
+    assert all(0 < f["luts"] < 2 * f["adder_bits"] for f in figs.values())
+    # the thermometer units of relu (0..3, 2 bits, 6 channels): 3 comparators of 1 LUT each
+    # per channel on top of what the same weights cost on the bit-plane units
+    from heatq.split.stats import _unit_luts, layer_nodes
+
+    t = split_one(g, "l2", "bitplane+thermometer", "binary")
+    assert _unit_luts(t, layer_nodes(t, "l2")[0]) == 6 * 3
+    assert auto["ratio"] <= 1.0

@@ -1,6 +1,6 @@
 """``heatq split RUN --auto``: per layer, the exact split that minimises an objective.
 
-    heatq split RUN --auto [--objective adder_bits|weight_bits] [--to binary|ternary|B]
+    heatq split RUN --auto [--objective adder_bits|luts|weight_bits] [--to binary|ternary|B]
                 [--layers L1,L2] --out DIR
 
 Exact only: every candidate is an identity of integer arithmetic (:mod:`heatq.passes.split`),
@@ -23,8 +23,10 @@ combined into one graph (activation splits first, then weight splits, the passes
 which is checked exact (:func:`heatq.split_check.validate_split` on corner vectors: every
 original layer equal) and binary where ``--to`` asks.  A layer's cost depends only on its
 weights and its input's range, so the per-layer figures add up while no split changes a later
-layer's input range; the summary keeps both those sums and the combined graph's own figures.  ``luts`` is refused: it needs yosys estimates of
-every candidate, not available yet.
+layer's input range; the summary keeps both those sums and the combined graph's own figures.
+Objectives: ``adder_bits`` (default), ``luts`` (the LUT + CARRY4 model of
+:func:`heatq.split.stats.adder_luts`, plus the threshold comparators of thermometer units),
+``weight_bits`` (no lowering).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..progress import activity
 from .options import MAX_BITS, parse_layers, parse_to, selected
 from .stats import FIGURES, adder_costs, layer_figures
 
-OBJECTIVES = ("adder_bits", "weight_bits")
+OBJECTIVES = ("adder_bits", "luts", "weight_bits")
 WEIGHT_KINDS = ("bitplane", "csd", "balanced")
 ACT_KINDS = ("thermometer", "bitplane")
 
@@ -85,13 +87,11 @@ def parse_auto(objective: str | None, to: str, layers: str | None, weights: str 
         raise UserError("--auto chooses the weight and activation splits itself; give --auto "
                         "or --weights/--acts, not both")
     objective = "adder_bits" if objective is None else objective
-    if objective == "luts":
-        raise UserError("--objective luts needs yosys LUT estimates of every candidate, not "
-                        "available yet; use adder_bits or weight_bits")
     if objective not in OBJECTIVES:
-        raise UserError(f"unknown --objective {objective!r}; choose adder_bits or weight_bits")
-    if no_adders and objective == "adder_bits":
-        raise UserError("--no-adders: --objective adder_bits counts adders; use --objective "
+        raise UserError(f"unknown --objective {objective!r}; choose adder_bits, luts or "
+                        "weight_bits")
+    if no_adders and objective != "weight_bits":
+        raise UserError(f"--no-adders: --objective {objective} counts adders; use --objective "
                         "weight_bits to skip them")
     return AutoOptions(objective, parse_to(to), parse_layers(layers), not no_adders)
 

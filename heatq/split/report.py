@@ -4,7 +4,8 @@ network, the per-layer before -> after table, and how binary the result is."""
 from __future__ import annotations
 
 COLUMNS = (("products", "products"), ("fan_in", "fan-in"), ("weights", "weights"),
-           ("weight_bits", "weight bits"), ("adders", "adders"), ("adder_bits", "adder bits"))
+           ("weight_bits", "weight bits"), ("adders", "adders"), ("adder_bits", "adder bits"),
+           ("luts", "LUTs"))
 
 
 def _num(v) -> str:
@@ -87,8 +88,9 @@ def format_split(summary: dict) -> str:
     lines.append("Model activations bit_width")
     lines += [f"  {name}: {b}" for name, b in summary["act_bits"].items()]
     lines.append(_describe(summary["split"]))
-    lines.append("per layer, before -> after (fan-in: inputs summed per output value; adders "
-                 "and adder bits: per output vector" + ("" if summary["adders_counted"]
+    lines.append("per layer, before -> after (fan-in: inputs summed per output value; adders, "
+                 "adder bits and LUTs (model of LUT+CARRY4): per output vector"
+                 + ("" if summary["adders_counted"]
                                                         else ", not counted: --no-adders")
                  + ")")
     lines += ["  " + ln for ln in format_table(summary["layers"], summary["totals"])]

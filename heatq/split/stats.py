@@ -16,7 +16,12 @@ Figures (Python ints):
   of the layer's nodes (the rounding constant the split could not fold into a product), and of
   the recombination: an ADD of ``m`` arguments costs ``(m - 1) * C`` adders of its output width
   per vector (C its first dimension).  Each product is lowered on its own (the same adder
-  graph as in the whole lowered graph), so a long lowering shows which product it is at.
+  graph as in the whole lowered graph), so a long lowering shows which product it is at;
+- ``luts`` (None without lowering): a model of the 7-series LUT + CARRY4 cells of those
+  adders, the metric ``heatq-export --estimate`` measures with yosys (``lut_carry``), see
+  :func:`adder_luts`; plus one LUT per threshold comparator of a thermometer unit feeding the
+  layer (``[a >= k]`` of a b-bit activation: ``ceil(b / 6)`` LUTs per channel and unit;
+  bit-plane units are wires).
 """
 
 from __future__ import annotations
@@ -27,11 +32,45 @@ import hashlib
 import numpy as np
 
 from ..ir import GraphBuilder, InputAttrs, IntGraph, Node, Op
+from ..ir.adders import AdderGraph
 from ..passes.lower import lower_products
 from ..progress import activity
 from .options import PRODUCTS
 
-FIGURES = ("products", "fan_in", "weights", "weight_bits", "adders", "adder_bits")
+FIGURES = ("products", "fan_in", "weights", "weight_bits", "adders", "adder_bits", "luts")
+
+
+def _logic_add() -> int:
+    from heatq_export.verilog_layers import LOGIC_ADD  # the Verilog target's gate threshold
+
+    return LOGIC_ADD
+
+
+def adder_luts(ag: AdderGraph) -> int:
+    """LUT + CARRY4 cells of adder graph ``ag`` as the Verilog target builds it
+    (combinational, :mod:`heatq_export.rtl.adders`; yosys ``synth_xilinx``'s ``lut_carry``),
+    modelled per adder from its ``L = ad.carry`` added bits (its width less the low bits
+    wired past from one operand; ranges are exact, so the width is the adder's own):
+
+    - ``L > LOGIC_ADD`` (3): a carry chain, ``L - 1`` LUTs (one per sum bit, the propagate
+      XOR; the top bit is the chain's carry out) + ``ceil((L - 1) / 4)`` CARRY4;
+    - ``1 <= L <= 3``: ripple gates, ``max(L - 1, 1)`` LUTs, no carry cell (sum bit i reads
+      at most ``2 (i + 1) <= 6`` operand bits; yosys merges the gates of adder trees over
+      1-bit inputs with their neighbours about as much as the top bit costs);
+    - ``L = 0``: wires.
+
+    A shared subexpression counts once.  Against yosys on the heated demo CNN's layer
+    modules (docs/splitting.md): -3.3 % .. +2.5 %."""
+    gate = _logic_add()
+    return sum(adder_cells(ad.carry, gate) for ad in ag.adders)
+
+
+def adder_cells(bits: int, gate: int | None = None) -> int:
+    """LUT + CARRY4 cells of one adder of ``bits`` added bits (:func:`adder_luts`)."""
+    if bits <= 0:
+        return 0
+    gate = _logic_add() if gate is None else gate
+    return max(bits - 1, 1) + (0 if bits <= gate else -(-(bits - 1) // 4))
 
 
 def layer_nodes(graph: IntGraph, name: str) -> tuple[list[Node], list[Node]]:
@@ -100,8 +139,8 @@ def lowering_key(graph: IntGraph, node: Node, fused: Node | None) -> tuple:
 
 
 def adder_costs(graph: IntGraph, act=None, cache: dict | None = None
-                ) -> dict[int, tuple[int, int]]:
-    """``{node id: (adders, adder bits)}`` of one output vector: for every product of
+                ) -> dict[int, tuple[int, int, int]]:
+    """``{node id: (adders, adder bits, luts)}`` of one output vector: for every product of
     ``graph``, its CMVM's, and for every node read by a REQUANT that
     :func:`lower_products` gives a pointwise CMVM (one not fused with the product it reads),
     that CMVM's.  Each is lowered alone (:func:`_alone`), so ``act`` (a
@@ -119,7 +158,7 @@ def adder_costs(graph: IntGraph, act=None, cache: dict | None = None
             arg = graph.nodes[n.args[0]]
             if not (arg.op in PRODUCTS and len(users[arg.id]) == 1 and arg.id not in outs):
                 todo.append((arg.id, n, None))
-    cost: dict[int, tuple[int, int]] = {}
+    cost: dict[int, tuple[int, int, int]] = {}
     for i, (key, node, fused) in enumerate(todo):
         if act is not None:
             act.note(f"{i + 1}/{len(todo)} {node.name or node.label()}")
@@ -128,14 +167,26 @@ def adder_costs(graph: IntGraph, act=None, cache: dict | None = None
             cmvm = next(m for m in lower_products(_alone(graph, node, fused)).nodes
                         if m.op is Op.CMVM)
             s = cmvm.attrs.graph.stats()
-            cache[ck] = (s["adders"], s["adder_bits"])
-        a, b = cost.get(key, (0, 0))
-        cost[key] = (a + cache[ck][0], b + cache[ck][1])
+            cache[ck] = (s["adders"], s["adder_bits"], adder_luts(cmvm.attrs.graph))
+        cost[key] = tuple(a + b for a, b in zip(cost.get(key, (0, 0, 0)), cache[ck]))
     return cost
 
 
+def _unit_luts(graph: IntGraph, prods: list[Node]) -> int:
+    """LUTs of the threshold comparators making the thermometer units ``prods`` read: per
+    THRESHOLD node, ``C * T * ceil(b / 6)`` (C channels, T thresholds, b-bit argument)."""
+    units = {graph.nodes[p.args[0]].id for p in prods
+             if graph.nodes[p.args[0]].op is Op.THRESHOLD}
+    total = 0
+    for i in units:
+        n = graph.nodes[i]
+        c, t = n.attrs.thresholds.shape
+        total += c * t * -(-graph.nodes[n.args[0]].type.width // 6)
+    return total
+
+
 def layer_figures(graph: IntGraph, name: str,
-                  costs: dict[int, tuple[int, int]] | None) -> dict[str, int | None]:
+                  costs: dict[int, tuple[int, int, int]] | None) -> dict[str, int | None]:
     """The figures of the module docstring for original layer ``name`` of ``graph``."""
     prods, via = layer_nodes(graph, name)
     fig: dict[str, int | None] = {
@@ -143,19 +194,19 @@ def layer_figures(graph: IntGraph, name: str,
         "fan_in": sum(int(p.attrs.weight[0].size) for p in prods),
         "weights": sum(int(p.attrs.weight.size) for p in prods),
         "weight_bits": sum(int(p.attrs.weight.size) * p.attrs.w_bits for p in prods),
-        "adders": None, "adder_bits": None,
+        "adders": None, "adder_bits": None, "luts": None,
     }
     if costs is not None:
-        adders = bits = 0
+        adders = bits = luts = 0
         for n in [*prods, *via]:
-            a, b = costs.get(n.id, (0, 0))
-            adders, bits = adders + a, bits + b
+            a, b, c = costs.get(n.id, (0, 0, 0))
+            adders, bits, luts = adders + a, bits + b, luts + c
         for n in via:
             if n.op is not Op.ADD:
                 continue
-            m = (len(n.args) - 1) * n.shape[0]
-            adders, bits = adders + m, bits + m * n.type.width
-        fig.update(adders=adders, adder_bits=bits)
+            m, w = (len(n.args) - 1) * n.shape[0], n.type.width
+            adders, bits, luts = adders + m, bits + m * w, luts + m * adder_cells(w)
+        fig.update(adders=adders, adder_bits=bits, luts=luts + _unit_luts(graph, prods))
     return fig
 
 
