@@ -3,6 +3,10 @@
 Each step becomes one IR node with the step's name: QConv2d -> CONV2D, QLinear -> DENSE,
 QReLU -> REQUANT (HALF_UP, SATURATE to 0..2**bits-1), MaxPool -> MAXPOOL2D, Flatten ->
 FLATTEN; the code logits then feed SIGN_BITS (``code_bits``) and HAMMING_DECODE (``class``).
+A widened layer (:mod:`heatq.widen`, K weight parts) becomes K products of the same argument,
+``<layer>.part0`` .. ``<layer>.part{K-1}`` (the bias in part 0, each part at the layer's bits and
+``w_frac``), and one ``ADD`` (shifts 0) carrying the layer's name: exactly the graph of the
+balanced weight split, with ``meta["regroup"]`` / ``meta["products"]`` saying so.
 The integers are read with the very functions the quantized forward pass uses, so the
 graph computes exactly what the model computes (``heatq check`` proves it per layer).
 """
@@ -12,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import (
-    Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, HammingDecodeAttrs, InputAttrs, IntGraph,
-    MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding, SignBitsAttrs,
+    AddAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, HammingDecodeAttrs, InputAttrs,
+    IntGraph, MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding, SignBitsAttrs,
 )
 from .models import QNet
-from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU
+from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, _WideParts, part_name
 
 CODE_BITS = "code_bits"
 CLASS = "class"
@@ -28,17 +32,16 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None) -> IntG
     b = GraphBuilder()
     node = b.add(Op.INPUT, InputAttrs(model.input_shape, 0, 1, 0), name="input")
     frac = 0
-    weight_bits, act_bits = {}, {}
+    weight_bits, act_bits, regroup = {}, {}, {}
     for name, step in model.steps():
-        if isinstance(step, (QConv2d, QLinear)):
+        if isinstance(step, _WideParts):
+            node, regroup[name] = _widened(b, node, name, step, frac)
+            frac += int(step.w_frac)
+            weight_bits[name] = step.bits
+        elif isinstance(step, (QConv2d, QLinear)):
             w, bias = (t.numpy() for t in step.integer_params(frac))
-            wf = int(step.w_frac)
-            if isinstance(step, QConv2d):
-                attrs = Conv2dAttrs(w, bias, step.bits, wf, 1, step.padding)
-                node = b.add(Op.CONV2D, attrs, [node], name)
-            else:
-                node = b.add(Op.DENSE, DenseAttrs(w, bias, step.bits, wf), [node], name)
-            frac += wf
+            node = _product(b, node, name, step, w, bias)
+            frac += int(step.w_frac)
             weight_bits[name] = step.bits
         elif isinstance(step, QReLU):
             a_frac = int(step.a_frac)
@@ -56,5 +59,37 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None) -> IntG
     bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [logits], CODE_BITS)
     cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(codebook), [bits], CLASS)
     info = {"model": model.spec, "weight_bits": weight_bits, "act_bits": act_bits}
+    if regroup:
+        info.update(_split_meta(b, regroup))
     info.update(meta or {})
     return b.build([logits, bits, cls], info)
+
+
+def _product(b: GraphBuilder, arg: int, name: str, step, w: np.ndarray, bias: np.ndarray) -> int:
+    """One CONV2D / DENSE node of ``step``'s kind with integer weights ``w``, bias ``bias``."""
+    if isinstance(step, QConv2d):
+        attrs = Conv2dAttrs(w, bias, step.bits, int(step.w_frac), 1, step.padding)
+        return b.add(Op.CONV2D, attrs, [arg], name)
+    return b.add(Op.DENSE, DenseAttrs(w, bias, step.bits, int(step.w_frac)), [arg], name)
+
+
+def _widened(b: GraphBuilder, arg: int, name: str, step, frac: int) -> tuple[int, list]:
+    """The K part products of a widened layer and the ADD named ``name``; (ADD id, regroup
+    entries ``[[part name, 0], ...]``)."""
+    parts, bias = (t.numpy() for t in step.integer_params(frac))
+    zero = np.zeros_like(bias)
+    ids = [_product(b, arg, part_name(name, i), step, p, bias if i == 0 else zero)
+           for i, p in enumerate(parts)]
+    node = b.add(Op.ADD, AddAttrs((0,) * len(ids)), ids, name)
+    return node, [[part_name(name, i), 0] for i in range(len(ids))]
+
+
+def _split_meta(b: GraphBuilder, regroup: dict[str, list]) -> dict:
+    """``meta["regroup"]`` (every named node but the parts -> itself, each widened layer ->
+    its parts) and ``meta["products"]`` (every product of the unwidened network -> the
+    products computing it), as the split passes write them (:mod:`heatq.passes.split_common`)."""
+    parts = {p for entries in regroup.values() for p, _ in entries}
+    names = [n for n in b.nodes if n.name and n.name not in parts]
+    return {"regroup": {n.name: regroup.get(n.name, [[n.name, 0]]) for n in names},
+            "products": {n.name: [p for p, _ in regroup.get(n.name, [[n.name, 0]])]
+                         for n in names if n.name in regroup or n.op in (Op.DENSE, Op.CONV2D)}}

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from .errors import UserError
-from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, QuantStep, QWeighted
+from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, QuantStep, QWeighted, part_name
 
 
 class QNet(nn.Module):
@@ -43,12 +43,18 @@ class QNet(nn.Module):
             s.mode = mode
 
     def forward(self, x: torch.Tensor, trace: bool = False):
-        """Code logits [N, L]; with ``trace`` also ``{name: (tensor, frac)}`` per step."""
+        """Code logits [N, L]; with ``trace`` also ``{name: (tensor, frac)}`` per step (and,
+        for a widened layer, per weight part: ``{name}.part{i}``, as the IR names them)."""
         frac, seen = 0, {}
         for name, step in self.steps():
+            x_in, frac_in = x, frac
             x, frac = step(x, frac)
             if trace:
                 seen[name] = (x, frac)
+                parts = getattr(step, "traced_parts", None)
+                if parts is not None:
+                    seen.update({part_name(name, i): (t, frac)
+                                 for i, t in parts(x_in, frac_in).items()})
         return (x, seen) if trace else x
 
 
@@ -102,12 +108,20 @@ MODELS = {"seed-cnn": seed_cnn, "mlp": mlp}
 
 
 def build_model(spec: dict) -> QNet:
-    """Rebuild a model from its ``spec`` dict (as saved in summary.json / the torch state)."""
-    kwargs = {k: v for k, v in spec.items() if k != "model"}
+    """Rebuild a model from its ``spec`` dict (as saved in summary.json / the torch state).
+    ``spec["widen"]`` (``{layer: K}``, optional) rebuilds the widened network of a balanced
+    weight split (:mod:`heatq.widen`); the spec is kept in ``model.spec``."""
+    kwargs = {k: v for k, v in spec.items() if k not in ("model", "widen")}
     name = spec.get("model")
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](**kwargs)
+    net = MODELS[name](**kwargs)
+    if spec.get("widen"):
+        from .widen import apply_widen
+
+        apply_widen(net, spec["widen"])
+        net.spec["widen"] = dict(spec["widen"])
+    return net
 
 
 def set_layer_bits(model: QNet, weight_bits: dict[str, int] | None = None,

@@ -246,3 +246,72 @@ class Flatten(QuantStep):
 
     def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
         return torch.flatten(x, 1), frac
+
+
+def part_name(layer: str, i: int) -> str:
+    """The name of part ``i`` of the widened layer ``layer`` (trace and IR): ``layer.part{i}``."""
+    return f"{layer}.part{i}"
+
+
+class _WideParts:
+    """The K weight parts of a *widened* layer (see :mod:`heatq.widen`): one parameter
+    ``weight`` of shape ``[K, *w.shape]`` at ONE shared binary point ``w_frac`` (chosen, in
+    training mode, from the largest part value, as for any layer), each part quantized to the
+    layer's ``bits`` (signed, ``|part_int| <= 2**(bits-1) - 1``; 1 bit: -1 or +1).  The forward
+    pass sums the K quantized parts, which is exactly the K-fold wider product over K copies of
+    the input (``sum_i P_i x = (sum_i P_i) x``, exact on these integers); the bias is part 0's.
+    The weight count (``weight.numel()``) is K times the unwidened layer's.
+    ``integer_params`` gives the parts as int64 ``[K, *w.shape]`` and the bias (int64 [C_out],
+    at ``in_frac + w_frac``)."""
+
+    def _make_parts(self, parts: int) -> None:
+        if int(parts) < 1:
+            raise ValueError(f"a widened layer needs >= 1 parts, got {parts}")
+        w = self.weight.detach()
+        self.weight = nn.Parameter(w.unsqueeze(0).repeat(int(parts), *([1] * w.dim()))
+                                   / int(parts))
+
+    @property
+    def parts(self) -> int:
+        """K, the number of weight parts."""
+        return int(self.weight.shape[0])
+
+    def part_values(self, x: torch.Tensor, frac: int, op) -> dict[int, torch.Tensor]:
+        """Each part's own product ``op(x, part_i, bias if i == 0 else 0)`` (for tracing; the
+        binary point is the layer's output point)."""
+        w, b = self.quantized_params(frac)
+        zero = torch.zeros_like(b)
+        return {i: op(x, w[i], b if i == 0 else zero) for i in range(self.parts)}
+
+
+class WideConv2d(_WideParts, QConv2d):
+    """:class:`QConv2d` widened to ``parts`` weight parts (see :class:`_WideParts`)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, bits: int = 4, parts: int = 2):
+        super().__init__(c_in, c_out, kernel, bits)
+        self._make_parts(parts)
+
+    def _conv(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, w, b, padding=self.padding)
+
+    def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        w, b = self.quantized_params(frac)
+        return self._conv(x, w.sum(0), b), frac + int(self.w_frac)
+
+    def traced_parts(self, x: torch.Tensor, frac: int) -> dict[int, torch.Tensor]:
+        return self.part_values(x, frac, self._conv)
+
+
+class WideLinear(_WideParts, QLinear):
+    """:class:`QLinear` widened to ``parts`` weight parts (see :class:`_WideParts`)."""
+
+    def __init__(self, n_in: int, n_out: int, bits: int = 4, parts: int = 2):
+        super().__init__(n_in, n_out, bits)
+        self._make_parts(parts)
+
+    def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
+        w, b = self.quantized_params(frac)
+        return F.linear(x, w.sum(0), b), frac + int(self.w_frac)
+
+    def traced_parts(self, x: torch.Tensor, frac: int) -> dict[int, torch.Tensor]:
+        return self.part_values(x, frac, F.linear)

@@ -35,17 +35,16 @@ from ..convert import convert
 from ..data import load_dataset, split_validation
 from ..errors import UserError
 from ..files import FORCE_HELP, prepare_output
-from ..models import QNet, build_model, set_layer_bits
+from ..models import QNet
 from ..progress import bars
-from ..quant import QReLU, QWeighted
-from ..rundir import (atomic_dir, codes_of, load_float_model, load_model, read_json, save_run,
-                      write_json)
-from ..train import TrainConfig, calibrate, encode, fit
+from ..rundir import atomic_dir, codes_of, load_model, read_json, save_run, write_json
+from ..train import encode
 from .lagrange import OBJECTIVES, CostModel, HeatSettings, bounds, cost_model, heat_phase
 from .loop import Data, LoopConfig, paired_se
 from .noise import SCHEDULES, set_step_rule
 from .report import format_table, plot_heating
-from .search import Search, finalise, measure, met, reference_accuracy
+from .search import Search, finalise, measure, met
+from .start import check_heatable, start
 
 SOLVERS = ("greedy", "ilp")
 MAX_BITS = 16
@@ -56,6 +55,7 @@ def _check_args(directory: Path, max_acc_drop: float, objective: str, solver: st
                 val_fraction: float, schedule: str, threads: int) -> None:
     if not Path(directory).is_dir():
         raise UserError(f"{directory}: no such run directory")
+    check_heatable(Path(directory))
     if not max_acc_drop >= 0 or max_acc_drop > 100:
         raise UserError(f"--max-acc-drop must be between 0 and 100 (points), got {max_acc_drop}")
     if objective not in OBJECTIVES:
@@ -101,49 +101,6 @@ def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Da
     x_tr, y_tr, x_val, y_val = split_validation(ds.x_train, ds.y_train, val_fraction, seed)
     return Data(encode(ic, x_tr), y_tr, encode(ic, x_val), y_val, encode(ic, ds.x_test),
                 ds.y_test, oc), x_val
-
-
-def _reference(directory: Path, model: QNet, config: dict, data: Data, held_out: bool,
-               ref_epochs: int | None, seed: int, cfg: LoopConfig) -> tuple[QNet, dict]:
-    """The network heating starts from, which also gives the reference accuracy.
-
-    A run that held a validation split out of its training (config ``val_fraction`` and
-    ``val_seed``) starts from its float network (``model_float.pt``, the network the run's
-    ``acc_float`` measured, before quantization-aware training) or, without that file (a
-    heated run), from the run as it is.  A run trained on every training image has seen the
-    validation images, so its validation accuracy is inflated and no honest drop can be
-    measured against it: the float network is then retrained on the training part alone
-    (``ref_epochs``, default the run's float epochs; 0 keeps the run's weights and its
-    optimistic reference)."""
-    train_cfg = config.get("train") or {}
-    epochs = int(train_cfg.get("epochs", 30)) if ref_epochs is None else ref_epochs
-    ref = load_float_model(directory, config) if held_out else None
-    if ref is not None:
-        set_layer_bits(ref, *_bits_of(model))
-        info = {"network": "run's float network (before QAT)", "held_out": True, "epochs": 0}
-    elif held_out or epochs == 0:
-        return model, {"network": "run", "held_out": held_out, "epochs": 0}
-    else:
-        ref = build_model(config["model"])
-        set_layer_bits(ref, *_bits_of(model))
-        ref.set_mode("float")
-        tc = TrainConfig(epochs=epochs, seed=seed, batch_size=cfg.batch_size,
-                         lr=float(train_cfg.get("lr", 3e-3)), weight_decay=cfg.weight_decay,
-                         max_shift=cfg.max_shift, progress=cfg.progress)
-        fit(ref, data.x_train, data.y_train, data.code, epochs, tc.lr, tc,
-            "reference (float, training part)")
-        info = {"network": "retrained on the training part", "held_out": False,
-                "epochs": epochs}
-    ref.set_mode("quant")
-    calibrate(ref, data.x_train)
-    ref.eval()
-    return ref, info
-
-
-def _bits_of(model: QNet) -> tuple[dict, dict]:
-    w = {n: s.bits for n, s in model.steps() if isinstance(s, QWeighted)}
-    a = {n: s.bits for n, s in model.steps() if isinstance(s, QReLU)}
-    return w, a
 
 
 @dataclass
@@ -246,6 +203,7 @@ def _result_fields(cm: CostModel, bits: dict, m: dict, refs: dict, max_acc_drop:
     return {
         "weight_bits": weight_bits, "act_bits": act_bits,
         "acc_float": refs["acc_float_test"], "acc_heated": m["acc_test"],
+        "start": refs.get("start"),
         "acc_float_val": refs["ref_val"], "acc_heated_val": m["acc_val"],
         "acc_float_val_unquantized": refs["acc_float_val"], "acc_run_val": refs["acc_run_val"],
         "acc_drop_val": m["drop_val"],
@@ -261,7 +219,9 @@ def _result_fields(cm: CostModel, bits: dict, m: dict, refs: dict, max_acc_drop:
 
 def _write(out: Path, model: QNet, graph, run: _Run, summary: dict, history: list,
            trials: list) -> None:
-    config = run.config
+    config = {k: v for k, v in run.config.items() if k not in ("split", "base_run")}
+    if "split" in run.config:  # split-then-heat: a normal run again, widened
+        config["widened_from"] = run.config.get("base_run")
     new_config = {**config, "weight_bits": summary["weight_bits"],
                   "act_bits": summary["act_bits"], "val_fraction": run.val_fraction,
                   "val_seed": run.val_seed,
@@ -349,9 +309,7 @@ def heat(
     data, cfg = run.data, run.cfg
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model, reference = _reference(run.directory, run.model, run.config, data, run.held_out,
-                                  ref_epochs, seed, cfg)
-    refs = reference_accuracy(model, data, run.oc)
+    model, reference, refs = start(run, ref_epochs, seed)
     set_step_rule(model, "mse")
     cm = cost_model(model, objective, MAX_BITS)
     hs = HeatSettings(epochs=epochs, schedule=schedule)

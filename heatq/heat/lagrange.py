@@ -89,7 +89,8 @@ def cost_model(model: QNet, objective: str = "bits", max_bits: int = 8) -> CostM
             n_w[name] = int(step.weight.numel())
             out = seen[name][0]
             if isinstance(step, QConv2d):
-                macs[name] = int(out[0].numel()) * int(step.weight[0].numel())
+                # fan-in = weights per output channel (K parts of a widened layer included)
+                macs[name] = int(out[0].numel()) * (int(step.weight.numel()) // int(out.shape[1]))
             elif isinstance(step, QLinear):
                 macs[name] = int(step.weight.numel())
         elif isinstance(step, QReLU):

@@ -12,8 +12,14 @@ written atomically, holds ``model.ir.json`` / ``model.npz`` (the split graph, it
 ``meta["regroup"]`` saying how its nodes sum to each original layer), ``base.ir.json`` /
 ``base.npz`` (the unsplit graph, which ``heatq check`` compares against), ``config.json``
 (RUN's, plus ``split``: the options and ``base_run``: RUN) and ``summary.json`` (``kind``
-"run", the per-layer figures of :mod:`heatq.split.stats`, the bit listing).  It has no torch
-model: the widened torch network is not built yet, so ``heatq heat`` cannot take it.
+"run", the per-layer figures of :mod:`heatq.split.stats`, the bit listing).
+
+A weights-only balanced split (``--weights balanced[:K]`` without ``--acts``, also with
+``--layers``) also writes ``model.pt``: the torch state of the *widened* network
+(:mod:`heatq.widen`: each split layer holds its K weight parts, initialised by the exact split),
+and ``config.json``'s model spec gains ``"widen": {layer: K}``; ``summary["widened"]`` is that
+map (None for the other kinds, which have no torch network, with ``summary["widen_note"]``
+saying why).  ``heatq heat`` takes such a run (split-then-heat) and refuses the others.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ import os
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 
 from ..cli_common import force_option
 from ..errors import UserError
 from ..files import atomic_dir, load_graph, prepare_output, read_json, write_json
 from ..ir import IntGraph, IRError, load, save
+from ..models import QNet
 from .auto import AutoOptions, auto_split, check_auto, parse_auto
 from .options import SplitOptions, check_graph, parse_options
 from .report import format_split
@@ -84,6 +92,7 @@ def split_run(run: Path, out: Path, opts: SplitOptions | AutoOptions, force: boo
         check_graph(graph, opts, str(run))
         prepare_output(out, "run", force, inputs=(run,))
         split = apply_split(graph, opts)  # under a second for the binarized seed CNN
+    net, widen, note = widened(run, graph, opts)
     layers = split_figures(graph, split, adders=adders, progress=progress, cache=cache)
     w_bits, a_bits = bit_listing(split)
     base_summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
@@ -94,13 +103,39 @@ def split_run(run: Path, out: Path, opts: SplitOptions | AutoOptions, force: boo
                "n_nodes": {"before": len(graph.nodes), "after": len(split.nodes)}}
     if auto is not None:
         summary["auto"] = auto
+    summary["widened"] = widen
+    if note:
+        summary["widen_note"] = note
+    model_spec = {**config.get("model", {}), "widen": widen} if widen else config.get("model")
     with atomic_dir(out) as tmp:
         save(split, tmp)
         save(graph, tmp, BASE_STEM)
-        write_json(tmp / "config.json", {**config, "split": opts.to_json(),
+        if net is not None:
+            torch.save(net.state_dict(), tmp / "model.pt")
+        write_json(tmp / "config.json", {**config, "model": model_spec, "split": opts.to_json(),
                                          "base_run": os.path.abspath(run)})
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def widened(run: Path, graph: IntGraph, opts) -> tuple[QNet | None, dict | None, str | None]:
+    """``(widened network, {layer: K}, None)`` for a weights-only balanced split of ``run``
+    (whose integer graph is ``graph``), checked to sum to ``graph``'s weights; else
+    ``(None, None, why not)``."""
+    from ..rundir import load_model
+    from ..widen import check_exact, widen_model
+
+    if not isinstance(opts, SplitOptions) or opts.weights != "balanced" or opts.acts:
+        return None, None, "only weights-only balanced splits have a widened torch network"
+    base, config = load_model(run)
+    if config.get("model", {}).get("widen"):
+        return None, None, f"{run} is already widened (split-then-heat output)"
+    try:
+        net, widen = widen_model(base, opts.target_bits, opts.k, opts.layers)
+    except UserError as e:
+        return None, None, str(e)
+    check_exact(net, graph, widen)
+    return net, widen, None
 
 
 def split(run: Path = typer.Argument(..., help="a run directory (train or heat output)"),
