@@ -60,7 +60,7 @@ def adder_luts(ag: AdderGraph) -> int:
     - ``L = 0``: wires.
 
     A shared subexpression counts once.  Against yosys on the heated demo CNN's layer
-    modules (docs/splitting.md): -3.3 % .. +2.5 %."""
+    modules and on {-1,+1} parts (docs/splitting.md): -8.2 % .. +2.5 %."""
     gate = _logic_add()
     return sum(adder_cells(ad.carry, gate) for ad in ag.adders)
 
