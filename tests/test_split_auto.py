@@ -132,8 +132,9 @@ def test_auto_on_the_mlp_run(mlp_run, tmp_path):
     (["--auto", "--weights", "csd"], "not both"),
     (["--auto", "--objective", "speed"], "unknown --objective"),
     (["--objective", "adder_bits", "--weights", "csd"], "--objective is for --auto"),
-    (["--auto", "--max-acc-drop", "0.5"], "not available yet"),
-    (["--max-acc-drop", "0.5"], "split-then-heat"),
+    (["--auto", "--max-acc-drop", "200"], "between 0 and 100"),
+    (["--max-acc-drop", "0.5", "--weights", "csd"], "not both"),
+    (["--auto", "--max-acc-drop", "0.5", "--layers", "nope"], "unknown layer 'nope'"),
     (["--auto", "--no-adders"], "--objective weight_bits"),
     (["--auto", "--objective", "luts", "--no-adders"], "--objective luts counts adders"),
     (["--auto", "--layers", "nope"], "unknown layer 'nope'"),
@@ -174,3 +175,51 @@ def test_luts_objective_is_the_argmin_and_counts_threshold_units():
     t = split_one(g, "l2", "bitplane+thermometer", "binary")
     assert _unit_luts(t, layer_nodes(t, "l2")[0]) == 6 * 3
     assert auto["ratio"] <= 1.0
+
+
+def test_auto_splits_the_parts_of_a_widened_graph():
+    """A widened run's graph (products ``<layer>.p<i>`` + ADD, meta["products"] keyed by the
+    original layers) split automatically part by part: exact, and binary."""
+    g = split_weights(tiny(), "balanced", "ternary")
+    opts = AutoOptions("adder_bits", "binary", None)
+    cands = check_auto(g, opts, "widened")
+    assert set(cands) == {n.name for n in g.nodes if n.op is Op.DENSE} and len(cands) > 2
+    split, auto = auto_split(g, opts, cands, {}, progress=False)
+    assert not any(auto["refused"].values())
+    x = np.concatenate([corner_vectors(g), np.random.default_rng(2).integers(0, 2, (32, 12))])
+    assert validate_split(split, g, x)["all_equal"]
+    assert all(n.attrs.w_bits == 1 and split.nodes[n.args[0]].hi <= 1
+               for n in split.nodes if n.op is Op.DENSE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("min_bits", [2, 1])
+def test_split_then_heat_on_the_mlp(mlp_run, tmp_path, min_bits):
+    """--auto --max-acc-drop: widened (balanced, 2-bit parts), heated (tiny epochs; any drop
+    allowed, so to min_bits), then the exact automatic split to binary (nothing left to split
+    when heating reached 1 bit); the heated run is kept and the result checks 100 %."""
+    from heatq.split.auto import parse_auto, split_then_heat
+
+    out = tmp_path / "sth"
+    opts = parse_auto("weight_bits", "binary", None, None, None, True, 100.0)
+    summary = split_then_heat(mlp_run, out, opts, progress=False, heat_options=dict(
+        epochs=1, finetune_epochs=1, quench_epochs=1, ref_epochs=0, min_bits=min_bits))
+    heated = tmp_path / "sth-heated"
+    hconf = json.loads((heated / "config.json").read_text())
+    assert hconf["model"]["widen"] == {"hidden_1.lin": 2, "fc.lin": 2}  # 3 bits -> 2 x 2 bits
+    assert "split" not in hconf and hconf["widened_from"]
+    sth = summary["split_then_heat"]
+    assert sth["widen"] == hconf["model"]["widen"] and sth["heated"]["constraint_met"]
+    assert set(sth["heated"]["weight_bits"].values()) == {min_bits}
+    split_any = any(c != "unchanged" for c in summary["auto"]["choice"].values())
+    assert split_any == (min_bits > 1)
+    assert sth["ratio_vs_exact_uniform"] == pytest.approx(
+        summary["auto"]["total"]["weight_bits"]
+        / sth["exact"]["uniform"][sth["exact"]["best_uniform"]]["weight_bits"])
+    assert summary["binarization"]["products"] == summary["binarization"]["binary_weights"] \
+        == summary["binarization"]["binary_inputs"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["split"]["max_acc_drop"] == 100.0 and config["base_run"] == str(heated)
+    r = invoke("heatq", "check", out, "--n", "20", "-q")
+    assert r.rc == 0 and json.loads((out / "check.json").read_text())["all_equal"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sth", "sth-heated"]  # no temp left

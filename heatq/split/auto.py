@@ -31,13 +31,15 @@ Objectives: ``adder_bits`` (default), ``luts`` (the LUT + CARRY4 model of
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import UserError
 from ..ir import IntGraph, IRError, Node
 from ..progress import activity
 from .options import MAX_BITS, parse_layers, parse_to, selected
-from .stats import FIGURES, adder_costs, layer_figures
+from .stats import FIGURES, adder_costs, layer_figures, layer_nodes
 
 OBJECTIVES = ("adder_bits", "luts", "weight_bits")
 WEIGHT_KINDS = ("bitplane", "csd", "balanced")
@@ -66,23 +68,26 @@ class AutoOptions:
     to: str | int
     layers: tuple[str, ...] | None
     adders: bool = True
+    max_acc_drop: float | None = None
+    allow_unchanged: bool = False  # split-then-heat's last step: the heated net may be binary
 
     @property
     def target_bits(self) -> int:
         return {"binary": 1, "ternary": 2}.get(self.to, self.to)  # type: ignore[arg-type]
 
     def to_json(self) -> dict:
-        return {"auto": True, "objective": self.objective, "to": self.to,
-                "layers": list(self.layers) if self.layers is not None else None}
+        out = {"auto": True, "objective": self.objective, "to": self.to,
+               "layers": list(self.layers) if self.layers is not None else None}
+        if self.max_acc_drop is not None:
+            out["max_acc_drop"] = self.max_acc_drop
+        return out
 
 
 def parse_auto(objective: str | None, to: str, layers: str | None, weights: str | None,
                acts: str | None, no_adders: bool, max_acc_drop: float | None) -> AutoOptions:
     """The ``--auto`` options, parsed; every mistake one UserError line."""
-    if max_acc_drop is not None:
-        raise UserError("--max-acc-drop (split-then-heat under an accuracy constraint) is not "
-                        "available yet: the widened torch network is not built; --auto alone "
-                        "chooses among exact splits")
+    if max_acc_drop is not None and not 0 <= max_acc_drop <= 100:
+        raise UserError(f"--max-acc-drop must be between 0 and 100 (points), got {max_acc_drop}")
     if weights is not None or acts is not None:
         raise UserError("--auto chooses the weight and activation splits itself; give --auto "
                         "or --weights/--acts, not both")
@@ -93,7 +98,8 @@ def parse_auto(objective: str | None, to: str, layers: str | None, weights: str 
     if no_adders and objective != "weight_bits":
         raise UserError(f"--no-adders: --objective {objective} counts adders; use --objective "
                         "weight_bits to skip them")
-    return AutoOptions(objective, parse_to(to), parse_layers(layers), not no_adders)
+    return AutoOptions(objective, parse_to(to), parse_layers(layers), not no_adders,
+                       max_acc_drop)
 
 
 def _acts_apply(graph: IntGraph, n: Node, opts: AutoOptions, run: str) -> bool:
@@ -134,10 +140,20 @@ def apply_plan(graph: IntGraph, plan: dict[str, Candidate], to) -> IntGraph:
     for kind in WEIGHT_KINDS:
         names = [name for name, c in plan.items() if c.weights == kind]
         if names:
-            made = g.meta.get("products") or {}
-            parts = sorted({p for name in names for p in made.get(name, [name])})
+            parts = sorted({p for name in names for p in _products_of(g, name)})
             g = split_weights(g, kind, to, layers=parts)
     return g
+
+
+def _products_of(graph: IntGraph, name: str) -> list[str]:
+    """The products computing layer ``name`` of the graph an activation split started from:
+    ``meta["products"][name]``, or, for a product that was itself a part when the split began
+    (a widened run's ``<layer>.part<i>``: ``meta["products"]`` is keyed by the original
+    layers), the products below the node now carrying its name."""
+    made = graph.meta.get("products") or {}
+    if name in made:
+        return made[name]
+    return [p.name for p in layer_nodes(graph, name)[0]]
 
 
 def candidate_costs(graph: IntGraph, cands: dict[str, list[Candidate]], opts: AutoOptions,
@@ -213,9 +229,8 @@ def check_combined(split: IntGraph, base: IntGraph, plan: dict[str, Candidate],
         bad = [k for k, v in result["layers"].items() if v < 1]
         raise IRError(f"internal error: the combined automatic split differs from the base "
                       f"network in {', '.join(bad)}")
-    made = split.meta.get("products") or {}
     for name, c in plan.items():
-        for p in made.get(name, [name]):
+        for p in _products_of(split, name):
             n = split.by_name(p)
             if not fits_bits(n.attrs.weight, opts.target_bits) or (
                     c.acts and split.nodes[n.args[0]].type.width != 1):
@@ -228,7 +243,8 @@ def check_auto(graph: IntGraph, opts: AutoOptions, run: str) -> dict[str, list[C
     """``{layer: candidates}`` of the selected products; UserError (one line, before any
     work) for an unknown layer, a run not quantized for ``--to``, or nothing to split."""
     cands = {n.name: layer_candidates(graph, n, opts, run) for n in selected(graph, opts)}
-    if all(c.label == "unchanged" for cs in cands.values() for c in cs):
+    if not opts.allow_unchanged and all(c.label == "unchanged" for cs in cands.values()
+                                        for c in cs):
         raise UserError(f"nothing to split: the selected layers have weights within --to "
                         f"{opts.to}" + (" and 1-bit inputs" if opts.target_bits <= 2 else ""))
     return cands
@@ -259,5 +275,85 @@ def auto_split(graph: IntGraph, opts: AutoOptions, cands: dict[str, list[Candida
     return split, summary
 
 
+def _exact_reference(graph: IntGraph, opts: AutoOptions, run: str, progress: bool) -> dict:
+    """The exact ``--auto`` of ``graph`` (the run before split-then-heat): its total, every
+    uniform split's total and the best uniform one, for the ratio split-then-heat reports."""
+    exact = AutoOptions(opts.objective, opts.to, opts.layers, opts.adders)
+    cands = check_auto(graph, exact, run)
+    costs, _ = candidate_costs(graph, cands, exact, {}, progress)
+    uniform = {k: v for k, v in uniform_totals(cands, costs).items() if v is not None}
+    best = min(uniform, key=lambda k: _rank(uniform[k], opts.objective))
+    choice = choose(costs, opts.objective)
+    return {"best_uniform": best, "uniform": uniform,
+            "auto_total": _sum([costs[n][label] for n, label in choice.items()])}
+
+
+def _widen_layers(graph: IntGraph, opts: AutoOptions) -> list[str]:
+    """The selected products with weights wider than 2 bits: those the balanced split widens."""
+    sel = selected(graph, opts)
+    return [n.name for n in sel if n.attrs.w_bits > 2]
+
+
+def split_then_heat(run: Path, out: Path, opts: AutoOptions, force: bool = False,
+                    progress: bool = True, heat_options: dict | None = None) -> dict:
+    """``--auto --max-acc-drop D``: widen ``run`` by the balanced split to 2-bit weights
+    (the selected layers wider than that; interface 15: a split run with the widened torch
+    network), heat it under the constraint (``heatq heat``, ``heat_options`` passed on), and
+    split the heated run exactly and automatically to ``opts.to`` into ``out``.  The heated
+    run is kept as ``<out>-heated`` (the final split's base run); the widened one is a
+    temporary.  Returns the final summary, with ``split_then_heat``: the widen map, the heated
+    bits and accuracies, and the ratio of the result's objective to the best uniform *exact*
+    split of ``run``."""
+    import shutil
+    import tempfile
+
+    from ..files import load_graph, prepare_output, read_json, write_json
+    from ..heat.command import heat
+    from .command import split_run
+    from .options import SplitOptions
+
+    run, out = Path(run), Path(out)
+    if not run.is_dir():
+        raise UserError(f"{run}: no such run directory")
+    config, graph = read_json(run / "config.json"), load_graph(run)
+    if "split" in config:
+        raise UserError(f"{run} is already a split run; split-then-heat starts from a trained "
+                        f"or heated run")
+    heated = out.with_name(out.name + "-heated")
+    check_auto(graph, AutoOptions(opts.objective, opts.to, opts.layers, opts.adders), str(run))
+    prepare_output(out, "run", force, inputs=(run,))
+    prepare_output(heated, "run", force, inputs=(run,))
+    wide = _widen_layers(graph, opts)
+    reference = _exact_reference(graph, opts, str(run), progress)
+    tmp = Path(tempfile.mkdtemp(prefix=".heatq-widen-", dir=out.parent))
+    try:
+        source = run
+        if wide:
+            split_run(run, tmp / "widened", SplitOptions("balanced", None, None, "ternary",
+                                                         tuple(wide)),
+                      adders=False, progress=progress)
+            source = tmp / "widened"
+        heat(source, heated, max_acc_drop=opts.max_acc_drop, force=force,
+             quiet=not progress, **(heat_options or {}))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    final = AutoOptions(opts.objective, opts.to, None, opts.adders, allow_unchanged=True)
+    summary = split_run(heated, out, final, force=force, adders=opts.adders, progress=progress)
+    hs = read_json(heated / "summary.json")
+    ref = reference["uniform"][reference["best_uniform"]][opts.objective]
+    summary["split_then_heat"] = {
+        "max_acc_drop": opts.max_acc_drop, "source_run": os.path.abspath(run),
+        "heated_run": os.path.abspath(heated),
+        "widen": (read_json(heated / "config.json").get("model") or {}).get("widen"),
+        "heated": {k: hs.get(k) for k in ("weight_bits", "act_bits", "constraint_met",
+                                          "acc_drop_val", "acc_heated", "acc_float")},
+        "exact": reference,
+        "ratio_vs_exact_uniform": summary["auto"]["total"][opts.objective] / ref if ref else None}
+    summary["split"] = opts.to_json()
+    write_json(out / "summary.json", summary)
+    write_json(out / "config.json", {**read_json(out / "config.json"), "split": opts.to_json()})
+    return summary
+
+
 __all__ = ["AutoOptions", "auto_split", "check_auto", "check_combined", "Candidate", "parse_auto", "layer_candidates", "apply_plan",
-           "candidate_costs", "choose", "uniform_totals", "OBJECTIVES"]
+           "candidate_costs", "choose", "uniform_totals", "OBJECTIVES", "split_then_heat"]

@@ -40,7 +40,9 @@ def format_table(layers: dict[str, dict], total: dict[str, dict]) -> list[str]:
 def _describe(opts: dict) -> str:
     where = ", ".join(opts["layers"]) if opts["layers"] else "every product"
     if opts.get("auto"):
-        return (f"split: automatic (exact), least {opts['objective']} per layer, to "
+        how = ("exact" if opts.get("max_acc_drop") is None else
+               f"split-then-heat, --max-acc-drop {opts['max_acc_drop']}")
+        return (f"split: automatic ({how}), least {opts['objective']} per layer, to "
                 f"{opts['to']}; layers: {where}")
     parts = []
     if opts["weights"]:
@@ -81,6 +83,25 @@ def format_auto(auto: dict) -> list[str]:
             + [f"auto {obj} / best uniform ({auto['best_uniform']}): {ratio}"])
 
 
+def format_then_heat(sth: dict, objective: str) -> list[str]:
+    """The split-then-heat lines: what was widened and heated, and the result against the best
+    uniform exact split of the source run."""
+    h = sth["heated"]
+    bits = ", ".join(f"{k} {v}" for k, v in {**(h["weight_bits"] or {}),
+                                              **(h["act_bits"] or {})}.items())
+    drop = "-" if h["acc_drop_val"] is None else f"{h['acc_drop_val']:.2f} pt"
+    met = "met" if h["constraint_met"] else "NOT met"
+    ex = sth["exact"]
+    ratio = sth["ratio_vs_exact_uniform"]
+    return [f"split-then-heat: widened (balanced, 2-bit parts) {sth['widen'] or 'nothing'}; "
+            f"heated to {bits}; validation drop {drop} (<= {sth['max_acc_drop']} pt: {met}); "
+            f"heated run {sth['heated_run']}",
+            f"exact splits of the source run: auto {ex['auto_total'][objective]}, best uniform "
+            f"({ex['best_uniform']}) {ex['uniform'][ex['best_uniform']][objective]} {objective}",
+            f"split-then-heat {objective} / best uniform exact split of the source run: "
+            + ("-" if ratio is None else f"{ratio:.3f}")]
+
+
 def format_split(summary: dict) -> str:
     """The whole printout of ``heatq split`` from its ``summary.json``."""
     lines = ["Model weights bit_width"]
@@ -96,6 +117,8 @@ def format_split(summary: dict) -> str:
     lines += ["  " + ln for ln in format_table(summary["layers"], summary["totals"])]
     if "auto" in summary:
         lines += format_auto(summary["auto"])
+    if "split_then_heat" in summary:
+        lines += format_then_heat(summary["split_then_heat"], summary["auto"]["objective"])
     b = summary["binarization"]
     lines.append(f"products: {b['products']}; weights in {{-1,+1}}: {b['binary_weights']}, "
                  f"in {{-1,0,1}}: {b['ternary_weights']}; 1-bit inputs: {b['binary_inputs']}"
