@@ -154,11 +154,11 @@ def split(run: Path = typer.Argument(..., help="a run directory (train or heat o
               False, "--auto", help="choose the split per layer (exact): the candidate of "
               "least --objective"),
           objective: Optional[str] = typer.Option(
-              None, "--objective", help="with --auto: adder_bits (default) | weight_bits "
-              "(luts: not available yet)"),
+              None, "--objective", help="with --auto: adder_bits (default) | luts (LUT + "
+              "CARRY4 model) | weight_bits"),
           max_acc_drop: Optional[float] = typer.Option(
-              None, "--max-acc-drop", help="split-then-heat under an accuracy constraint "
-              "(not available yet)"),
+              None, "--max-acc-drop", help="--auto with split-then-heat: widen (balanced, "
+              "2-bit parts), heat within D points, then the exact automatic split"),
           no_adders: bool = typer.Option(
               False, "--no-adders", help="skip the adder counts (lowering every product to "
               "adder graphs can take minutes)"),
@@ -173,7 +173,12 @@ def split(run: Path = typer.Argument(..., help="a run directory (train or heat o
         raise UserError("--objective is for --auto")
     else:
         opts = parse_options(weights, acts, to, layers)
-    summary = split_run(run, out, opts, force=force, adders=not no_adders,
-                        progress=not quiet)
+    if isinstance(opts, AutoOptions) and opts.max_acc_drop is not None:
+        from .auto import split_then_heat
+
+        summary = split_then_heat(run, out, opts, force=force, progress=not quiet)
+    else:
+        summary = split_run(run, out, opts, force=force, adders=not no_adders,
+                            progress=not quiet)
     typer.echo(format_split(summary))
     typer.echo(f"split run written to {out}")
