@@ -293,15 +293,18 @@ def _instantiated(module: str, text: str) -> bool:
     return re.search(rf"^\s*{module}\s+(#\s*\(|[A-Za-z_]\w*\s*\()", text, re.M) is not None
 
 def _add_primitives(files: dict[str, str]) -> None:
-    """Add every primitive that the generated files, or the primitives added, instantiate."""
-    used = "\n".join(files.values())
+    """Add every primitive that the generated files, or the primitives added, instantiate
+    (each file searched on its own, the regex only where the name occurs: a binarized layer
+    module is tens of MB)."""
+    texts = list(files.values())
     while True:
-        new = [p for p in PRIMITIVES if p not in files and _instantiated(p[:-2], used)]
+        new = [p for p in PRIMITIVES if p not in files
+               and any(p[:-2] in t and _instantiated(p[:-2], t) for t in texts)]
         if not new:
             return
         for p in new:
             files[p] = read_template(p)
-            used += "\n" + files[p]
+            texts.append(files[p])
 
 
 def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class AdderBuilder:
         self.coef: list[dict[int, int]] = [{i: 1} for i in range(self.n_in)]
         self.cst: list[int] = [0] * self.n_in
         self.adders: list[Adder] = []
+        self.levels: list[int] = [0] * self.n_in  # per node (inputs, then adders)
+        self.widths: list[int] = [i.type.width for i in inputs]
 
     def width(self, n: int) -> int:
         return self.node_type(n).width
@@ -93,6 +95,8 @@ class AdderBuilder:
                                  carry, segments))
         self.coef.append(coef)
         self.cst.append(cst)
+        self.levels.append(level)
+        self.widths.append(typ.width)
         return nid
 
     def combine(self, t1: SignedTerm, t2: SignedTerm, positive: bool = False) -> SignedTerm:

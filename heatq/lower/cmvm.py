@@ -19,7 +19,10 @@
    node of level ``max(l1, l2) + 1`` adds ``2**(max + 1) - 2**l1 - 2**l2`` (nothing when
    ``l1 == l2``).  Every output's adder depth is thus at most ``ceil(log2 T) +
    depth_slack`` plus one adder for its constant (or to negate a negative root).
-   ``depth_slack=None``: no guard (fewer adders, deeper trees);
+   ``depth_slack=None``: no guard (fewer adders, deeper trees).  Over the cap
+   (:data:`~heatq.lower.cse.CSE_MAX_PAIRS` term pairs over all rows: fused binarized layers)
+   the sharing runs within consecutive column windows (:mod:`heatq.lower.cse`; the graph's
+   ``meta["cse_windows"]`` says how many), under the same depth guard;
 3. each output's remaining terms are summed by a heap keyed by (arrival, magnitude bits): the
    earliest and narrowest operands are added first;
 4. the output's constant is added last (it absorbs a negative root for free); without one,
@@ -43,7 +46,7 @@ from heatq.ir import IntType
 from heatq.ir.adders import AdderGraph, InputNode, Output, Term
 
 from .builder import AdderBuilder
-from .cse import Row, share_subexpressions
+from .cse import CSE_MAX_PAIRS, CSE_WINDOW_PAIRS, Row, share_subexpressions
 from .digits import csd, digits, trailing_zeros
 
 __all__ = ["csd", "digits", "lower_cmvm"]
@@ -96,23 +99,24 @@ def _digit_rows(wl: list[list[int]], inputs: list[InputNode], consts: list[int])
     return rows
 
 
-def _shared(b: AdderBuilder, w: np.ndarray, rows: list[Row],
-            depth_slack: int | None) -> list[Row]:
+def _shared(b: AdderBuilder, w: np.ndarray, rows: list[Row], depth_slack: int | None,
+            cap: tuple[int | None, int]) -> tuple[list[Row], int]:
     """Step 2: run the sharing (cached by weights, input ranges and depth slack) and replay
-    its adders into ``b`` with ``b``'s timing (the same node ids); returns the rows left."""
+    its adders into ``b`` with ``b``'s timing (the same node ids); returns the rows left and
+    the number of CSE windows (1 under the cap, :mod:`heatq.lower.cse`)."""
     key = (w.shape, np.ascontiguousarray(w, dtype=np.int64).tobytes(),
-           tuple((i.lo, i.hi) for i in b.inputs), depth_slack)
+           tuple((i.lo, i.hi) for i in b.inputs), depth_slack, cap)
     hit = _CSE_CACHE.get(key)
     if hit is None:
         b0 = AdderBuilder(b.inputs, None)
-        share_subexpressions(b0, rows, depth_slack)
-        hit = ([(ad.a, ad.b) for ad in b0.adders], [dict(r) for r in rows])
+        windows = share_subexpressions(b0, rows, depth_slack, *cap)
+        hit = ([(ad.a, ad.b) for ad in b0.adders], [dict(r) for r in rows], windows)
         if len(_CSE_CACHE) >= 32:
             _CSE_CACHE.pop(next(iter(_CSE_CACHE)))
         _CSE_CACHE[key] = hit
     for ta, tb in hit[0]:
         b.add(ta, tb)
-    return [dict(r) for r in hit[1]]
+    return [dict(r) for r in hit[1]], hit[2]
 
 
 def _sum_row(b: AdderBuilder, row: Row, c: int) -> Output:
@@ -143,21 +147,28 @@ def _sum_row(b: AdderBuilder, row: Row, c: int) -> Output:
 
 def lower_cmvm(weight: np.ndarray, in_ranges: Sequence[tuple[int, int]],
                const: Iterable[int] | None = None, max_carry: int | None = None,
-               cse: bool = True, depth_slack: int | None = 0) -> AdderGraph:
+               cse: bool = True, depth_slack: int | None = 0,
+               cse_max_pairs: int | None = CSE_MAX_PAIRS,
+               cse_window_pairs: int = CSE_WINDOW_PAIRS) -> AdderGraph:
     """Lower ``y = weight @ x + const`` (``weight`` integer ``[out, in]``, ``x_i`` in
     ``in_ranges[i]``) to an :class:`AdderGraph`.  ``max_carry``: pipelined, no carry chain
     longer than that many bits between registers.  ``cse=False``: no sharing (plain CSD
     adder trees).  ``depth_slack``: sharing may deepen an output's adder tree by at most
-    this many levels over its unshared minimum (None: no limit); see the module docstring."""
+    this many levels over its unshared minimum (None: no limit); see the module docstring.
+    ``cse_max_pairs`` / ``cse_window_pairs``: the CSE cap (:mod:`heatq.lower.cse`; None: no
+    cap)."""
     w = np.asarray(weight)
     inputs, consts = _check_args(w, in_ranges, const, max_carry, depth_slack)
     n_out, n_in = w.shape
     b = AdderBuilder(inputs, max_carry)
     wl = [[int(v) for v in row] for row in w.tolist()]
     rows = _digit_rows(wl, inputs, consts)
+    windows = 1
     if cse:
-        rows = _shared(b, w, rows, depth_slack)
+        rows, windows = _shared(b, w, rows, depth_slack, (cse_max_pairs, cse_window_pairs))
     outputs = [_sum_row(b, row, c) for row, c in zip(rows, consts)]
     meta = {"n_out": n_out, "n_in": n_in, "cse": cse, "depth_slack": depth_slack,
             "digits": sum(len(digits(v)) for row in wl for v in row)}
+    if windows > 1:  # over the CSE cap: sharing within column windows only
+        meta["cse_windows"] = windows
     return AdderGraph(tuple(inputs), tuple(b.adders), tuple(outputs), max_carry, meta)

@@ -5,6 +5,23 @@ A *row* is one output's sum of signed digit terms, ``{(node, shift): sign}``.  A
 two terms ``n1 << a1 (+/-) n2 << a2`` normalised to ``min(a1, a2) == 0`` with ``(n1, a1) <
 (n2, a2)``; it is packed into one int64 key (:func:`_pack`) so that pattern counts can be
 kept in :class:`collections.Counter` objects and computed for whole rows with numpy.
+
+**The cap.** The greedy run counts every pair of terms of every row: ``P = sum_r T_r (T_r -
+1) / 2`` keys for rows of ``T_r`` terms, and it takes roughly ``P`` counter updates plus a
+numpy pass over a row per substitution.  A fused binarized layer has rows of thousands of
+1-bit terms (the demo CNN's conv_block_4: 64 rows x 4320 terms, ``P`` = 597M: hours, and
+tens of GB of counters).  So when ``P > max_pairs`` (:data:`CSE_MAX_PAIRS` = 2**23, 8.4M;
+the largest unsplit layer measured, the trained seed CNN's conv_block_4 64 x 288 of 4-bit
+weights, has 3.2M), the sharing runs over *column windows* instead: consecutive input
+columns, each window as wide as keeps its own ``P`` within ``window_pairs``
+(:data:`CSE_WINDOW_PAIRS` = 2**17), one greedy run per window over the rows' terms in it,
+the windows in column order.  Each run sees only its window's inputs (patterns never span
+two windows), and the depth guard is the whole row's (its ``S`` and cap carry over from
+window to window), so the depth bound of :mod:`heatq.lower.cmvm` holds unchanged.  The
+rows' remaining terms (of every window) are summed by step 3 as usual.  Cost: a pattern
+whose two terms lie in different windows is not shared (more adders than an unbounded run,
+which cannot be afforded anyway); measured on conv_block_4 (64 x 4320, +-1): see
+docs/verilog.md.  Under the cap the run is exactly the unbounded one.
 """
 
 from __future__ import annotations
@@ -42,9 +59,10 @@ def _unpack(k):
     return n1, a1, n2, a2, g
 
 
-def _keys_vs(t: SignedTerm, arr: np.ndarray) -> np.ndarray:
-    """Packed pattern keys of term ``t`` paired with each term of ``arr`` ([T, 3])."""
-    n, s, g = t
+def _keys_vs(t, arr: np.ndarray) -> np.ndarray:
+    """Packed pattern keys of term ``t`` (a :data:`SignedTerm`, or a [T, 3] array: one term
+    per row of ``arr``) paired with each term of ``arr`` ([T, 3])."""
+    n, s, g = t if isinstance(t, tuple) else (t[:, 0], t[:, 1], t[:, 2])
     n2, s2, g2 = arr[:, 0], arr[:, 1], arr[:, 2]
     first = (n2 < n) | ((n2 == n) & (s2 < s))  # the array term comes first
     m = np.minimum(s2, s)
@@ -68,13 +86,69 @@ def _as_array(terms) -> np.ndarray:
     return np.array(terms, dtype=np.int64).reshape(-1, 3)
 
 
-def share_subexpressions(b: AdderBuilder, rows: list[Row], depth_slack: int | None = 0) -> None:
-    """Greedy two-term common-subexpression elimination over ``rows`` (modified in place),
-    creating the shared adders in ``b``.  ``depth_slack``: the depth guard of
-    :mod:`heatq.lower.cmvm` (None: unguarded; else >= 0)."""
+CSE_MAX_PAIRS = 1 << 22  # term pairs over all rows above which the sharing is windowed
+CSE_WINDOW_PAIRS = 1 << 17  # term pairs over all rows of one window (at least one column)
+
+
+def row_pairs(rows: list[Row]) -> int:
+    """``sum_r T_r (T_r - 1) / 2``: the term pairs the greedy run counts over ``rows``."""
+    return sum(len(r) * (len(r) - 1) // 2 for r in rows)
+
+
+def share_subexpressions(b: AdderBuilder, rows: list[Row], depth_slack: int | None = 0,
+                         max_pairs: int | None = CSE_MAX_PAIRS,
+                         window_pairs: int = CSE_WINDOW_PAIRS) -> int:
+    """Greedy two-term common-subexpression elimination over ``rows`` (modified in place; the
+    terms are over ``b``'s inputs only), creating the shared adders in ``b``.
+    ``depth_slack``: the depth guard of :mod:`heatq.lower.cmvm` (None: unguarded; else >= 0).
+    ``max_pairs`` (None: no cap) / ``window_pairs``: the cap of the module docstring.
+    Returns the number of windows (1: one run over the whole rows)."""
     if any(s >= _SH for row in rows for (_n, s) in row):
         raise ValueError("shift too large for the CSE key")
-    _Sharing(b, rows, depth_slack).run()
+    if max_pairs is None or row_pairs(rows) <= max_pairs:
+        _Sharing(b, rows, depth_slack).run()
+        return 1
+    windows = column_windows(rows, b.n_in, window_pairs)
+    depth = _row_depths(rows, depth_slack) if depth_slack is not None else None
+    for lo, hi in windows:
+        sub = [{k: g for k, g in row.items() if lo <= k[0] < hi} for row in rows]
+        _Sharing(b, sub, depth_slack, depth).run()
+        for row, left in zip(rows, sub):
+            for k in [k for k in row if lo <= k[0] < hi]:
+                del row[k]
+            row.update(left)
+    return len(windows)
+
+
+def column_windows(rows: list[Row], n_in: int, window_pairs: int) -> list[tuple[int, int]]:
+    """Consecutive input-column ranges ``[lo, hi)`` covering ``0 .. n_in``, each the widest
+    (at least one column) whose rows' term pairs total at most ``window_pairs``."""
+    cnt = np.zeros((len(rows), n_in + 1), dtype=np.int64)
+    for r, row in enumerate(rows):
+        for (n, _s) in row:
+            cnt[r, n + 1] += 1
+    cum = np.cumsum(cnt, axis=1)
+
+    def pairs(lo: int, hi: int) -> int:
+        t = cum[:, hi] - cum[:, lo]
+        return int((t * (t - 1) // 2).sum())
+
+    out, lo = [], 0
+    while lo < n_in:
+        a, z = lo + 1, n_in  # the widest hi in a..z with pairs(lo, hi) <= window_pairs
+        while a < z:
+            mid = (a + z + 1) // 2
+            a, z = (mid, z) if pairs(lo, mid) <= window_pairs else (a, mid - 1)
+        out.append((lo, a))
+        lo = a
+    return out
+
+
+def _row_depths(rows: list[Row], depth_slack: int) -> tuple[list[int], list[int]]:
+    """The depth guard's per-row ``S`` (terms all inputs: ``T``) and cap
+    ``2**(ceil(log2 T) + slack)``."""
+    return ([len(row) for row in rows],
+            [1 << (max(len(row) - 1, 0).bit_length() + depth_slack) for row in rows])
 
 
 class _Sharing:
@@ -86,7 +160,8 @@ class _Sharing:
     popped entry whose count changed is pushed back with the current count.  The taken
     pattern replaces its disjoint occurrences."""
 
-    def __init__(self, b: AdderBuilder, rows: list[Row], depth_slack: int | None):
+    def __init__(self, b: AdderBuilder, rows: list[Row], depth_slack: int | None,
+                 depth: tuple[list[int], list[int]] | None = None):
         self.b, self.rows = b, rows
         self.plus: Counter = Counter()
         self.minus: Counter = Counter()
@@ -104,11 +179,8 @@ class _Sharing:
                 self.node_rows.setdefault(n, set()).add(r)
             self.index.append(idx)
         self.guard = depth_slack is not None
-        if self.guard:
-            # rows hold inputs only (level 0): S_r = #terms; cap = 2**(ceil(log2 #terms) + slack)
-            self.depth_sum = [len(row) for row in rows]
-            self.depth_cap = [1 << (max(len(row) - 1, 0).bit_length() + depth_slack)
-                              for row in rows]
+        if self.guard:  # ``depth``: the whole rows' state when ``rows`` is one window of them
+            self.depth_sum, self.depth_cap = depth or _row_depths(rows, depth_slack)
         self.heap: list[tuple] = []
         self.init = self._initial_candidates()
         self.pos = 0
@@ -206,10 +278,17 @@ class _Sharing:
         added: list[int] = []
         for r, m, g1 in occ:
             added.extend(self._replace(r, (n1, m + a1), (n2, m + a2), (nid, m, g1 * flip)))
-        for kk in set(added):
-            cc = self.plus[kk] - self.minus[kk]
-            if cc >= 2:
-                heapq.heappush(self.heap, self._entry(kk, cc))
+        plus, minus = self.plus, self.minus
+        ks = [k for k in set(added) if plus[k] - minus[k] >= 2]
+        if not ks:
+            return
+        # the entries of _entry, unpacked in one numpy pass (push order does not matter:
+        # the heap pops by value)
+        n1s, a1s, n2s, a2s, _g = (v.tolist() for v in _unpack(np.array(ks, dtype=np.int64)))
+        lv, wd = self.b.levels, self.b.widths
+        for k, x, p, y, q in zip(ks, n1s, a1s, n2s, a2s):
+            heapq.heappush(self.heap, (minus[k] - plus[k], max(lv[x], lv[y]) + 1,
+                                       max(wd[x] + p, wd[y] + q), k))
 
     def _replace(self, r: int, p1: tuple[int, int], p2: tuple[int, int],
                  tn: SignedTerm) -> list[int]:
@@ -221,10 +300,12 @@ class _Sharing:
         del row[p1]
         del row[p2]
         arr = _as_array([(n, s, gg) for (n, s), gg in row.items()])
-        self.minus.update(_keys_vs(t1, arr).tolist())
-        self.minus.update(_keys_vs(t2, arr).tolist())
-        self.minus.update(_keys_vs(t1, _as_array([t2])).tolist())
-        kn = _keys_vs(tn, arr).tolist()
+        L = len(arr)
+        # one numpy pass: t1 and t2 against the rest and each other (gone), tn (added)
+        firsts = np.repeat(_as_array([t1, t2, t1, tn]), [L, L, 1, L], axis=0)
+        keys = _keys_vs(firsts, np.concatenate([arr, arr, _as_array([t2]), arr])).tolist()
+        self.minus.update(keys[:2 * L + 1])
+        kn = keys[2 * L + 1:]
         self.plus.update(kn)
         for n, s in (p1, p2):
             del idx[n][s]
