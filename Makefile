@@ -37,5 +37,15 @@ test: install
 test-slow: install
 	$(PYTEST) -q -m slow
 
+# the benches (hours on a small machine; BENCH_JOBS worker processes, default 2): brevitas,
+# da4ml and alkaid pinned in pyproject's [bench] extra (they leave the torch build alone)
+bench: install
+	$(PY) -m pip install -q -e '.[test,bench]'
+	OMP_WAIT_POLICY=PASSIVE $(PY) bench/binarize.py --jobs $(or $(BENCH_JOBS),2) --out bench/results
+	OMP_WAIT_POLICY=PASSIVE $(PY) bench/accuracy_bits.py --jobs $(or $(BENCH_JOBS),2) \
+	  --out bench/results/accuracy_bits
+	OMP_WAIT_POLICY=PASSIVE $(PY) bench/hw_cmvm.py --n-vectors 100 --out bench/results/hw_cmvm_run.json \
+	  --md bench/results/hw_cmvm_run.md
+
 clean:
 	rm -rf heatq-out sim_build .pytest_cache
