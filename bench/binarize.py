@@ -63,16 +63,19 @@ def _quiet(fn, *args, **kw):
 
 def _cached(p: dict, fn) -> dict:
     """``fn(p)``, or the row a previous run with the same parameters left in ``p["cache"]``
-    (its output directories still there)."""
-    key = {k: v for k, v in p.items() if k not in ("threads", "estimate", "estimate_timeout")}
+    (its outputs ``p["keeps"]`` still there).  A "not available" row is not kept: a rerun
+    tries again (the missing piece may have landed since)."""
+    key = {k: v for k, v in p.items()
+           if k not in ("threads", "estimate", "estimate_timeout", "keeps")}
     path = Path(p["cache"])
-    if path.is_file() and all(Path(d).is_dir() for d in p.get("keeps", ())):
+    if path.is_file() and all(Path(d).exists() for d in p.get("keeps", ())):
         doc = json.loads(path.read_text())
         if doc.get("params") == key:
             return {**doc["row"], "cached": True}
     row = fn(p)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"params": key, "row": row}, indent=1, default=str) + "\n")
+    if not row.get("not_available"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"params": key, "row": row}, indent=1, default=str) + "\n")
     return row
 
 
@@ -313,6 +316,8 @@ def _run(kind: str, p: dict) -> dict:
 def _store(p: dict, row: dict) -> None:
     """Keep an estimate added to a cached row."""
     path = Path(p["cache"])
+    if not path.is_file():
+        return
     doc = json.loads(path.read_text())
     doc["row"] = {k: v for k, v in row.items() if k != "cached"}
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
@@ -349,12 +354,13 @@ def plan(args) -> list[tuple[str, dict, list]]:
                            "label": "split-then-heat", "wide": str(w / "widened"),
                            "sth": str(w / "sth"), "sth_bin": str(w / "sth-binary"),
                            "pred_sth": str(w / "sth_pred.npy"),
-                           "cache": str(w / "sth.row.json"), "keeps": [str(w / "sth")]}, [])
+                           "cache": str(w / "sth.row.json"),
+                           "keeps": [str(w / "sth"), str(w / "sth_pred.npy")]}, [])
             if "sth" in args.methods and args.sth_from == "heated":
                 kids.append(sth)
             deps = [("heat", {**heat_p, **pred, "label": "heated",
                               "cache": str(w / "heated.row.json"),
-                              "keeps": [str(w / "heated")]}, kids)]
+                              "keeps": [str(w / "heated"), pred["pred"]]}, kids)]
             if "sth" in args.methods and args.sth_from == "qat4":
                 deps.append(sth)
             if "brevitas" in args.methods:
@@ -461,7 +467,8 @@ def plot(rows: list[dict], path: Path, metric: str) -> None:
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False)
     style = {"heat": ("*", "tab:red"), "split": ("o", "tab:blue"), "sth": ("^", "tab:orange"),
              "sth-binary": ("s", "tab:purple")}
-    lines = {"float": ("gray", "--"), "qat4": ("tab:cyan", ":"), "brevitas": ("tab:green", "-.")}
+    lines = {"train": ("float", "gray", "--"), "qat4": ("qat-4", "tab:cyan", ":"),
+             "brevitas": ("brevitas w1a1", "tab:green", "-.")}
     for ax, ds in zip(axes[0], datasets):
         for r in rows:
             if r["dataset"] != ds:
@@ -471,17 +478,18 @@ def plot(rows: list[dict], path: Path, metric: str) -> None:
             if r["job"] in style and x is not None:
                 marker, color = style[r["job"]]
                 ax.scatter(x, 100 * r["acc_test"], marker=marker, color=color, s=40)
-                ax.annotate(r["method"].replace("split-then-heat", "sth"), (x, 100 * r["acc_test"]),
-                            fontsize=6, xytext=(3, 3), textcoords="offset points")
+                text = r["method"].replace("split-then-heat", "sth").replace("split ", "")
+                ax.annotate(text, (x, 100 * r["acc_test"]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
             elif r["job"] in lines:
-                color, ls = lines[r["job"]]
+                _, color, ls = lines[r["job"]]
                 ax.axhline(100 * r["acc_test"], color=color, ls=ls, lw=0.8)
-        for job, (color, ls) in lines.items():
-            ax.plot([], [], color=color, ls=ls, label=job.replace("qat4", "qat-4")
-                    .replace("brevitas", "brevitas w1a1"))
+        for label, color, ls in lines.values():
+            ax.plot([], [], color=color, ls=ls, label=label)
         for job, (marker, color) in style.items():
-            ax.scatter([], [], marker=marker, color=color, label=job.replace("heat", "heated")
-                       if job == "heat" else job)
+            ax.scatter([], [], marker=marker, color=color, label={
+                "heat": "heated", "split": "exact binary split", "sth": "split-then-heat",
+                "sth-binary": "split-then-heat, binary split"}[job])
         ax.set_xscale("log")
         ax.set_title(ds)
         ax.set_xlabel("yosys LUT + CARRY4 (whole network)" if metric == "lut_carry"
