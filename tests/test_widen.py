@@ -202,6 +202,11 @@ def test_split_then_heat_cli_round_trip(mlp_run, tmp_path):
     r = invoke("heatq", "check", h, "--n", "60")
     assert r.rc == 0, r.out + r.err
     assert json.loads((h / "check.json").read_text())["layers"]["fc.lin.part0"] == 1.0
+    r = invoke("heatq", "split", h, "--weights", "bitplane", "--to", "binary", "--no-adders",
+               "--out", tmp_path / "HB", "-q")  # the heated widened run splits on
+    assert r.rc == 0, r.err
+    r = invoke("heatq", "check", tmp_path / "HB", "--n", "30")
+    assert r.rc == 0 and "fc.lin.part0" in r.out, r.out + r.err
 
 
 def test_heat_refuses_a_split_run_without_a_torch_network(mlp_run, tmp_path):
@@ -214,3 +219,20 @@ def test_heat_refuses_a_split_run_without_a_torch_network(mlp_run, tmp_path):
     r = invoke("heatq", "heat", s, "--out", tmp_path / "H", "-q")
     assert_refused(r, "heatq", str(s), "only balanced weight splits")
     assert not (tmp_path / "H").exists()
+
+
+def test_float_source_of_a_heated_base(tmp_path):
+    """Split-then-heat of a heated base is held to the float network the base was heated
+    against: its heat source, as recorded or moved beside the base, with model_float.pt."""
+    from heatq.heat.start import float_source
+
+    base, src = tmp_path / "demo" / "run", tmp_path / "demo" / "run-4bit"
+    for d in (base, src):
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+    config = {"heat": {"source": "elsewhere/run-4bit"}}
+    assert float_source(base, config) is None  # no float network there
+    (src / "model_float.pt").write_bytes(b"")
+    assert float_source(base, config) == src
+    assert float_source(base, {"heat": {"source": str(src)}}) == src
+    assert float_source(base, {}) is None

@@ -11,7 +11,7 @@ import typer
 from ..errors import UserError
 from ..models import QNet, build_model, set_layer_bits
 from ..quant import QReLU, QWeighted
-from ..rundir import load_float_model, load_model, read_json
+from ..rundir import FLOAT_STATE, load_float_model, load_model, read_json
 from ..train import TrainConfig, calibrate, fit
 from .loop import Data, LoopConfig
 from .search import measure, reference_accuracy
@@ -71,20 +71,39 @@ def bits_of(model: QNet) -> tuple[dict, dict]:
     return w, a
 
 
+def float_source(base: Path, config: dict) -> Path | None:
+    """The run whose float network a heated run ``base`` was measured against: its config's
+    ``heat.source``, as written or (moved together) beside ``base``, when that run still has
+    its float network (``model_float.pt``); None otherwise."""
+    src = (config.get("heat") or {}).get("source")
+    if not src:
+        return None
+    for path in (Path(src), base.parent / Path(src).name):
+        if (path / FLOAT_STATE).is_file() and (path / "config.json").is_file():
+            return path
+    return None
+
+
 def start(run, ref_epochs: int | None, seed: int) -> tuple[QNet, dict, dict]:
     """(the network heating starts from, the ``reference`` record, the reference accuracies
     of :func:`reference_accuracy`).  A run: :func:`reference_network`.  A widened split run
     (``run``: heat's opened run): the widened network itself, against the reference of its
-    base run (when the base run is still there; else its own).  The accuracies carry
+    base run (when the base run is still there; else its own); for a heated base run, the
+    float network of the run it was heated from (:func:`float_source`), so that
+    ``--max-acc-drop`` is, as for a trained run, a drop from float.  The accuracies carry
     ``"start"``: the start network's exact validation and test accuracy."""
-    widened = bool((run.config.get("model") or {}).get("widen"))
-    base = Path(run.config.get("base_run") or "") if widened else None
+    widened = "split" in run.config and bool((run.config.get("model") or {}).get("widen"))
+    base = Path(run.config["base_run"]) if widened and run.config.get("base_run") else None
     if base is not None and (base / "model.pt").is_file():
         base_model, base_config = load_model(base)
-        ref, reference = reference_network(base, base_model, base_config, run.data,
+        src = float_source(base, base_config)
+        ref_dir, ref_config = (src, read_json(src / "config.json")) if src else (base,
+                                                                                base_config)
+        ref, reference = reference_network(ref_dir, base_model, ref_config, run.data,
                                            run.held_out, ref_epochs, seed, run.cfg)
         refs = reference_accuracy(ref, run.data, run.oc)
-        model, reference = run.model, {**reference, "of": f"base run {base}"}
+        of = f"base run {base}" + (f" (its heat source {src})" if src else "")
+        model, reference = run.model, {**reference, "of": of}
     elif widened:
         model, reference = run.model, {"network": "run (base run not found)",
                                        "held_out": run.held_out, "epochs": 0}
