@@ -278,7 +278,7 @@ def auto_split(graph: IntGraph, opts: AutoOptions, cands: dict[str, list[Candida
 def _exact_reference(graph: IntGraph, opts: AutoOptions, run: str, progress: bool) -> dict:
     """The exact ``--auto`` of ``graph`` (the run before split-then-heat): its total, every
     uniform split's total and the best uniform one, for the ratio split-then-heat reports."""
-    exact = AutoOptions(opts.objective, opts.to, opts.layers, opts.adders)
+    exact = AutoOptions(opts.objective, opts.to, None, opts.adders)
     cands = check_auto(graph, exact, run)
     costs, _ = candidate_costs(graph, cands, exact, {}, progress)
     uniform = {k: v for k, v in uniform_totals(cands, costs).items() if v is not None}
@@ -297,9 +297,12 @@ def _widen_layers(graph: IntGraph, opts: AutoOptions) -> list[str]:
 def split_then_heat(run: Path, out: Path, opts: AutoOptions, force: bool = False,
                     progress: bool = True, heat_options: dict | None = None) -> dict:
     """``--auto --max-acc-drop D``: widen ``run`` by the balanced split to 2-bit weights
-    (the selected layers wider than that; interface 15: a split run with the widened torch
-    network), heat it under the constraint (``heatq heat``, ``heat_options`` passed on), and
-    split the heated run exactly and automatically to ``opts.to`` into ``out``.  The heated
+    (the layers ``--layers`` selects, default all, that are wider than that: *where* to widen;
+    interface 15: a split run with the widened torch
+    network), heat it under the constraint (``heatq heat --objective bops``: weight bits x
+    activation bits x MACs, what an exact binarization's fan-in grows with; ``heat_options``
+    passed on), and
+    split the heated run exactly and automatically to ``opts.to`` into ``out`` (every product).  The heated
     run is kept as ``<out>-heated`` (the final split's base run); the widened one is a
     temporary.  Returns the final summary, with ``split_then_heat``: the widen map, the heated
     bits and accuracies, and the ratio of the result's objective to the best uniform *exact*
@@ -320,7 +323,8 @@ def split_then_heat(run: Path, out: Path, opts: AutoOptions, force: bool = False
         raise UserError(f"{run} is already a split run; split-then-heat starts from a trained "
                         f"or heated run")
     heated = out.with_name(out.name + "-heated")
-    check_auto(graph, AutoOptions(opts.objective, opts.to, opts.layers, opts.adders), str(run))
+    check_auto(graph, AutoOptions(opts.objective, opts.to, None, opts.adders), str(run))
+    selected(graph, opts)  # --layers: where to widen; an unknown name is refused here
     prepare_output(out, "run", force, inputs=(run,))
     prepare_output(heated, "run", force, inputs=(run,))
     wide = _widen_layers(graph, opts)
@@ -334,7 +338,7 @@ def split_then_heat(run: Path, out: Path, opts: AutoOptions, force: bool = False
                       adders=False, progress=progress)
             source = tmp / "widened"
         heat(source, heated, max_acc_drop=opts.max_acc_drop, force=force,
-             quiet=not progress, **(heat_options or {}))
+             quiet=not progress, **{"objective": "bops", **(heat_options or {})})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     final = AutoOptions(opts.objective, opts.to, None, opts.adders, allow_unchanged=True)
