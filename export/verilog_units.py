@@ -179,6 +179,8 @@ class TopBuilder:
             "carry_per_stage": st["carry_per_stage"], "adder_depth": st["adder_depth"],
             "pipeline_depth": st["pipeline_depth"], "latency": lat, "ii": 1,
         }
+        if "cse_windows" in g.meta:  # over the CSE cap (heatq.lower.cse): windowed sharing
+            self.layers[nm]["cse_windows"] = g.meta["cse_windows"]
 
     # ------------------------------------------------------------------ stream units
     def window(self, n, nm: str, arg: Flow, pw: int) -> tuple[nl.Signal, nl.Signal]:

@@ -219,3 +219,56 @@ def test_lower_products_small_cnn_exact_and_max_carry():
                 assert max(st_["carry_per_stage"].values()) <= k
     outs = run(lowered, x)
     assert outs[2].shape == (len(x),)
+
+
+def _wide_binary_dense(seed: int, n_out: int, n_in: int):
+    """1-bit unsigned input [n_in] -> DENSE with +-1 weights -> REQUANT (HALF_UP, folded into
+    the CMVM): a fused binarized layer's shape, n_out x n_in."""
+    from heatq.ir import DenseAttrs, GraphBuilder, InputAttrs, Overflow, RequantAttrs, Rounding
+
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((n_in,), 0, 1), name="in")
+    w = rng.choice([-1, 1], size=(n_out, n_in))
+    d = g.add(Op.DENSE, DenseAttrs(w, rng.integers(-9, 10, n_out), 1), [x], "fc")
+    r = g.add(Op.REQUANT, RequantAttrs(4, -8, 7, Rounding.HALF_UP, Overflow.SATURATE), [d], "q")
+    return g.build([r, d])
+
+
+def test_cse_cap_windows_exact():
+    """A CMVM over the CSE cap (2 x 2050 +-1 weights: 4.2M term pairs > CSE_MAX_PAIRS) shares
+    within column windows: the windowed path is taken, and the lowered graph's outputs equal
+    the original's exactly (corners + random), within the guard's depth bound."""
+    from heatq.lower.cse import CSE_MAX_PAIRS, CSE_WINDOW_PAIRS, column_windows
+
+    n_out, n_in = 2, 2050
+    g = _wide_binary_dense(4, n_out, n_in)
+    assert n_out * n_in * (n_in - 1) // 2 > CSE_MAX_PAIRS
+    x = np.concatenate([corner_vectors(g), np.random.default_rng(5).integers(0, 2, (64, n_in))])
+    lowered = assert_preserves(LowerProducts(), g, x)
+    ag = next(n for n in lowered.nodes if n.op is Op.CMVM).attrs.graph
+    wins = column_windows([{(i, 0): 1 for i in range(n_in)}] * n_out, n_in, CSE_WINDOW_PAIRS)
+    assert ag.meta["cse_windows"] == len(wins) > 1
+    assert [lo for lo, _ in wins[1:]] == [hi for _, hi in wins[:-1]] and wins[-1][1] == n_in
+    assert all(n_out * (hi - lo) * (hi - lo - 1) // 2 <= CSE_WINDOW_PAIRS for lo, hi in wins)
+    assert ag.stats()["adders"] < 0.8 * n_out * (n_in - 1)  # the windows still share
+    assert ag.depth <= _ceil_log2(n_in) + 1  # + the bias adder
+    small = lower_cmvm(np.ones((2, 8), dtype=np.int64), [(0, 1)] * 8)
+    assert "cse_windows" not in small.meta  # under the cap: one run, as before
+
+
+@given(guard_cases(), st.integers(1, 40))
+@SETTINGS
+def test_cse_windows_exact_and_bounded(case, window_pairs):
+    """Windowed sharing (cap forced to 0, windows of ``window_pairs`` term pairs) is exact
+    and keeps the guard's depth bound (the whole row's ``S`` carries over windows)."""
+    w, ranges, const, slack = case
+    g = lower_cmvm(w, ranges, const, depth_slack=slack, cse_max_pairs=0,
+                   cse_window_pairs=window_pairs)
+    x = _corner_and_random(ranges, np.random.default_rng(2), n_rand=20)
+    assert np.array_equal(g.evaluate(x, check=True), x @ w.T + np.array(const))
+    for j, o in enumerate(g.outputs):
+        terms = [(i, s, sg) for i, v in enumerate(w[j]) if v for s, sg in digits(int(v))]
+        if o.node is not None and o.node >= g.n_in:
+            extra = 1 if const[j] or any(sg < 0 for _, _, sg in terms) else 0
+            assert g.node(o.node).level <= _ceil_log2(len(terms)) + slack + extra
