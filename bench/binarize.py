@@ -65,8 +65,8 @@ def _cached(p: dict, fn) -> dict:
     """``fn(p)``, or the row a previous run with the same parameters left in ``p["cache"]``
     (its outputs ``p["keeps"]`` still there).  A "not available" row is not kept: a rerun
     tries again (the missing piece may have landed since)."""
-    key = {k: v for k, v in p.items()
-           if k not in ("threads", "estimate", "estimate_timeout", "keeps")}
+    key = json.loads(json.dumps({k: v for k, v in p.items() if k not in (
+        "threads", "estimate", "estimate_timeout", "keeps")}, default=str))  # tuples -> lists
     path = Path(p["cache"])
     if path.is_file() and all(Path(d).exists() for d in p.get("keeps", ())):
         doc = json.loads(path.read_text())
@@ -253,7 +253,7 @@ def job_sth(p: dict) -> dict:
     row["binary"] = {"method": f"split-then-heat, split {w}+{a}",
                      **_split_eval({**p, "pred": p["pred_sth"], "adders": p["adders_binary"]},
                                    sth, Path(p["sth_bin"]), w, a)}
-    # fan-in growth of both against the heated base network (not the widened one)
+    # fan-in growth of both against the unsplit network (the heated one's fan-in)
     row["fan_in_growth"] = widen["fan_in_growth"]
     row["binary"]["fan_in_growth"] = (row["binary"]["figures"]["fan_in"]
                                       / widen["base_figures"]["fan_in"])
@@ -415,17 +415,20 @@ def _bits_table(rows: list[dict]) -> list[str]:
               if r.get("job") == "heat" and "error" not in r}
     sth = {(r["dataset"], r["seed"]): r for r in rows
            if r.get("job") == "sth" and "weight_bits" in r}
+    flt = {(r["dataset"], r["seed"]): r["acc_test"] for r in rows
+           if r.get("job") == "train" and "acc_test" in r}
     lines = ["", "Bits per layer (weights; activations), heated base network vs split-then-heat",
              "", "| dataset | seed | network | weight bits per layer | act bits per layer | "
-             "total weight bits | test acc % |", "|---|---|---|---|---|---|---|"]
+             "total weight bits | test acc % | vs float (pt) |", "|---|---|---|---|---|---|---|---|"]
     for key in sorted(heated):
         for name, r in (("heated", heated[key]), ("split-then-heat", sth.get(key))):
             if r is None:
                 continue
             wb = " ".join(str(v) for v in r["weight_bits"].values())
             ab = " ".join(str(v) for v in r["act_bits"].values())
+            drop = _fmt(100 * (r["acc_test"] - flt[key]) if key in flt else None, "+.2f")
             lines.append(f"| {key[0]} | {key[1]} | {name} | {wb} | {ab} | "
-                         f"{r['total_weight_bits']} | {100 * r['acc_test']:.2f} |")
+                         f"{r['total_weight_bits']} | {100 * r['acc_test']:.2f} | {drop} |")
     return lines
 
 
