@@ -288,32 +288,61 @@ def _exact_reference(graph: IntGraph, opts: AutoOptions, run: str, progress: boo
             "auto_total": _sum([costs[n][label] for n, label in choice.items()])}
 
 
-def _widen_layers(graph: IntGraph, opts: AutoOptions) -> list[str]:
-    """The selected products with weights wider than 2 bits: those the balanced split widens."""
-    sel = selected(graph, opts)
-    return [n.name for n in sel if n.attrs.w_bits > 2]
+def _widen_and_heat(run: Path, heated: Path, wide: list[str], opts: AutoOptions, force: bool,
+                    progress: bool, heat_options: dict | None) -> None:
+    """Steps 1 and 2 of :func:`split_then_heat`: the balanced split of ``wide`` to 2-bit parts
+    (a temporary split run next to ``heated``; none when ``wide`` is empty), heated into
+    ``heated``."""
+    import shutil
+    import tempfile
+
+    from ..heat.command import heat
+    from .command import split_run
+    from .options import SplitOptions
+
+    tmp = Path(tempfile.mkdtemp(prefix=".heatq-widen-", dir=heated.parent))
+    try:
+        source = run
+        if wide:
+            source = tmp / "widened"
+            split_run(run, source, SplitOptions("balanced", None, None, "ternary", tuple(wide)),
+                      adders=False, progress=progress)
+        heat(source, heated, max_acc_drop=opts.max_acc_drop, force=force,
+             quiet=not progress, **{"objective": "bops", **(heat_options or {})})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _then_heat_record(run: Path, heated: Path, reference: dict, total: dict,
+                      opts: AutoOptions) -> dict:
+    """``summary["split_then_heat"]``: the widen map, the heated bits and accuracies, the
+    exact reference of the source run and the goal ratio."""
+    from ..files import read_json
+
+    hs = read_json(heated / "summary.json")
+    ref = reference["uniform"][reference["best_uniform"]][opts.objective]
+    return {"max_acc_drop": opts.max_acc_drop, "source_run": os.path.abspath(run),
+            "heated_run": os.path.abspath(heated),
+            "widen": (read_json(heated / "config.json").get("model") or {}).get("widen"),
+            "heated": {k: hs.get(k) for k in ("weight_bits", "act_bits", "constraint_met",
+                                              "acc_drop_val", "acc_heated_val", "acc_heated")},
+            "exact": reference,
+            "ratio_vs_exact_uniform": total[opts.objective] / ref if ref else None}
 
 
 def split_then_heat(run: Path, out: Path, opts: AutoOptions, force: bool = False,
                     progress: bool = True, heat_options: dict | None = None) -> dict:
-    """``--auto --max-acc-drop D``: widen ``run`` by the balanced split to 2-bit weights
-    (the layers ``--layers`` selects, default all, that are wider than that: *where* to widen;
-    interface 15: a split run with the widened torch
-    network), heat it under the constraint (``heatq heat --objective bops``: weight bits x
-    activation bits x MACs, what an exact binarization's fan-in grows with; ``heat_options``
-    passed on), and
-    split the heated run exactly and automatically to ``opts.to`` into ``out`` (every product).  The heated
-    run is kept as ``<out>-heated`` (the final split's base run); the widened one is a
-    temporary.  Returns the final summary, with ``split_then_heat``: the widen map, the heated
-    bits and accuracies, and the ratio of the result's objective to the best uniform *exact*
-    split of ``run``."""
-    import shutil
-    import tempfile
-
+    """``--auto --max-acc-drop D``: (1) widen ``run`` by the balanced split to 2-bit weights
+    (interface 15) in the products ``--layers`` selects (default all) that are wider: *where*
+    to widen; (2) heat it under the constraint (interface 16; ``heatq heat --objective bops``:
+    weight bits x activation bits x MACs, what an exact binarization's fan-in grows with;
+    ``heat_options`` passed on), kept as ``<out>-heated``; (3) the exact automatic split of
+    every product of the heated run to ``opts.to``, into ``out``.  Everything is checked
+    before step 1.  Returns the final summary with ``split_then_heat``
+    (:func:`_then_heat_record`): the ratio of the result's objective to the best uniform
+    *exact* split of ``run``."""
     from ..files import load_graph, prepare_output, read_json, write_json
-    from ..heat.command import heat
     from .command import split_run
-    from .options import SplitOptions
 
     run, out = Path(run), Path(out)
     if not run.is_dir():
@@ -324,40 +353,21 @@ def split_then_heat(run: Path, out: Path, opts: AutoOptions, force: bool = False
                         f"or heated run")
     heated = out.with_name(out.name + "-heated")
     check_auto(graph, AutoOptions(opts.objective, opts.to, None, opts.adders), str(run))
-    selected(graph, opts)  # --layers: where to widen; an unknown name is refused here
+    wide = [n.name for n in selected(graph, opts) if n.attrs.w_bits > 2]
     prepare_output(out, "run", force, inputs=(run,))
     prepare_output(heated, "run", force, inputs=(run,))
-    wide = _widen_layers(graph, opts)
     reference = _exact_reference(graph, opts, str(run), progress)
-    tmp = Path(tempfile.mkdtemp(prefix=".heatq-widen-", dir=out.parent))
-    try:
-        source = run
-        if wide:
-            split_run(run, tmp / "widened", SplitOptions("balanced", None, None, "ternary",
-                                                         tuple(wide)),
-                      adders=False, progress=progress)
-            source = tmp / "widened"
-        heat(source, heated, max_acc_drop=opts.max_acc_drop, force=force,
-             quiet=not progress, **{"objective": "bops", **(heat_options or {})})
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _widen_and_heat(run, heated, wide, opts, force, progress, heat_options)
     final = AutoOptions(opts.objective, opts.to, None, opts.adders, allow_unchanged=True)
     summary = split_run(heated, out, final, force=force, adders=opts.adders, progress=progress)
-    hs = read_json(heated / "summary.json")
-    ref = reference["uniform"][reference["best_uniform"]][opts.objective]
-    summary["split_then_heat"] = {
-        "max_acc_drop": opts.max_acc_drop, "source_run": os.path.abspath(run),
-        "heated_run": os.path.abspath(heated),
-        "widen": (read_json(heated / "config.json").get("model") or {}).get("widen"),
-        "heated": {k: hs.get(k) for k in ("weight_bits", "act_bits", "constraint_met",
-                                          "acc_drop_val", "acc_heated", "acc_float")},
-        "exact": reference,
-        "ratio_vs_exact_uniform": summary["auto"]["total"][opts.objective] / ref if ref else None}
+    summary["split_then_heat"] = _then_heat_record(run, heated, reference,
+                                                   summary["auto"]["total"], opts)
     summary["split"] = opts.to_json()
     write_json(out / "summary.json", summary)
     write_json(out / "config.json", {**read_json(out / "config.json"), "split": opts.to_json()})
     return summary
 
 
-__all__ = ["AutoOptions", "auto_split", "check_auto", "check_combined", "Candidate", "parse_auto", "layer_candidates", "apply_plan",
-           "candidate_costs", "choose", "uniform_totals", "OBJECTIVES", "split_then_heat"]
+__all__ = ["AutoOptions", "auto_split", "check_auto", "check_combined", "Candidate", "parse_auto",
+           "layer_candidates", "apply_plan", "candidate_costs", "choose", "uniform_totals",
+           "OBJECTIVES", "split_then_heat"]

@@ -75,8 +75,8 @@ def adder_cells(bits: int, gate: int | None = None) -> int:
 
 def layer_nodes(graph: IntGraph, name: str) -> tuple[list[Node], list[Node]]:
     """(products, recombination nodes) that compute original layer ``name`` in ``graph``:
-    back from its regroup nodes and the node named ``name`` through ADDs, and through a REQUANT of an ADD (the exact
-    halving of a scale-2 weight split), down to the products."""
+    back from its regroup nodes and the node named ``name`` through ADDs, and through a
+    REQUANT of an ADD (the exact halving of a scale-2 weight split), down to the products."""
     parts = (graph.meta.get("regroup") or {}).get(name, [[name, 0]])
     prods: dict[int, Node] = {}
     via: dict[int, Node] = {}
