@@ -61,12 +61,17 @@ def _quiet(fn, *args, **kw):
         return fn(*args, **kw)
 
 
+def _key(p: dict) -> dict:
+    """What a cached row depends on (JSON-normalised: tuples become lists)."""
+    return json.loads(json.dumps({k: v for k, v in p.items() if k not in (
+        "threads", "estimate", "estimate_timeout", "keeps")}, default=str))
+
+
 def _cached(p: dict, fn) -> dict:
     """``fn(p)``, or the row a previous run with the same parameters left in ``p["cache"]``
     (its outputs ``p["keeps"]`` still there).  A "not available" row is not kept: a rerun
     tries again (the missing piece may have landed since)."""
-    key = json.loads(json.dumps({k: v for k, v in p.items() if k not in (
-        "threads", "estimate", "estimate_timeout", "keeps")}, default=str))  # tuples -> lists
+    key = _key(p)
     path = Path(p["cache"])
     if path.is_file() and all(Path(d).exists() for d in p.get("keeps", ())):
         doc = json.loads(path.read_text())
@@ -314,11 +319,13 @@ def _run(kind: str, p: dict) -> dict:
 
 
 def _store(p: dict, row: dict) -> None:
-    """Keep an estimate added to a cached row."""
+    """Keep an estimate added to the cached row of these parameters."""
     path = Path(p["cache"])
-    if not path.is_file():
+    if row.get("not_available") or not path.is_file():
         return
     doc = json.loads(path.read_text())
+    if doc.get("params") != _key(p):
+        return
     doc["row"] = {k: v for k, v in row.items() if k != "cached"}
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
 
