@@ -88,3 +88,20 @@ def test_split_cnn_structure_and_lint(cnn, tmp_path):
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "heatq_top",
                         *sorted(str(p) for p in out.glob("*.v"))], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_big_binarized_mlp_over_cse_cap_icarus(tmp_path):
+    """A binarized MLP whose fused first layer (16 x 1440 +-1 terms: 16.6M term pairs) is over
+    the CSE cap: it lowers with windowed sharing (heatq.lower.cse), exports, and Icarus
+    matches the interpreter on the thorough corner vectors and random inputs."""
+    base = mlp_graph(2, n_in=32, hidden=16, w_bits=3, act_bits=2)
+    split = binarize(base, weights="bitplane", acts="thermometer")
+    d = VerilogEmitter().design(split)
+    windowed = {k: g.meta["cse_windows"] for k, g in d.adder_graphs.items()
+                if "cse_windows" in g.meta}
+    assert list(windowed) == ["fc1_fused"] and windowed["fc1_fused"] > 1, windowed
+    x = np.concatenate([corner_vectors(split, thorough=True),
+                        np.random.default_rng(3).integers(0, 16, (24, 32))])
+    _exact("icarus", split, tmp_path, x)
+
