@@ -177,7 +177,7 @@ def test_split_then_heat_cli_round_trip(mlp_run, tmp_path):
     s, h = tmp_path / "S", tmp_path / "H"
     r = invoke("heatq", "split", mlp_run, "--weights", "balanced", "--to", "2", "--no-adders",
                "--out", s, "-q")
-    assert r.rc == 0, r.err
+    assert r.rc == 0 and "widened torch network (model.pt, for heatq heat): " in r.out, r.err
     config = json.loads((s / "config.json").read_text())
     summary = json.loads((s / "summary.json").read_text())
     assert (s / "model.pt").is_file() and config["model"]["widen"] == summary["widened"]

@@ -261,7 +261,8 @@ def format_exported(summary: dict) -> str:
 
 
 def heat(
-    directory: Annotated[Path, typer.Argument(help="trained run directory")],
+    directory: Annotated[Path, typer.Argument(
+        help="run directory (trained or heated; or a balanced weight split, widened)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
     max_acc_drop: Annotated[float, typer.Option(
         help="allowed validation accuracy drop vs float, in points")] = 0.5,

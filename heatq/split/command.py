@@ -181,4 +181,7 @@ def split(run: Path = typer.Argument(..., help="a run directory (train or heat o
         summary = split_run(run, out, opts, force=force, adders=not no_adders,
                             progress=not quiet)
     typer.echo(format_split(summary))
+    if summary.get("widened"):
+        parts = ", ".join(f"{name} x{k}" for name, k in summary["widened"].items())
+        typer.echo(f"widened torch network (model.pt, for heatq heat): {parts}")
     typer.echo(f"split run written to {out}")
