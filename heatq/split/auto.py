@@ -1,11 +1,12 @@
 """``heatq split RUN --auto``: per layer, the exact split that minimises an objective.
 
     heatq split RUN --auto [--objective adder_bits|luts|weight_bits] [--to binary|ternary|B]
-                [--layers L1,L2] --out DIR
+                [--layers L1,L2] [--max-acc-drop D] --out DIR
 
-Exact only: every candidate is an identity of integer arithmetic (:mod:`heatq.passes.split`),
-so accuracy does not change (``--max-acc-drop``, split-then-heat, is refused: the widened torch
-network does not exist yet).  The candidates of one product (DENSE / CONV2D) ``L``:
+Every candidate is an identity of integer arithmetic (:mod:`heatq.passes.split`), so accuracy
+does not change; ``--max-acc-drop D`` first widens and heats the run under that constraint
+(:func:`split_then_heat`), then chooses the same way.  The candidates of one product
+(DENSE / CONV2D) ``L``:
 
 - weights (when ``L``'s weights are wider than ``--to``): ``bitplane``, ``csd``, ``balanced``
   (the fewest copies K that reach ``--to``; more copies only add products);
