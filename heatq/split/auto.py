@@ -301,6 +301,7 @@ def _widen_and_heat(run: Path, heated: Path, wide: list[str], opts: AutoOptions,
     from .command import split_run
     from .options import SplitOptions
 
+    heated.parent.mkdir(parents=True, exist_ok=True)  # as atomic_dir does for the runs
     tmp = Path(tempfile.mkdtemp(prefix=".heatq-widen-", dir=heated.parent))
     try:
         source = run
