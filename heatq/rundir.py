@@ -1,6 +1,8 @@
 """A training run directory: ``model.ir.json`` + ``model.npz`` (the integer graph),
 ``model.pt`` (the torch state dict, loaded with ``weights_only=True``), ``config.json``
-(model spec, dataset, codes, seed) and ``summary.json``.  Written atomically."""
+(model spec, dataset, codes, seed) and ``summary.json``.  Written atomically.  A model spec
+with ``"widen"`` (a balanced weight split's widened network, :mod:`heatq.widen`) loads as the
+widened network."""
 
 from __future__ import annotations
 
