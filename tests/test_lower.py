@@ -221,38 +221,43 @@ def test_lower_products_small_cnn_exact_and_max_carry():
     assert outs[2].shape == (len(x),)
 
 
-def _wide_binary_dense(seed: int, n_out: int, n_in: int):
-    """1-bit unsigned input [n_in] -> DENSE with +-1 weights -> REQUANT (HALF_UP, folded into
-    the CMVM): a fused binarized layer's shape, n_out x n_in."""
+def _wide_dense(seed: int, n_in: int, weights: list[int]):
+    """1-bit unsigned input [n_in] -> DENSE (one output, weights drawn from ``weights``) ->
+    REQUANT (HALF_UP, folded into the CMVM): the shape of a fused binarized layer's row."""
     from heatq.ir import DenseAttrs, GraphBuilder, InputAttrs, Overflow, RequantAttrs, Rounding
 
     rng = np.random.default_rng(seed)
     g = GraphBuilder()
     x = g.add(Op.INPUT, InputAttrs((n_in,), 0, 1), name="in")
-    w = rng.choice([-1, 1], size=(n_out, n_in))
-    d = g.add(Op.DENSE, DenseAttrs(w, rng.integers(-9, 10, n_out), 1), [x], "fc")
+    w = rng.choice(weights, size=(1, n_in))
+    d = g.add(Op.DENSE, DenseAttrs(w, [-5], 3), [x], "fc")
     r = g.add(Op.REQUANT, RequantAttrs(4, -8, 7, Rounding.HALF_UP, Overflow.SATURATE), [d], "q")
     return g.build([r, d])
 
 
 def test_cse_cap_windows_exact():
-    """A CMVM over the CSE cap (2 x 2050 +-1 weights: 4.2M term pairs > CSE_MAX_PAIRS) shares
-    within column windows: the windowed path is taken, and the lowered graph's outputs equal
-    the original's exactly (corners + random), within the guard's depth bound."""
+    """A CMVM over the CSE cap (one row of 2650 weights, +-1 and 10 % +-3: ~2900 digit terms,
+    4.2M term pairs > CSE_MAX_PAIRS) shares within column windows: the windowed path is taken,
+    windows still share (x_i + x_j at shifts 0 and 1 of two 3s), and the lowered graph's
+    outputs equal the original's exactly (corners + random), within the depth bound."""
     from heatq.lower.cse import CSE_MAX_PAIRS, CSE_WINDOW_PAIRS, column_windows
 
-    n_out, n_in = 2, 2050
-    g = _wide_binary_dense(4, n_out, n_in)
-    assert n_out * n_in * (n_in - 1) // 2 > CSE_MAX_PAIRS
+    n_in = 2650
+    g = _wide_dense(4, n_in, [-1] * 9 + [1] * 9 + [-3, 3])
+    w = g.nodes[1].attrs.weight
+    row = {(i, s): sg for i, v in enumerate(w[0]) for s, sg in digits(int(v))}
+    T = len(row)
+    assert T * (T - 1) // 2 > CSE_MAX_PAIRS
     x = np.concatenate([corner_vectors(g), np.random.default_rng(5).integers(0, 2, (64, n_in))])
     lowered = assert_preserves(LowerProducts(), g, x)
     ag = next(n for n in lowered.nodes if n.op is Op.CMVM).attrs.graph
-    wins = column_windows([{(i, 0): 1 for i in range(n_in)}] * n_out, n_in, CSE_WINDOW_PAIRS)
+    wins = column_windows([row], n_in, CSE_WINDOW_PAIRS)
     assert ag.meta["cse_windows"] == len(wins) > 1
     assert [lo for lo, _ in wins[1:]] == [hi for _, hi in wins[:-1]] and wins[-1][1] == n_in
-    assert all(n_out * (hi - lo) * (hi - lo - 1) // 2 <= CSE_WINDOW_PAIRS for lo, hi in wins)
-    assert ag.stats()["adders"] < 0.8 * n_out * (n_in - 1)  # the windows still share
-    assert ag.depth <= _ceil_log2(n_in) + 1  # + the bias adder
+    per = [sum(lo <= i < hi for i, _ in row) for lo, hi in wins]
+    assert all(t * (t - 1) // 2 <= CSE_WINDOW_PAIRS for t in per)
+    assert ag.stats()["adders"] < T - 20  # the windows still share (no sharing: T adders)
+    assert ag.depth <= _ceil_log2(T) + 1  # + the bias adder
     small = lower_cmvm(np.ones((2, 8), dtype=np.int64), [(0, 1)] * 8)
     assert "cse_windows" not in small.meta  # under the cap: one run, as before
 
