@@ -144,9 +144,18 @@ def test_split_weights_hypothesis(case):
     for n in products(s):  # layers that already fit keep their declared w_bits
         assert fits_bits(n.attrs.weight, bits) and (n.attrs.w_bits <= bits or n.name == "fc")
     parts = [p for p in products(s) if not p.name.startswith("fc.bias")]
-    m = int(np.abs(fc.attrs.weight).max())
+    m = max(1, int(np.abs(fc.attrs.weight).max()))  # all-zero weights: as one unit
     b = max(fc.attrs.w_bits, m.bit_length() + 1)
     assert len(parts) <= max(1, _fan_in_bound(kind, to, b, m))
+
+
+@pytest.mark.parametrize("kind", ["bitplane", "csd", "balanced"])
+@pytest.mark.parametrize("bias", [0, 3])
+def test_all_zero_weights_split_to_binary(kind, bias):
+    """A product whose weights are all 0 (hypothesis found csd leaving no part at all)."""
+    g = dense_graph(np.zeros((2, 3), np.int64), np.full(2, bias), 2, -4, 5)
+    s = check_exact(SplitWeights(kind, "binary"), g)
+    assert products(s) and all(set(np.unique(n.attrs.weight)) <= {-1, 1} for n in products(s))
 
 
 def test_naf_digits_non_adjacent():

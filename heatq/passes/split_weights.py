@@ -41,7 +41,8 @@ Kinds (``to``: ``"binary"`` {-1,+1}, ``"ternary"`` {-1,0,1}, or an int ``T`` >= 
 Bias: ``S * B`` goes into the part with the smallest shift s when ``2**s`` divides it (always
 for the binary offset form and balanced, which have shift-0 parts); otherwise into an extra
 all-zero part at shift 0 (``bias``; ternary / T bits) or, for binary, the pair ``+J x + S*B``
-(``bias_p``) and ``-J x`` (``bias_n``).  All-zero planes are dropped.
+(``bias_p``) and ``-J x`` (``bias_n``).  All-zero planes are dropped; all-zero weights keep
+one zero plane (T bits) or the pair ``+J``, ``-J`` (binary, ``zero_p`` / ``zero_n``).
 
 Scale 2: the parts have ``w_frac + 1`` (the same real value ``2y * 2**-(f+1) = y * 2**-f``), the
 ADD (``<name>.x2``) holds ``2y`` at frac ``f + 1``, and ``REQUANT(shift=1, FLOOR, SATURATE,
@@ -168,6 +169,14 @@ def balanced_planes(w: np.ndarray, bits: int, k: int | None, where: str
     return [(0, np.where(i < plus, 1, -1), f"c{i}") for i in range(k)], scale
 
 
+def _zero_planes(w: np.ndarray, bits: int) -> list[Plane]:
+    """All-zero weights: one zero plane (T >= 2 bits), or ``+J`` and ``-J`` (binary, whose
+    planes cannot hold 0)."""
+    if bits >= 2:
+        return [(0, np.zeros_like(w), "p0")]
+    return [(0, np.ones_like(w), "zero_p"), (0, -np.ones_like(w), "zero_n")]
+
+
 def plan(w: np.ndarray, kind: str, bits: int, k: int | None, where: str
          ) -> tuple[list[Plane], int]:
     """``(planes, scale)`` with ``sum D << s == scale * w``, every plane valid for ``bits``."""
@@ -178,7 +187,7 @@ def plan(w: np.ndarray, kind: str, bits: int, k: int | None, where: str
     else:
         planes = twos_planes(w, bits - 1) if kind == "bitplane" else csd_planes(w, bits - 1)
         scale = 1
-    planes = [p for p in planes if np.any(p[1])]
+    planes = [p for p in planes if np.any(p[1])] or _zero_planes(w, bits)
     total = sum((d.astype(object) * (1 << s) for s, d, _ in planes), np.zeros(w.shape, object))
     if not np.array_equal(total, w.astype(object) * scale) or not all(
             fits_bits(d, bits) for _, d, _ in planes):
