@@ -10,7 +10,7 @@ kept in :class:`collections.Counter` objects and computed for whole rows with nu
 1) / 2`` keys for rows of ``T_r`` terms, and it takes roughly ``P`` counter updates plus a
 numpy pass over a row per substitution.  A fused binarized layer has rows of thousands of
 1-bit terms (the demo CNN's conv_block_4: 64 rows x 4320 terms, ``P`` = 597M: hours, and
-tens of GB of counters).  So when ``P > max_pairs`` (:data:`CSE_MAX_PAIRS` = 2**23, 8.4M;
+tens of GB of counters).  So when ``P > max_pairs`` (:data:`CSE_MAX_PAIRS` = 2**22, 4.2M;
 the largest unsplit layer measured, the trained seed CNN's conv_block_4 64 x 288 of 4-bit
 weights, has 3.2M), the sharing runs over *column windows* instead: consecutive input
 columns, each window as wide as keeps its own ``P`` within ``window_pairs``
