@@ -170,8 +170,6 @@ def print_demo(s: dict) -> None:
         typer.echo(f"{name:<24}{pct(acc):>10}{n:>8}   {eq}")
     typer.echo(f"exported network: {exported['network']}: {exported['reason']}")
     typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
-    if sp:
-        print_split(sp)
     typer.echo("activation bits: " + json.dumps(s["act_bits"]))
     met = "met" if h["constraint_met"] else "NOT met"
     typer.echo(f"constraint: validation drop {h['acc_drop_val']:.2f} pt (<= {h['max_acc_drop']} "
@@ -184,4 +182,6 @@ def print_demo(s: dict) -> None:
                    f"{r.get('clock_mhz', 100.0):g} MHz (clock / II, II {r.get('ii')} cycles); "
                    "simulator speed: " + ", ".join(
                        f"{x['simulator']} {rate(x.get('sim_images_per_s'))}" for x in sims))
+    if sp:
+        print_split(sp)
     typer.echo(f"done in {s['seconds']} s")
