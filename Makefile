@@ -31,8 +31,12 @@ demo: install
 demo-quick: install
 	$(VENV)/bin/heatq demo --quick --force
 
+# Two pytest workers (pytest-xdist), one test file each at a time: the suite is mostly
+# single-threaded Python, so two cores halve its wall time.
+TEST_JOBS ?= 2
+
 test: install
-	$(PYTEST) -q -m "not slow"
+	$(PYTEST) -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
 
 test-slow: install
 	$(PYTEST) -q -m slow
