@@ -338,3 +338,35 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
     assert saved["weight_bits"] == {"fc": 2}
     out = capsys.readouterr().out
     assert "exported network: heated: fewest bits" in out
+
+
+def test_demo_writes_only_entries_a_rerun_recognises(tmp_path, monkeypatch):
+    """Every directory run_demo writes is in DEMO_ENTRIES, so a demo output (with --force)
+    is recognised and replaced by the next make demo (a new stage once broke that)."""
+    from heatq import demo, pipeline
+    from heatq.files import DEMO_ENTRIES
+    from heatq.heat import command
+    from heatq.split import command as split_command
+
+    base = _demo_summary({"network": "heated", "reason": "fewest bits"}, True)
+    written = []
+
+    def stub(index, result):
+        def f(*args, **kwargs):
+            written.append(Path(args[index]))
+            return result
+        return f
+
+    monkeypatch.setattr(pipeline, "train_run", stub(0, {
+        "acc_float": 0.98, "acc_quant": 0.97, "acc_ir": 0.97, "n_test": 1000}))
+    monkeypatch.setattr(command, "heat", stub(1, {**base["heated"], "weight_bits": {},
+                                                  "act_bits": {}}))
+    monkeypatch.setattr(pipeline, "export_run", stub(2, {}))
+    monkeypatch.setattr(split_command, "split_run", stub(1, {
+        k: _SPLIT[k] for k in ("binarization", "totals", "weight_bits")}))
+    monkeypatch.setattr(pipeline, "check_run", lambda *a, **k: base["check"])
+    monkeypatch.setattr(pipeline, "run_target", lambda *a, **k: base["targets"]["c"])
+    monkeypatch.setattr(pipeline, "sim_run", lambda e, sim, **k: base["simulations"][sim])
+    demo.run_demo(tmp_path / "d", quick=True, progress=False)
+    assert len(written) == 8 and all(p.parent == tmp_path / "d" for p in written)
+    assert sorted(p.name for p in written) == sorted(DEMO_ENTRIES)
