@@ -65,13 +65,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     _stage(f"validating activations of the exported network ({heated['exported']['network']})",
            t0, progress)
     check = pipeline.check_run(run_dir, n=settings["n_images"], progress=progress)
-    targets = {}
-    for target in ("c", "hls"):
-        _stage(f"exporting and running target {target}", t0, progress)
-        export_dir = out / f"export-{target}"
-        pipeline.export_run(run_dir, target, export_dir, force=True)
-        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"],
-                                              progress=progress)
+    targets = _run_c_targets(run_dir, out, "export", "", settings, t0, progress)
     _stage("exporting verilog, simulating in Icarus (cocotb) and Verilator", t0, progress)
     export_dir = out / "export-verilog"
     pipeline.export_run(run_dir, "verilog", export_dir, force=True)
@@ -94,6 +88,20 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     return summary
 
 
+def _run_c_targets(run_dir: Path, out: Path, stem: str, what: str, settings: dict, t0: float,
+                   progress: bool) -> dict:
+    """Export ``run_dir`` to C and HLS (``out/<stem>-c``, ``out/<stem>-hls``) and run each on
+    the demo's test images plus corner vectors; returns ``{target: run_target result}``."""
+    targets = {}
+    for target in ("c", "hls"):
+        _stage(f"exporting and running {what}target {target}", t0, progress)
+        export_dir = out / f"{stem}-{target}"
+        pipeline.export_run(run_dir, target, export_dir, force=True)
+        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"],
+                                              progress=progress)
+    return targets
+
+
 def _split_stage(out: Path, run_dir: Path, settings: dict, t0: float, progress: bool) -> dict:
     """Binarize the exported network exactly (:data:`SPLIT`), check it against the unsplit
     network and run its C and HLS targets; returns the demo summary's ``split`` record."""
@@ -108,13 +116,8 @@ def _split_stage(out: Path, run_dir: Path, settings: dict, t0: float, progress: 
     _stage("validating every original layer of the split network against the unsplit one",
            t0, progress)
     check = pipeline.check_run(split_dir, n=settings["n_images"], progress=progress)
-    targets = {}
-    for target in ("c", "hls"):
-        _stage(f"exporting and running the split network's target {target}", t0, progress)
-        export_dir = out / f"export-binary-{target}"
-        pipeline.export_run(split_dir, target, export_dir, force=True)
-        targets[target] = pipeline.run_target(export_dir, n=settings["n_images"],
-                                              progress=progress)
+    targets = _run_c_targets(split_dir, out, "export-binary", "the split network's ",
+                             settings, t0, progress)
     return {"options": SPLIT, "binarization": summary["binarization"],
             "totals": summary["totals"], "weight_bits": summary["weight_bits"],
             "check": {"n_samples": check["n_samples"], "all_equal": check["all_equal"],
