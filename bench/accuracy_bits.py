@@ -457,6 +457,17 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def add_training_args(ap) -> None:
+    """The training and heating budget options both benches share (the demo's settings)."""
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--qat-epochs", type=int, default=15)
+    ap.add_argument("--heat-epochs", type=int, default=20)
+    ap.add_argument("--finetune-epochs", type=int, default=2)
+    ap.add_argument("--quench-epochs", type=int, default=3)
+    ap.add_argument("--mnist-per-class", type=int, default=None)
+    ap.add_argument("--fashion-per-class", type=int, default=1000)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -466,13 +477,7 @@ def main(argv=None) -> int:
     ap.add_argument("--drops", default="0.5", help="heatq --max-acc-drop values")
     ap.add_argument("--methods", default="ste,stemse,brevitas,heat,heatq")
     ap.add_argument("--solver", default="greedy")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--qat-epochs", type=int, default=15)
-    ap.add_argument("--heat-epochs", type=int, default=20)
-    ap.add_argument("--finetune-epochs", type=int, default=2)
-    ap.add_argument("--quench-epochs", type=int, default=3)
-    ap.add_argument("--mnist-per-class", type=int, default=None)
-    ap.add_argument("--fashion-per-class", type=int, default=1000)
+    add_training_args(ap)
     ap.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--out", default="bench/out/accuracy_bits")

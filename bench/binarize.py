@@ -47,7 +47,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_bits import _setup, brevitas_cnn, execute, fit_brevitas  # noqa: E402
+from accuracy_bits import (  # noqa: E402
+    _setup, add_training_args, brevitas_cnn, execute, fit_brevitas)
 
 SPLITS = [(w, a) for w in ("bitplane", "csd", "balanced") for a in ("thermometer", "bitplane")]
 FIGS = ("products", "fan_in", "weights", "weight_bits", "adders", "adder_bits")
@@ -528,13 +529,7 @@ def parse_args(argv):
                     "from the heated one")
     ap.add_argument("--sth-split", default="bitplane:bitplane",
                     help="the exact binary split of the split-then-heated network")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--qat-epochs", type=int, default=15)
-    ap.add_argument("--heat-epochs", type=int, default=20)
-    ap.add_argument("--finetune-epochs", type=int, default=2)
-    ap.add_argument("--quench-epochs", type=int, default=3)
-    ap.add_argument("--mnist-per-class", type=int, default=None)
-    ap.add_argument("--fashion-per-class", type=int, default=1000)
+    add_training_args(ap)
     ap.add_argument("--n-test", type=int, default=None,
                     help="test images for the IR accuracies (default all)")
     ap.add_argument("--no-adders", dest="adders", action="store_false",
