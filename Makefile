@@ -3,7 +3,7 @@
 
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
-APT_PKGS  := iverilog verilator yosys dataset-fashion-mnist g++ gcc make
+APT_PKGS  := iverilog verilator yosys nextpnr-ice40 fpga-icestorm dataset-fashion-mnist g++ gcc make
 STAMP     := $(VENV)/.heatq-installed
 PYTEST    ?= $(PY) -m pytest
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

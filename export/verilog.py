@@ -73,28 +73,53 @@ class Design:
     adder_graphs: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-class VerilogEmitter(Emitter):
-    """``VerilogEmitter(top="heatq_top", max_carry=None, cse=True)``.
+ARITH_CHOICES = ("adders", "heap", "auto")
+FOLD_CHOICES = ("none", "auto")
 
-    ``max_carry=K``: every adder registered, no carry chain over K bits between registers."""
+
+class VerilogEmitter(Emitter):
+    """``VerilogEmitter(top="heatq_top", max_carry=None, cse=True, estimate=False,
+    arith="adders", fold="none", ii=None)``.
+
+    ``max_carry=K``: every adder registered, no carry chain over K bits between registers.
+    ``arith``: how a layer's sums are built (``adders``: two-input adders of the lowered
+    adder graph; ``heap``: bit-heap compressor trees; ``auto``: per layer, the cheaper by the
+    estimate).  ``fold``: ``none`` keeps every layer fully parallel (one window position per
+    clock); ``auto`` gives each layer the parallelism its place in the stream needs to keep
+    the initiation interval (``ii`` cycles per image; default: the unfolded design's)."""
 
     target = "verilog"
     supported_ops = frozenset(Op)
     options = (EmitOption("max_carry", int, "longest carry chain (bits); every adder registered",
                           minimum=1),
                EmitOption("estimate", bool, "yosys LUT/CARRY4/FF estimate per layer (slow)",
-                          default=False))
+                          default=False),
+               EmitOption("arith", str, "layer arithmetic: adders | heap | auto",
+                          default="adders"),
+               EmitOption("fold", str, "layer folding: none | auto", default="none"),
+               EmitOption("ii", int, "target initiation interval (cycles per image) for --fold",
+                          minimum=1))
 
     def __init__(self, top: str = "heatq_top", max_carry: int | None = None, cse: bool = True,
-                 estimate: bool = False):
+                 estimate: bool = False, arith: str = "adders", fold: str = "none",
+                 ii: int | None = None):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top):
             raise ValueError(f"top module name {top!r} is not a Verilog identifier")
         if max_carry is not None and max_carry < 1:
             raise ValueError(f"max_carry must be >= 1, got {max_carry}")
+        if arith not in ARITH_CHOICES:
+            raise ValueError(f"--arith {arith!r}: choose one of {', '.join(ARITH_CHOICES)}")
+        if fold not in FOLD_CHOICES:
+            raise ValueError(f"--fold {fold!r}: choose one of {', '.join(FOLD_CHOICES)}")
+        if ii is not None and ii < 1:
+            raise ValueError(f"--ii must be >= 1, got {ii}")
         self.top = top
         self.max_carry = max_carry
         self.cse = cse
         self.estimate = estimate
+        self.arith = arith
+        self.fold = fold
+        self.ii = ii
         self._cache: dict[int, tuple[IntGraph, Design]] = {}
 
     def design(self, graph: IntGraph) -> Design:
@@ -272,7 +297,7 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     mode = "stream" if len(inp.shape) == 3 else "parallel"
     m = nl.Module(em.top)
     sig, src, outs = _ports(m, g)
-    tb = TopBuilder(em.top, g, m, sig["clk"], sig["rst"])
+    tb = TopBuilder(em.top, g, m, sig["clk"], sig["rst"], em.arith, em.fold, em.ii)
     flows = _units(tb, g, src)
     if mode == "stream" and not tb.host_ready_used:
         m.assign(sig["s_tready"], nl.Const(1, 1))
@@ -311,7 +336,8 @@ def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str
     report: dict[str, Any] = dict(tb.layers)
     lay = tb.layers.values()
     report["design"] = {
-        "mode": mode, "max_carry": em.max_carry, "cse": em.cse,
+        "mode": mode, "max_carry": em.max_carry, "cse": em.cse, "arith": em.arith,
+        "fold": em.fold,
         "latency": sched["latency"], "latency_from_last_input": sched["latency_last"],
         "ii": sched["ii"], "vector_latency": t_max,
         "fifo_depths": {k: fifo_entries(v) for k, v in sched["fifo_depths"].items()},

@@ -89,8 +89,11 @@ def _clocking(m: nl.Module, an: AdderNetlist, lat: int, ctl, y: nl.Signal,
 def layer_netlist(name: str, g: AdderGraph, in_types: list[IntType], in_off: list[int],
                   nx: int, out_type: IntType, requant: RequantSpec | None,
                   header: list[str], registered: bool = True, logic_add: int = LOGIC_ADD,
-                  in_names: list[str] | None = None) -> tuple[nl.Module, int]:
+                  in_names: list[str] | None = None,
+                  arith: str = "adders") -> tuple[nl.Module, int]:
     """The netlist of one layer module and its latency in cycles (see :func:`layer_module`)."""
+    if arith != "adders":
+        raise ValueError(f"arith {arith!r} is not built yet")
     if not registered and g.pipelined:
         raise ValueError("a pipelined adder graph needs the registered module")
     m = nl.Module(name, list(header))

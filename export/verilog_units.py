@@ -66,8 +66,10 @@ def _kind(n, rq) -> str:
 class TopBuilder:
     """Builds the top module's units in graph order; see the module docstring."""
 
-    def __init__(self, top: str, graph: IntGraph, m: nl.Module, clk: nl.Signal, rst: nl.Signal):
+    def __init__(self, top: str, graph: IntGraph, m: nl.Module, clk: nl.Signal, rst: nl.Signal,
+                 arith: str = "adders", fold: str = "none", ii: int | None = None):
         self.top, self.g, self.m, self.clk, self.rst = top, graph, m, clk, rst
+        self.arith, self.fold, self.ii = arith, fold, ii
         self.files: dict[str, str] = {}
         self.stages: list[Stage] = []
         self.layers: dict[str, dict] = {}
@@ -131,7 +133,7 @@ class TopBuilder:
         lat = g.latency + 1
         header = self._header(mod, n, rq, arg, out, lat)
         net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec, header,
-                                 logic_add=LOGIC_ADD, in_names=names)
+                                 logic_add=LOGIC_ADD, in_names=names, arith=self.arith)
         self.files[f"{mod}.v"] = print_module(net)
         self._report(nm, mod, _kind(n, rq), g, lat)
         if arg.domain == "stream":

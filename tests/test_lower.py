@@ -277,3 +277,14 @@ def test_cse_windows_exact_and_bounded(case, window_pairs):
         if o.node is not None and o.node >= g.n_in:
             extra = 1 if const[j] or any(sg < 0 for _, _, sg in terms) else 0
             assert g.node(o.node).level <= _ceil_log2(len(terms)) + slack + extra
+
+
+@pytest.mark.parametrize("cse,max_carry", [(True, None), (False, None), (True, 4)])
+def test_matrix_recovers_the_product(cse, max_carry):
+    """AdderGraph.matrix() gives back exactly the weights and constants that were lowered."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-9, 10, size=(7, 11))
+    c = rng.integers(-50, 50, size=7)
+    g = lower_cmvm(w, [(-8, 7)] * 11, const=c, max_carry=max_carry, cse=cse)
+    m, k = g.matrix()
+    assert m.dtype == np.int64 and np.array_equal(m, w) and np.array_equal(k, c)

@@ -162,6 +162,43 @@ class AdderGraph:
                 out[:, j] = vals[o.node] * (1 << o.shift) + o.const
         return out
 
+    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """The product this graph computes, ``y = W @ x + c``: ``(W [n_out, n_in], c [n_out])``,
+        found by walking each node's coefficient vector (exact: Python ints; int64 arrays
+        when every entry fits, else object arrays)."""
+        coef: list[dict[int, int]] = [{i: 1} for i in range(self.n_in)]
+        const: list[int] = [0] * self.n_in
+
+        def scaled(t: Term) -> tuple[dict[int, int], int]:
+            k = -(1 << t.shift) if t.neg else 1 << t.shift
+            return {i: k * v for i, v in coef[t.node].items()}, k * const[t.node]
+
+        for ad in self.adders:
+            ca, ka = scaled(ad.a)
+            if ad.b is not None:
+                cb, kb = scaled(ad.b)
+                for i, v in cb.items():
+                    ca[i] = ca.get(i, 0) + v
+                ka += kb
+            else:
+                ka += ad.const
+            coef.append(ca)
+            const.append(ka)
+        rows = [[0] * self.n_in for _ in self.outputs]
+        consts = []
+        for j, o in enumerate(self.outputs):
+            if o.node is None:
+                consts.append(o.const)
+                continue
+            for i, v in coef[o.node].items():
+                rows[j][i] = v << o.shift
+            consts.append((const[o.node] << o.shift) + o.const)
+        big = max((abs(v) for r in rows for v in r), default=0) > 2 ** INT64_SAFE_WIDTH or \
+            max((abs(v) for v in consts), default=0) > 2 ** INT64_SAFE_WIDTH
+        dt = object if big else np.int64
+        return (np.array(rows, dtype=dt).reshape(len(self.outputs), self.n_in),
+                np.array(consts, dtype=dt))
+
     # ------------------------------------------------------------------ report
     def to_saved(self) -> tuple[dict, dict[str, np.ndarray]]:
         """For :mod:`heatq.ir.serialize`: see :func:`adder_graph_to_saved`."""
