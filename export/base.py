@@ -40,13 +40,22 @@ class EmitError(ValueError):
 class EmitOption:
     """One target option: ``name`` is the constructor keyword (``max_carry``), shown on the
     command line as ``--max-carry``; ``type`` is ``int``, ``str`` or ``bool``; ``minimum``
-    (ints only) is checked before anything is written."""
+    (ints only) is checked before anything is written.  ``bare`` (str options): the value of
+    the flag given alone (``--estimate`` = ``--estimate xilinx``; the Python API passes
+    True), ``choices`` the words its value is made of (comma-separated): on the command line
+    the token after the flag is its value only when it is made of them."""
 
     name: str
     type: type
     help: str
     default: Any = None
     minimum: int | None = None
+    bare: str | None = None
+    choices: tuple[str, ...] = ()
+
+    def takes(self, token: str) -> bool:
+        """True when ``token`` is a value of this option (see ``choices``)."""
+        return not self.choices or all(p in self.choices for p in token.split(","))
 
     @property
     def flag(self) -> str:

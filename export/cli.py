@@ -10,6 +10,7 @@ atomically by :func:`heatq_export.export.export_graph`.
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,6 +42,8 @@ def _option_parameter(opt: EmitOption, targets: list[str]) -> inspect.Parameter:
     """A typer parameter for ``opt``: a flag for bools, else a value defaulting to None (so
     "not given" is seen and the target's own default applies)."""
     text = f"{', '.join(targets)}: {opt.help}"
+    if opt.bare is not None:
+        text += f" (the flag alone: {opt.bare})"
     if opt.type is bool:
         info, annotation = typer.Option(False, opt.flag, help=text), bool
     else:
@@ -83,5 +86,21 @@ app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0],
 app.command()(export)
 
 
+def bare_values(argv: list[str]) -> list[str]:
+    """``argv`` with the ``bare`` value of an option given alone inserted after it (typer
+    has no optional-value option): ``--estimate`` followed by nothing, another option or a
+    token that is not one of its values (the run directory) reads ``--estimate xilinx``."""
+    bare = {o.flag: o for o, _ in _merged_options().values() if o.bare is not None}
+    out: list[str] = []
+    for i, tok in enumerate(argv):
+        out.append(tok)
+        opt = bare.get(tok)
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if opt is not None and (nxt is None or nxt.startswith("-") or not opt.takes(nxt)):
+            out.append(opt.bare)  # type: ignore[arg-type]
+    return out
+
+
 def main() -> None:
+    sys.argv = [sys.argv[0], *bare_values(sys.argv[1:])]
     fail_cleanly(app, "heatq-export")

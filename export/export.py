@@ -33,6 +33,8 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _check_value(target: str, opt: EmitOption, value: Any) -> None:
+    if opt.bare is not None and value is True:  # the flag alone (the emitter maps it)
+        return
     if opt.type is bool:
         ok = isinstance(value, bool)
     else:
