@@ -1,0 +1,493 @@
+"""A folded matrix-vector unit (the idea of FINN's MVAU; our own code): ``y = requant(W @ x +
+c)`` computed by ``pe`` output lanes x ``simd`` input lanes over ``cycles`` clock cycles, the
+weights in a ROM instead of wired into constant adder trees.
+
+Schedule: output fold ``f = 0..NF-1`` (``NF = ceil(n_out/pe)``), inside it input fold ``s =
+0..SF-1`` (``SF = ceil(n_in/simd)``): one step per cycle, ``cycles = NF * SF``.  In step
+``(f, s)`` PE lane ``p`` computes output ``j = f*pe + p`` from inputs ``i = s*simd + k``
+(``k < simd``); lanes beyond ``n_in`` / ``n_out`` (the last folds of a non-divisor shape) hold
+zero weights.  Datapath of one step:
+
+* ``x_s<k>``: SIMD lane ``k``'s input, a multiplexer over the input registers by ``fold_i``;
+* ``w_rom_p<p>``: PE lane ``p``'s weight ROM, one :class:`~.netlist.LutTable` indexed by
+  ``{fold_o, fold_i}`` holding the bits of the lane's SIMD weights that change over the steps
+  (a weight bit constant over all steps is wired: 0 drops its term, 1 keeps ``x`` alone);
+* general layers: lane ``(p, k)``'s weight as bits of its own type (two's complement when a
+  weight of that lane is negative: the sign bit counts ``-2**(b)``), each bit gating a copy of
+  ``x_s<k>`` (``t_p<p>_s<k>_b<b> = x_s<k> & {w bit}``: 0 or ``x``, signed like ``x``), and the
+  lane's ``simd * wbits`` terms summed with their signs and shifts as one constant product
+  over the terms (:func:`heatq.lower.lower_cmvm`, mapped by :mod:`.adders`: exact-width
+  adders; ``arith="heap"``: :func:`.heap.heap_sums`);
+* binary layers ({-1,+1} weights on 1-bit inputs, detected): ``t_p<p>_s<k> = ~(x ^ b)`` with
+  ``b = [w == +1]`` and ``w*x = xnor(x, b) + b - 1``, so a lane sums to a popcount minus the
+  number of its -1 weights, folded into the constant (padding lanes read ``x = 0`` with
+  ``b = 1``: they add 0); a signed 1-bit input (``-1, 0``) is its bit times ``-w``;
+* ``acc_p<p>`` (``WA_p`` bits): ``acc_next_p<p> = (first input fold ? c_rom_p<p>[fold_o] :
+  acc_p<p>) + sum_p<p>``, where ``c_rom_p<p>`` holds the outputs' constants (and the binary
+  correction);
+* after the last input fold of output fold ``f < NF-1`` the lanes' results shift into the
+  output slots ``slot_p<p>_f<k>`` (a shift register per lane: no write decoder); after the
+  last step every output is requantized (:func:`.requant.requant_cells` on
+  :func:`heatq.ir.requant.requant_plan`) and ``y`` registered.
+
+Exactness: every cell adds or subtracts, so arithmetic modulo ``2**WA_p`` is exact for any
+value that fits ``WA_p`` bits; ``WA_p`` is the widest ``acc_types[j].width`` of the lane's
+outputs and output ``j`` reads the low ``acc_types[j].width`` bits with that type's
+signedness.  The partial sums of the first folds may wrap; the final value is exact because
+``acc_types[j]`` holds it (the caller's contract: for every input the module receives).
+
+Timing (the layer-module contract): ``x`` is read only in the cycle of ``in_valid`` (the
+input registers load then); the steps run in the ``cycles`` cycles after it, ``y`` is
+registered at the last one: ``latency = cycles + 1`` (``out_valid`` one cycle, ``latency``
+cycles after ``in_valid``, as a layer module of latency 1 raises it in the next cycle);
+``in_valid`` may come again ``cycles`` cycles later (a result every ``cycles`` cycles);
+``y`` holds until the next result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from heatq.ir import IntType
+from heatq.ir.requant import requant_plan
+from heatq.lower import lower_cmvm
+
+from . import netlist as nl
+from .adders import AdderNetlist, map_adders
+from .lint import add_unused_sink
+from .requant import requant_cells
+
+LOGIC_ADD = 3  # ripple-gate adders up to this many carry bits (as the layer modules)
+
+
+def mvau_cycles(n_in: int, n_out: int, simd: int, pe: int) -> int:
+    """Cycles per input vector: ``ceil(n_out/pe) * ceil(n_in/simd)``."""
+    if not (1 <= simd <= n_in and 1 <= pe <= n_out):
+        raise ValueError(f"lanes simd={simd}, pe={pe} outside 1..{n_in} x 1..{n_out}")
+    return -(-n_out // pe) * -(-n_in // simd)
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """The schedule: ``nf`` output folds of ``pe`` lanes, ``sf`` input folds of ``simd``;
+    ``bo`` / ``bi`` the widths of ``fold_o`` / ``fold_i`` (0: no counter)."""
+
+    n_out: int
+    n_in: int
+    simd: int
+    pe: int
+
+    @property
+    def nf(self) -> int:
+        return -(-self.n_out // self.pe)
+
+    @property
+    def sf(self) -> int:
+        return -(-self.n_in // self.simd)
+
+    @property
+    def bo(self) -> int:
+        return (self.nf - 1).bit_length()
+
+    @property
+    def bi(self) -> int:
+        return (self.sf - 1).bit_length()
+
+    def out_index(self, f: int, p: int) -> int | None:
+        j = f * self.pe + p
+        return j if j < self.n_out else None
+
+    def in_index(self, s: int, k: int) -> int | None:
+        i = s * self.simd + k
+        return i if i < self.n_in else None
+
+    def lanes(self, w: np.ndarray) -> np.ndarray:
+        """``w`` as ``[nf, sf, pe, simd]`` (Python ints), zero-padded."""
+        out = np.zeros((self.nf * self.pe, self.sf * self.simd), dtype=object)
+        out[:self.n_out, :self.n_in] = w
+        return out.reshape(self.nf, self.pe, self.sf, self.simd).transpose(0, 2, 1, 3)
+
+
+def is_binary(weights: np.ndarray, in_type: IntType) -> bool:
+    """Every weight -1 or +1 and 1-bit inputs: the XNOR-popcount lanes apply."""
+    return in_type.width == 1 and bool(np.all(np.abs(np.asarray(weights, dtype=object)) == 1))
+
+
+@dataclass
+class _Lanes:
+    """What the datapath needs, per PE lane ``p``: ``terms[p]`` = [(k, b, coef, bits)] (SIMD
+    lane ``k``, weight bit ``b``, its coefficient, the bit's value per step ``f*sf + s``), ``corr[j]`` the constant added to output ``j``'s product."""
+
+    terms: list[list[tuple[int, int, int, list[int] | None]]]
+    corr: list[int]
+
+
+def _general_lanes(fd: _Fold, wl: np.ndarray) -> _Lanes:
+    terms: list[list] = []
+    for p in range(fd.pe):
+        lane = []
+        for k in range(fd.simd):
+            col = [int(v) for v in wl[:, :, p, k].ravel()]  # step order f*sf + s
+            wt = IntType.for_range(min(col + [0]), max(col + [0]))
+            for b in range(wt.width):
+                bits = [(v >> b) & 1 for v in col]
+                if not any(bits):
+                    continue
+                coef = -(1 << b) if wt.signed and b == wt.width - 1 else 1 << b
+                lane.append((k, b, coef, bits))
+        terms.append(lane)
+    return _Lanes(terms, [0] * fd.n_out)
+
+
+def _binary_lanes(fd: _Fold, wl: np.ndarray, w: np.ndarray) -> _Lanes:
+    terms = []
+    for p in range(fd.pe):
+        lane = []
+        for k in range(fd.simd):
+            # b = [w == +1]; a padding entry (w = 0) reads x = 0 with b = 1 and adds nothing
+            bits = [int(v >= 0) for v in wl[:, :, p, k].ravel()]
+            lane.append((k, 0, 1, bits))
+        terms.append(lane)
+    return _Lanes(terms, [-int(np.sum(w[j] < 0)) for j in range(fd.n_out)])
+
+
+def _x_lanes(m: nl.Module, fd: _Fold, xr: list[nl.Signal], fold_i, binary: bool,
+             signed: bool) -> list[nl.Signal]:
+    """``x_s<k>``: input ``s*simd + k`` in input fold ``s`` (a mux tree on ``fold_i``'s bits;
+    padding entries are don't-cares, binary: 0)."""
+    zero = nl.Const(xr[0].width, 0)
+    out = []
+    for k in range(fd.simd):
+        ents: list[nl.Value | None] = [None] * (1 << fd.bi)
+        for s in range(fd.sf):
+            i = fd.in_index(s, k)
+            ents[s] = xr[i] if i is not None else (zero if binary else None)
+        for lvl in range(fd.bi):
+            nxt = []
+            for a, b in zip(ents[0::2], ents[1::2]):
+                if b is None or b is a:
+                    nxt.append(a)
+                elif a is None:
+                    nxt.append(b)
+                else:
+                    nxt.append(nl.Mux(nl.bit(fold_i, lvl), b, a))
+            ents = nxt
+        out.append(m.comb(f"x_s{k}", ents[0], signed and not binary))
+    return out
+
+
+def _table(m: nl.Module, name: str, index: nl.Value | None, entries: list[int],
+           width: int) -> nl.Value:
+    """``entries[index]`` (``width`` bits, two's complement) as the LutTable ``name``; missing
+    entries are 0; a Const when there is no index."""
+    mask = (1 << width) - 1
+    if index is None:
+        return nl.Const(width, entries[0] & mask)
+    table = [0] * (1 << index.width)
+    table[:len(entries)] = [e & mask for e in entries]
+    return m.comb(name, nl.LutTable(index, tuple(table), width))
+
+
+def _rom_entries(fd: _Fold, cols: list[list[int]]) -> list[int]:
+    """Entry ``(f << bi) | s`` = the bits ``cols[t][f*sf + s]`` at bit ``t``."""
+    out = [0] * (fd.nf << fd.bi)
+    for f in range(fd.nf):
+        for s in range(fd.sf):
+            step = f * fd.sf + s
+            out[(f << fd.bi) | s] = sum(c[step] << t for t, c in enumerate(cols))
+    return out
+
+
+def _term_graph(fd: _Fold, lanes: _Lanes, binary: bool, in_type: IntType):
+    """The lanes' step sums as one constant product over the terms (block diagonal: lane
+    ``p`` is row ``p``): ``(W [pe, T], ranges, terms)``, ``terms[t] = (p, k, b, bits)``."""
+    terms = [(p, k, b, bits) for p, lane in enumerate(lanes.terms) for k, b, _, bits in lane]
+    W = np.zeros((fd.pe, max(1, len(terms))), dtype=np.int64)
+    t = 0
+    for p, lane in enumerate(lanes.terms):
+        for _, _, coef, _ in lane:
+            W[p, t] = coef
+            t += 1
+    lo, hi = (0, 1) if binary else (min(in_type.min, 0), max(in_type.max, 0))
+    return W, [(lo, hi)] * W.shape[1], terms
+
+
+def _varying(bits: list[int]) -> bool:
+    return 0 < sum(bits) < len(bits)
+
+
+def _lane_sums(m: nl.Module, fd: _Fold, lanes: _Lanes, xs: list[nl.Signal], index,
+               binary: bool, in_type: IntType, arith: str):
+    """The PE lanes' step sums (one adder graph for all lanes): per lane ``(signal, shift)``
+    (the sum is ``signal << shift``) or None (no terms: 0)."""
+    W, ranges, terms = _term_graph(fd, lanes, binary, in_type)
+    if not terms:  # every weight zero
+        return [None] * fd.pe
+    roms = []
+    for p, lane in enumerate(lanes.terms):
+        varying = [bits for _, _, _, bits in lane if _varying(bits)]
+        roms.append(_table(m, f"w_rom_p{p}", index, _rom_entries(fd, varying), len(varying))
+                    if varying else None)
+    inputs, names, used = [], [], [0] * fd.pe
+    for p, k, b, bits in terms:
+        x = xs[k]
+        if _varying(bits):
+            wb = nl.bit(roms[p], used[p])
+            used[p] += 1
+            val = nl.Not(nl.Xor(x, wb)) if binary else nl.And(
+                x, wb if x.width == 1 else nl.Repl(wb, x.width))
+        else:
+            val = nl.Not(x) if binary and not any(bits) else x
+        inputs.append(lambda v=val: v)
+        names.append(f"t_p{p}_s{k}" if binary else f"t_p{p}_s{k}_b{b}")
+    signed = [in_type.signed and not binary] * len(terms)
+    g = lower_cmvm(W, ranges, cse=False)
+    if arith == "heap":
+        from .heap import heap_sums  # written in parallel (H1); imported only when asked
+        return [(v, 0) for v in heap_sums(m, g, inputs, names, signed)]
+    an = AdderNetlist(m, g, inputs, names, signed)
+    map_adders(an, LOGIC_ADD)
+    return [None if o.node is None else (an.base(o.node), o.shift) for o in g.outputs]
+
+
+def _all_ones(m: nl.Module, name: str, sig: nl.Signal | None, k: int) -> nl.Value:
+    """``sig == k`` for a counter that never exceeds ``k``: the AND of the bits set in ``k``
+    (1 when there is no counter)."""
+    if sig is None:
+        return nl.Const(1, 1)
+    ones = [nl.bit(sig, b) for b in range(sig.width) if k >> b & 1]
+    return m.comb(name, nl.Reduce("&", nl.cat(*ones)) if len(ones) > 1 else ones[0])
+
+
+def _control(m: nl.Module, fd: _Fold, clk, rst, iv):
+    """``run`` (stepping), the fold counters, ``last_i`` (last input fold of a running
+    step) and ``last`` (the last step).  Returns (run, fold_o, fold_i, last_i, last)."""
+    run = m.signal("run", 1)
+    fold_o = m.signal("fold_o", fd.bo) if fd.bo else None
+    fold_i = m.signal("fold_i", fd.bi) if fd.bi else None
+    end_i = _all_ones(m, "end_i", fold_i, fd.sf - 1)
+    last_i = m.comb("last_i", nl.And(run, end_i) if fold_i is not None else run)
+    end_o = _all_ones(m, "end_o", fold_o, fd.nf - 1)
+    last = m.comb("last", nl.And(last_i, end_o) if fold_o is not None else last_i)
+    m.reg(run, nl.Mux(rst, nl.Const(1, 0), nl.Or(iv, nl.And(run, nl.Not(last)))), clk)
+    if fold_i is not None:
+        nxt = nl.Add(fold_i, nl.Const(fd.bi, 1))
+        m.reg(fold_i, nl.Mux(nl.Or(iv, last_i), nl.Const(fd.bi, 0), nxt), clk, nl.Or(iv, run))
+    if fold_o is not None:
+        nxt = nl.Add(fold_o, nl.Const(fd.bo, 1))
+        m.reg(fold_o, nl.Mux(iv, nl.Const(fd.bo, 0), nxt), clk, nl.Or(iv, last_i))
+    return run, fold_o, fold_i, last_i, last
+
+
+def _widths(fd: _Fold, acc_types: list[IntType]) -> list[int]:
+    """``WA_p``: the widest output type of lane ``p``."""
+    return [max(acc_types[j].width for f in range(fd.nf)
+                if (j := fd.out_index(f, p)) is not None) for p in range(fd.pe)]
+
+
+def _accumulate(m, fd, clk, run, fold_o, fold_i, sums, consts, wa) -> list[nl.Signal]:
+    """``acc_next_p<p>``: the lane's value after this step (constants added in the first
+    input fold); ``acc_p<p>`` registers it while running when there are several input
+    folds."""
+    first = m.comb("first_i", nl.Not(nl.Reduce("|", fold_i))) if fold_i is not None else None
+    out = []
+    for p in range(fd.pe):
+        cs = [consts[j] if (j := fd.out_index(f, p)) is not None else 0 for f in range(fd.nf)]
+        c = _table(m, f"c_rom_p{p}", fold_o, cs, wa[p])
+        if sums[p] is None:
+            sv: nl.Value = nl.Const(wa[p], 0)
+        else:
+            sig, shift = sums[p]
+            sv = nl.shifted(sig, shift, 0, wa[p] - 1)
+        sv = m.comb(f"sum_p{p}", sv, True)
+        if first is None:
+            out.append(m.comb(f"acc_next_p{p}", nl.Add(c, sv), True))
+            continue
+        acc = m.signal(f"acc_p{p}", wa[p], True)
+        nxt = m.comb(f"acc_next_p{p}", nl.Add(nl.Mux(first, c, acc), sv), True)
+        m.reg(acc, nxt, clk, run)
+        out.append(nxt)
+    return out
+
+
+def _slots(m, fd, clk, last_i, nxt, acc_types) -> list[nl.Signal]:
+    """Output ``j``'s final value source: ``slot_p<p>_f<f>`` for the output folds before the
+    last (a shift register per lane, shifting after each output fold), ``acc_next_p<p>`` for
+    the last."""
+    src: list[nl.Signal | None] = [None] * fd.n_out
+    for p in range(fd.pe):
+        chain = []
+        for f in range(fd.nf - 1):
+            ws = [acc_types[j].width for g in range(f + 1)
+                  if (j := fd.out_index(g, p)) is not None]
+            chain.append(m.signal(f"slot_p{p}_f{f}", max(ws), True))
+        for f, s in enumerate(chain):
+            feed = chain[f + 1] if f + 1 < len(chain) else nxt[p]
+            m.reg(s, nl.shifted(feed, 0, 0, s.width - 1), clk, last_i)
+            src[f * fd.pe + p] = s
+        j = fd.out_index(fd.nf - 1, p)
+        if j is not None:
+            src[j] = nxt[p]
+    return src  # type: ignore[return-value]
+
+
+def _ranges(w: np.ndarray, const, in_type: IntType, acc_types) -> list[tuple[int, int]]:
+    """Output ``j``'s range: ``W @ x + c`` over ``in_type``'s range, within ``acc_types[j]``."""
+    out = []
+    for j, row in enumerate(w):
+        lo = hi = int(const[j])
+        for v in row:
+            a, b = int(v) * in_type.min, int(v) * in_type.max
+            lo, hi = lo + min(a, b), hi + max(a, b)
+        lo, hi = max(lo, acc_types[j].min), min(hi, acc_types[j].max)
+        if lo > hi:
+            raise ValueError(f"output {j}: acc type {acc_types[j].c_style()} holds none of "
+                             "its values")
+        out.append((lo, hi))
+    return out
+
+
+def _check(w, const, in_type, in_off, nx, acc_types, simd, pe) -> None:
+    n_out, n_in = w.shape
+    mvau_cycles(n_in, n_out, simd, pe)
+    if len(const) != n_out or len(acc_types) != n_out or len(in_off) != n_in:
+        raise ValueError(f"mvau: {n_out}x{n_in} weights with {len(const)} constants, "
+                         f"{len(acc_types)} acc types, {len(in_off)} input offsets")
+    if any(o < 0 or o + in_type.width > nx for o in in_off):
+        raise ValueError(f"mvau: an input lies outside x[{nx - 1}:0]")
+
+
+def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int], nx: int,
+                 out_type: IntType, acc_types: list[IntType], requant, header: list[str],
+                 simd: int, pe: int, in_names: list[str] | None = None,
+                 arith: str = "adders") -> tuple[nl.Module, int, int]:
+    """The folded layer module (see the module docstring) and its ``(module, latency,
+    cycles)``.  ``weights`` integer ``[n_out, n_in]``, ``const`` ``[n_out]``; input ``i`` is
+    ``x[in_off[i] +: in_type.width]`` (``in_type``'s signedness); ``acc_types[j]`` holds
+    output ``j`` before the requantizer (``requant``: a RequantSpec with FLOOR rounding, or
+    None: ``y`` is the low ``out_type.width`` bits); output ``j`` is ``y[j*WY +: WY]``,
+    ``WY = out_type.width``.  ``in_names``: the input registers' names (default ``x_e<i>``).
+    ``arith``: "adders" (exact-width adders) or "heap" (bit heap) for the lane sums."""
+    w = np.asarray(weights, dtype=object)
+    _check(w, const, in_type, in_off, nx, acc_types, simd, pe)
+    n_out, n_in = w.shape
+    fd = _Fold(n_out, n_in, simd, pe)
+    binary = is_binary(w, in_type)
+    # a signed 1-bit input is -1 times its bit: the lanes see the bit and -W
+    wb = -w if binary and in_type.signed else w
+    lanes = _binary_lanes(fd, fd.lanes(wb), wb) if binary else _general_lanes(fd, fd.lanes(wb))
+    cycles = mvau_cycles(n_in, n_out, simd, pe)
+    m = nl.Module(name, list(header) + _header(fd, in_type, out_type, acc_types, binary,
+                                               cycles))
+    clk, rst, iv = (m.input(p, 1) for p in ("clk", "rst", "in_valid"))
+    x = m.input("x", nx)
+    out_valid = m.output("out_valid", 1)
+    y = m.output("y", n_out * out_type.width)
+    names = in_names or [f"x_e{i}" for i in range(n_in)]
+    xr = [m.signal(names[i], in_type.width, in_type.signed) for i in range(n_in)]
+    for i, r in enumerate(xr):
+        m.reg(r, nl.bits(x, in_off[i] + in_type.width - 1, in_off[i]), clk, iv)
+    run, fold_o, fold_i, last_i, last = _control(m, fd, clk, rst, iv)
+    index = (nl.cat(*[s for s in (fold_i, fold_o) if s is not None])
+             if (fold_i or fold_o) else None)
+    xs = _x_lanes(m, fd, xr, fold_i, binary, in_type.signed)
+    sums = _lane_sums(m, fd, lanes, xs, index, binary, in_type, arith)
+    wa = _widths(fd, acc_types)
+    consts = [int(c) + lanes.corr[j] for j, c in enumerate(const)]
+    nxt = _accumulate(m, fd, clk, run, fold_o, fold_i, sums, consts, wa)
+    src = _slots(m, fd, clk, last_i, nxt, acc_types)
+    ys = []
+    for j, (lo, hi) in enumerate(_ranges(w, const, in_type, acc_types)):
+        at = acc_types[j]
+        acc = m.comb(f"acc_o{j}", nl.shifted(src[j], 0, 0, at.width - 1), at.signed)
+        if requant is None:
+            e = nl.shifted(acc, 0, 0, out_type.width - 1)
+        else:
+            e = requant_cells(m, acc, requant_plan(requant, lo, hi), out_type, f"o{j}")
+        ys.append(m.comb(f"y_o{j}", e, out_type.signed))
+    m.reg(y, nl.cat(*ys), clk, last)
+    m.reg(out_valid, nl.Mux(rst, nl.Const(1, 0), last), clk)
+    add_unused_sink(m)
+    return m, cycles + 1, cycles
+
+
+def _header(fd: _Fold, in_type, out_type, acc_types, binary, cycles) -> list[str]:
+    wa = _widths(fd, acc_types)
+    kind = "binary: XNOR lanes + popcount" if binary else "weights in ROM, shift-add lanes"
+    return [f"MVAU {fd.n_out}x{fd.n_in} ({kind}): {fd.pe} PE x {fd.simd} SIMD lanes, "
+            f"{fd.nf} output x {fd.sf} input folds",
+            f"cycles {cycles} per vector (II), latency {cycles + 1}; inputs "
+            f"{in_type.c_style()}, accumulators {min(wa)}..{max(wa)} bits (two's "
+            f"complement, modulo), output {out_type.c_style()}"]
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def mvau_shapes(n_in: int, n_out: int, max_cycles: int) -> list[tuple[int, int]]:
+    """The lane shapes ``(simd, pe)`` worth costing that take at most ``max_cycles`` cycles:
+    for each number of output folds, the fewest PE lanes giving it and the fewest SIMD lanes
+    that meet the budget, plus the nearest divisor shape (no padding lanes) when it is at
+    most 1.5x the lanes.  Sorted by lanes, divisor shapes first among equals."""
+    if max_cycles < 1:
+        raise ValueError(f"max_cycles {max_cycles} < 1")
+    found: set[tuple[int, int]] = set()
+    for nf in sorted({-(-n_out // pe) for pe in range(1, n_out + 1)}):
+        sf_max = max_cycles // nf
+        if sf_max < 1:
+            continue
+        pe = -(-n_out // nf)
+        sf = -(-n_in // -(-n_in // sf_max))  # input folds of the fewest SIMD lanes
+        simd = -(-n_in // sf)
+        found.add((simd, pe))
+        dp = min(d for d in _divisors(n_out) if d >= pe)
+        ds = min(d for d in _divisors(n_in) if d >= simd)
+        if ds * dp <= 1.5 * simd * pe:
+            found.add((ds, dp))
+    return sorted(found, key=lambda sp: (sp[0] * sp[1], n_in % sp[0] + n_out % sp[1],
+                                         mvau_cycles(n_in, n_out, *sp)))
+
+
+# LUT+CARRY4 per unit of each structure (calibrated: see mvau_cost)
+COST = {"adder_bit": 1.25, "acc_bit": 1.25, "rom_bit": 1.0, "mux_in": 0.34, "out_bit": 0.5,
+        "control": 12.0}
+
+
+def _cost_terms(weights, in_type: IntType, simd: int, pe: int) -> dict[str, float]:
+    """The structure counts :func:`mvau_cost` weighs: adder carry bits of the lane sums,
+    accumulator bits, varying ROM bits (times the LUTs a function of the ROM index needs),
+    multiplexer data inputs, output bits (requantizer and slots' read-out)."""
+    w = np.asarray(weights, dtype=object)
+    n_out, n_in = w.shape
+    fd = _Fold(n_out, n_in, simd, pe)
+    binary = is_binary(w, in_type)
+    wb = -w if binary and in_type.signed else w
+    lanes = _binary_lanes(fd, fd.lanes(wb), wb) if binary else _general_lanes(fd, fd.lanes(wb))
+    W, ranges, terms = _term_graph(fd, lanes, binary, in_type)
+    adder_bits = 0
+    if terms:
+        g = lower_cmvm(W, ranges, cse=False)
+        adder_bits = sum(ad.width - ad.passthrough for ad in g.adders)
+    lo_hi = _ranges(w, np.zeros(n_out, dtype=np.int64), in_type,
+                    [IntType(True, 62)] * n_out)
+    acc_w = [IntType.for_range(lo, hi).width for lo, hi in lo_hi]
+    wa = _widths(fd, [IntType(True, a) for a in acc_w])
+    rom_lut = max(1, 1 << max(0, fd.bi + fd.bo - 6))
+    rom_bits = sum(_varying(bits) for _, _, _, bits in terms)
+    mux_in = in_type.width * sum(
+        sum(fd.in_index(s, k) is not None for s in range(fd.sf)) - 1 for k in range(fd.simd))
+    return {"adder_bit": adder_bits, "acc_bit": sum(wa) if fd.sf > 1 else 0,
+            "rom_bit": rom_bits * rom_lut, "mux_in": mux_in, "out_bit": sum(acc_w),
+            "control": 1.0}
+
+
+def mvau_cost(weights, in_type: IntType, simd: int, pe: int) -> int:
+    """Estimated LUT+CARRY4 (yosys ``synth_xilinx -nodsp``) of :func:`mvau_netlist` for these
+    weights and lanes, requantizer included: a weighted count of its structures
+    (:func:`_cost_terms`, weights :data:`COST`)."""
+    terms = _cost_terms(weights, in_type, simd, pe)
+    return int(round(sum(COST[k] * v for k, v in terms.items())))
