@@ -48,6 +48,7 @@ from heatq.passes.fuse import fuse_split_products
 from heatq.passes.lower import lower_products
 
 from .base import EmitError, Emitter, EmitOption
+from .fold import plan_folds, stream_ii
 from .estimate import ESTIMATE_CHOICES, ESTIMATE_HELP, estimate_request
 from .rtl import netlist as nl
 from .rtl.lint import add_unused_sink
@@ -87,7 +88,10 @@ class VerilogEmitter(Emitter):
     adder graph; ``heap``: bit-heap compressor trees; ``auto``: per layer, the cheaper by the
     estimate).  ``fold``: ``none`` keeps every layer fully parallel (one window position per
     clock); ``auto`` gives each layer the parallelism its place in the stream needs to keep
-    the initiation interval (``ii`` cycles per image; default: the unfolded design's)."""
+    the initiation interval (``ii`` cycles per image; default: the unfolded design's), see
+    :mod:`heatq_export.fold`.  ``fold_force`` (Python API only: tests, benches): layer ->
+    design (``parallel``, ``bitserial``, ``mvau[:<simd>x<pe>]``) instead of the planner's
+    choice, with ``fold="auto"``."""
 
     target = "verilog"
     supported_ops = frozenset(Op)
@@ -103,7 +107,7 @@ class VerilogEmitter(Emitter):
 
     def __init__(self, top: str = "heatq_top", max_carry: int | None = None, cse: bool = True,
                  estimate: bool | str = False, arith: str = "adders", fold: str = "none",
-                 ii: int | None = None):
+                 ii: int | None = None, fold_force: dict[str, str] | None = None):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top):
             raise ValueError(f"top module name {top!r} is not a Verilog identifier")
         if max_carry is not None and max_carry < 1:
@@ -121,6 +125,7 @@ class VerilogEmitter(Emitter):
         self.arith = arith
         self.fold = fold
         self.ii = ii
+        self.fold_force = dict(fold_force or {})
         self._cache: dict[int, tuple[IntGraph, Design]] = {}
 
     def design(self, graph: IntGraph) -> Design:
@@ -299,12 +304,22 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     m = nl.Module(em.top)
     sig, src, outs = _ports(m, g)
     tb = TopBuilder(em.top, g, m, sig["clk"], sig["rst"], em.arith, em.fold, em.ii)
+    tb.fold_ii, _ = stream_ii(g, em.ii, lambda n: tb.lname(n))  # checks the target
+    if em.fold == "auto":
+        tb.folds = plan_folds(g, em.ii, em.arith, em.cse, force=em.fold_force)
     flows = _units(tb, g, src)
     if mode == "stream" and not tb.host_ready_used:
         m.assign(sig["s_tready"], nl.Const(1, 1))
     t_max = _outputs(m, tb, g, sig, flows, outs)
     sched = simulate(tb.stages, t_max)
+    if em.ii is not None and sched["ii"] is not None and sched["ii"] > em.ii:
+        raise EmitError(f"verilog: --ii {em.ii}: the design's II is {sched['ii']} cycles")
     m.header = _header(em.top, mode, sched)
+    if em.fold != "none":
+        why = "--ii" if em.ii else "the unfolded design's II"
+        m.header.append(f"Folding: --fold {em.fold}, target II {em.ii or tb.fold_ii} ({why}); "
+                        "each layer module's header states its design, lanes, cycles per "
+                        "position and utilisation.")
     add_unused_sink(m)
     files = dict(tb.files)
     files[f"{em.top}.v"] = print_module(m)
@@ -347,6 +362,11 @@ def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str
         "longest_carry": max((v["longest_carry"] for v in lay), default=0),
         "files": sorted(files),
     }
+    ii = sched["ii"] or 1
+    for v in lay:
+        v["utilisation"] = round(v["busy_cycles_per_image"] / ii, 4)
+    if em.fold != "none":
+        report["design"]["ii_target"] = em.ii or tb.fold_ii
     return report
 
 

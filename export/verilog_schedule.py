@@ -4,11 +4,12 @@ latency and initiation interval.
 The model follows the RTL's rules exactly (the cocotb bench checks the measured numbers
 against it):
 
-* a window unit walks the padded raster one position per cycle (a pacer, ``hq_pace``, walks
-  the same way at the host port); a real position waits
+* a window unit walks the padded raster one position per cycle, or with a step gap ``G``
+  (param ``G``, a folded layer's cycles per position) one position at most every ``G``
+  cycles (a pacer, ``hq_pace``, walks the same way at the host port); a real position waits
   for its pixel (from the host: always there when the host streams back to back; from a
-  FIFO: one cycle after the producer's valid cycle); the window is valid the cycle after
-  the step of padded position (r, c) with r, c >= K-1;
+  FIFO: one cycle after the producer's valid cycle) and then steps at once; the window is
+  valid the cycle after the step of padded position (r, c) with r, c >= K-1;
 * a layer module adds its latency; a 2x2 pool emits one cycle after each odd-row,
   odd-column token; a flatten collector emits one cycle after an image's last token;
 * the vector part is a fixed-latency pipeline.
@@ -22,7 +23,8 @@ from typing import Any
 
 @dataclass
 class Stage:
-    """One stream stage.  kind: 'window' (params H, W, K, P), 'pace' (params H, W, P: the host
+    """One stream stage.  kind: 'window' (params H, W, K, P, optional G: the step gap), 'pace'
+    (params H, W, P, optional G: the host
     accepts a pixel only where a window's walk of that raster is at a real position), 'delay'
     (params lat), 'pool' (params H, W), 'collect' (params N)."""
 
@@ -31,17 +33,19 @@ class Stage:
     name: str = ""
 
 
-def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int):
-    """Returns (window valid times, step times of real positions)."""
+def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int,
+            gap: int = 1):
+    """Returns (window valid times, step times of real positions).  ``gap``: a step at most
+    every ``gap`` cycles (``hq_raster`` GAP)."""
     HP, WP = H + 2 * P, W + 2 * P
-    t = -1
+    t = -gap
     k = 0
     out, pops = [], []
     for _img in range(n_img):
         for r in range(HP):
             for c in range(WP):
                 real = P <= r < P + H and P <= c < P + W
-                t = t + 1
+                t = t + gap
                 if real:
                     if times is not None:
                         t = max(t, times[k] + 1)
@@ -73,14 +77,14 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
     for st in stages:
         p = st.params
         if st.kind == "window":
-            win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img)
+            win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img, p.get("G", 1))
             if times is None:
                 accept = pops
             else:
                 fifo_depths[st.name] = _fifo_depth(times, pops)
             times = win
         elif st.kind == "pace":  # the host, paced to a later window's walk
-            _, pops = _window(None, p["H"], p["W"], 1, p["P"], n_img)
+            _, pops = _window(None, p["H"], p["W"], 1, p["P"], n_img, p.get("G", 1))
             accept, times = pops, list(pops)
         elif st.kind == "delay":
             if times is None:  # valid-only consumer straight after the host

@@ -21,6 +21,7 @@ from .rtl import netlist as nl
 from .rtl.requant import threshold_cells
 from .rtl.verilog import print_module
 from .verilog_layers import LOGIC_ADD, RequantSpec, layer_netlist
+from .fold import FoldChoice, folded_netlist, lanes
 from .verilog_schedule import Stage, simulate
 
 
@@ -56,6 +57,16 @@ class Flow:
     chan: tuple[int, ...] | None = None  # CONCAT: logical element -> physical element of data
 
 
+def layer_name(n, rq=None) -> str:
+    """A unit's name: its node's name; for a CMVM without the suffix the lowering pass
+    gives one that carries a folded constant (``.rounded``) or stands in front of a
+    REQUANT (``.pre``, named after the REQUANT; an unnamed one: the REQUANT's name)."""
+    name = re.sub(r"\.(rounded|pre)$", "", n.name)
+    if not name and rq is not None and n.op.value == "cmvm" and n.attrs.layout == "pointwise":
+        name = rq.name
+    return ident(name) if name else f"node{n.id}"
+
+
 def _kind(n, rq) -> str:
     """The report's ``op`` of a layer: the product it lowers, or ``requant`` for a pointwise
     CMVM in front of a REQUANT."""
@@ -76,17 +87,14 @@ class TopBuilder:
         self.adder_graphs: dict[str, object] = {}
         self.errs: list[nl.Signal] = []
         self.host_ready_used = False
+        self.folds: dict[str, FoldChoice] = {}  # layer -> design (--fold auto: plan_folds)
+        self.fold_ii = 1  # the stream's II the plan was made for
         self._origin_memo: dict[int, frozenset[int]] = {}
 
     # ------------------------------------------------------------------ helpers
     def lname(self, n, rq=None) -> str:
-        """A unit's name: its node's name; for a CMVM without the suffix the lowering pass
-        gives one that carries a folded constant (``.rounded``) or stands in front of a
-        REQUANT (``.pre``, named after the REQUANT; an unnamed one: the REQUANT's name)."""
-        name = re.sub(r"\.(rounded|pre)$", "", n.name)
-        if not name and rq is not None and n.op.value == "cmvm" and n.attrs.layout == "pointwise":
-            name = rq.name
-        return ident(name) if name else f"node{n.id}"
+        """A unit's name (:func:`layer_name`)."""
+        return layer_name(n, rq)
 
     def wire(self, name: str, width: int) -> nl.Signal:
         return self.m.signal(name, width)
@@ -106,18 +114,20 @@ class TopBuilder:
 
     # ------------------------------------------------------------------ layers
     def cmvm(self, n, rq, arg: Flow) -> Flow:
-        """CMVM node ``n`` (and the REQUANT ``rq`` after it, or None) as one layer module."""
+        """CMVM node ``n`` (and the REQUANT ``rq`` after it, or None) as one layer module:
+        today's parallel one, or the folded design ``self.folds`` gives it."""
         a = n.attrs
         nm = self.lname(n, rq)
         out = rq if rq is not None else n
         w = arg.etype.width
+        fc = self.folds.get(nm)
         if a.layout == "conv2d":
             if arg.domain != "stream":
                 raise refuse(n, "a conv2d window over a vector")
             cin, ch, K = arg.elems, arg.chan or range(arg.elems), a.kernel
             offs = [(t * cin + ch[c]) * w for c in range(len(ch)) for t in range(K * K)]
             names = [f"x_c{c}_k{t}" for c in range(len(ch)) for t in range(K * K)]
-            valid, data = self.window(n, nm, arg, cin * w)
+            valid, data = self.window(n, nm, arg, cin * w, fc.gap if fc else 1)
             nx = K * K * cin * w
         else:
             if a.layout == "dense" and arg.domain != "vector":
@@ -130,12 +140,18 @@ class TopBuilder:
         spec = None if rq is None else RequantSpec(rq.attrs.shift, rq.attrs.lo, rq.attrs.hi,
                                                    rq.attrs.overflow, rq.attrs.rounding)
         mod = f"{self.top}_{nm}"
-        lat = g.latency + 1
-        header = self._header(mod, n, rq, arg, out, lat)
-        net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec, header,
-                                 logic_add=LOGIC_ADD, in_names=names, arith=self.arith)
+        parallel = fc is None or fc.design == "parallel"
+        lat = g.latency + 1 if parallel else fc.cycles + 1
+        header = self._header(mod, n, rq, arg, out, lat, fc)
+        if parallel:
+            net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec,
+                                     header, logic_add=LOGIC_ADD, in_names=names,
+                                     arith=self.arith)
+        else:
+            net, lat, _ = folded_netlist(fc, mod, g, arg.etype, offs, nx, out.type, spec,
+                                         header, self.arith, names)
         self.files[f"{mod}.v"] = print_module(net)
-        self._report(nm, mod, _kind(n, rq), g, lat)
+        self._report(nm, mod, _kind(n, rq), g, lat, fc, self._tokens(n, arg))
         if arg.domain == "stream":
             p = {"lat": lat} if a.layout == "conv2d" else {"lat": lat, "n_host": self._n_host()}
             self.stages.append(Stage("delay", p, nm))
@@ -147,7 +163,16 @@ class TopBuilder:
         time = arg.time + lat if arg.domain == "vector" else 0
         return Flow(ov, od, out.type, arg.domain, n_out, time=time)
 
-    def _header(self, mod: str, n, rq, arg: Flow, out, lat: int) -> list[str]:
+    def _tokens(self, n, arg: Flow) -> int:
+        """Tokens (window positions, pixels or vectors) a layer takes per image / vector."""
+        if n.attrs.layout == "conv2d":
+            return n.shape[1] * n.shape[2]
+        if arg.domain == "stream":
+            s = self.g.nodes[n.args[0]].shape
+            return s[1] * s[2]
+        return 1
+
+    def _header(self, mod: str, n, rq, arg: Flow, out, lat: int, fc=None) -> list[str]:
         a, g = n.attrs, n.attrs.graph
         st = g.stats()
         src = self.g.nodes[n.args[0]]
@@ -160,7 +185,8 @@ class TopBuilder:
             what += f", {rq.attrs.overflow.value})"
         acc = max(g.outputs, key=lambda o: o.type.width).type
         mode = f"max carry {g.max_carry}" if g.pipelined else "combinational"
-        return [
+        cyc = 1 if fc is None else fc.cycles
+        lines = [
             f"{mod}: {what}",
             f"shape: {list(src.shape)} -> {list(out.shape)}; per token {g.n_in} inputs -> "
             f"{len(g.outputs)} outputs",
@@ -169,28 +195,47 @@ class TopBuilder:
             f"adders: {st['adders']} ({st['adder_bits']} bits, longest carry chain "
             f"{st['longest_carry']}), {mode}",
             f"depth: {st['adder_depth']} adder levels, {st['pipeline_depth']} pipeline stages",
-            f"latency: {lat} cycle{'s' if lat != 1 else ''}, II 1",
+            f"latency: {lat} cycle{'s' if lat != 1 else ''}, II {cyc}",
         ]
+        if fc is not None:
+            ii = self.fold_ii
+            util = self._tokens(n, arg) * cyc / ii
+            if fc.design != "parallel":
+                lines[3] = f"adders (the parallel design, not built): {lines[3][8:]}"
+            lines.append(f"fold: design {fc.design}, lanes {lanes(fc, g)}, {cyc} cycle"
+                         f"{'s' if cyc != 1 else ''} per position (budget {fc.budget}), "
+                         f"utilisation {util:.3f} of II {ii}; estimated {fc.cost} LUT+CARRY4")
+        return lines
 
-    def _report(self, nm: str, mod: str, kind: str, g, lat: int) -> None:
+    def _report(self, nm: str, mod: str, kind: str, g, lat: int, fc=None, tokens: int = 1) -> None:
         st = g.stats()
+        cyc = 1 if fc is None else fc.cycles
         self.adder_graphs[nm] = g
         self.layers[nm] = {
             "op": kind, "module": mod, "adders": st["adders"], "adder_bits": st["adder_bits"],
             "carry_bits": st["carry_bits"], "longest_carry": st["longest_carry"],
             "carry_per_stage": st["carry_per_stage"], "adder_depth": st["adder_depth"],
-            "pipeline_depth": st["pipeline_depth"], "latency": lat, "ii": 1,
+            "pipeline_depth": st["pipeline_depth"], "latency": lat, "ii": cyc,
+            "design": "parallel" if fc is None else fc.design, "lanes": lanes(fc, g),
+            "cycles_per_position": cyc, "busy_cycles_per_image": tokens * cyc,
         }
+        if fc is not None:
+            self.layers[nm]["estimated_cost"] = fc.cost
+            if fc.design == "bitserial":  # what was built: the 1-bit tree
+                s1 = fc.g1.stats()
+                self.layers[nm].update(tree_adders=s1["adders"], tree_adder_bits=s1["adder_bits"])
         if "cse_windows" in g.meta:  # over the CSE cap (heatq.lower.cse): windowed sharing
             self.layers[nm]["cse_windows"] = g.meta["cse_windows"]
 
     # ------------------------------------------------------------------ stream units
-    def window(self, n, nm: str, arg: Flow, pw: int) -> tuple[nl.Signal, nl.Signal]:
+    def window(self, n, nm: str, arg: Flow, pw: int, gap: int = 1
+               ) -> tuple[nl.Signal, nl.Signal]:
         """The 'same'-padded window unit in front of conv layer ``n`` named ``nm`` (and a FIFO
-        when the producer cannot stall): returns (window valid, window data)."""
+        when the producer cannot stall), stepping at most every ``gap`` cycles: returns
+        (window valid, window data)."""
         _, H, W = self.g.nodes[n.args[0]].shape
         K, P = n.attrs.kernel, n.attrs.padding
-        self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P}, nm))
+        self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P, **_gap(gap)}, nm))
         if arg.ready is not None:
             self.host_ready_used = True
             valid, ready, data, last, use_last = arg.valid, arg.ready, arg.data, arg.last, True
@@ -202,7 +247,7 @@ class TopBuilder:
         if use_last:
             self.errs.append(we)
         params = [("PW", pw), ("H", H), ("W", W), ("K", K), ("P", P), ("RW", clog2(H + 2 * P)),
-                  ("CW", clog2(W + 2 * P)), ("USE_LAST", int(use_last))]
+                  ("CW", clog2(W + 2 * P)), ("USE_LAST", int(use_last))] + _gap_params(gap)
         self.inst("hq_window", f"u_{nm}_window", params, [
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", valid, False),
             ("in_ready", ready, True), ("in_data", data, False), ("in_last", last, False),
@@ -214,11 +259,14 @@ class TopBuilder:
         through valid-only elementwise units): ``s_tready`` high only at real positions."""
         _, H, W = self.g.nodes[0].shape
         P = n.attrs.padding
-        self.stages.append(Stage("pace", {"H": H, "W": W, "P": P}, "pace"))
+        fc = self.folds.get(self.lname(n))
+        gap = fc.gap if fc else 1
+        self.stages.append(Stage("pace", {"H": H, "W": W, "P": P, **_gap(gap)}, "pace"))
         err, pv = self.wire("pace_err", 1), self.wire("pace_valid", 1)
         self.errs.append(err)
         self.inst("hq_pace", "u_pace", [("H", H), ("W", W), ("P", P), ("RW", clog2(H + 2 * P)),
-                                        ("CW", clog2(W + 2 * P)), ("USE_LAST", 1)], [
+                                        ("CW", clog2(W + 2 * P)), ("USE_LAST", 1)]
+                  + _gap_params(gap), [
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", src.valid, False),
             ("in_ready", src.ready, True), ("in_last", src.last, False), ("err", err, True)])
         self.m.assign(pv, nl.And(src.valid, src.ready))
@@ -390,6 +438,16 @@ def _term(d: nl.Signal, j: int, et: IntType, s: int, width: int) -> nl.Value | N
         msb = nl.bit(d, j * w + w - 1)
         parts.append((nl.Repl(msb, ext) if ext > 1 else msb) if et.signed else nl.Const(ext, 0))
     return nl.cat(*parts)
+
+
+def _gap(gap: int) -> dict[str, int]:
+    """A window stage's cycle-model parameter for step gap ``gap`` (none for 1)."""
+    return {"G": gap} if gap != 1 else {}
+
+
+def _gap_params(gap: int) -> list[tuple[str, int]]:
+    """``hq_raster``'s GAP / GW parameters, only when ``gap != 1`` (today's RTL unchanged)."""
+    return [("GAP", gap), ("GW", clog2(gap))] if gap != 1 else []
 
 
 def _tname(t: IntType) -> str:

@@ -2,7 +2,10 @@
 // by hq_window (which shifts a pixel in at every step) and hq_pace (which only paces the host).
 // A padding position steps at once; a real position (real_px) waits for in_valid, and in_ready
 // is high exactly there.  row / col are the padded position before the step.  With USE_LAST,
-// in_last must mark each image's last pixel, else the sticky `err` is set.
+// in_last must mark each image's last pixel, else the sticky `err` is set.  GAP > 1 (GW bits:
+// ceil(log2(GAP))): a step at most every GAP cycles (the walk of a folded layer's window,
+// whose module takes one window every GAP cycles); a real position that waited for its pixel
+// steps as soon as it comes.
 `default_nettype none
 module hq_raster #(
     parameter H  = 28,
@@ -10,7 +13,9 @@ module hq_raster #(
     parameter P  = 1,
     parameter RW = 5,
     parameter CW = 5,
-    parameter USE_LAST = 1
+    parameter USE_LAST = 1,
+    parameter GAP = 1,
+    parameter GW  = 1
 ) (
     input  wire          clk,
     input  wire          rst,
@@ -41,8 +46,24 @@ module hq_raster #(
     endgenerate
     wire last_px = (row == R_HI) && (col == C_HI);
     assign real_px  = row_in && col_in;
-    assign step     = !rst && (!real_px || in_valid);
-    assign in_ready = real_px && !rst;
+    wire gap_ok;
+    generate
+        if (GAP <= 1) begin : g_nogap
+            assign gap_ok = 1'b1;
+        end else begin : g_gap
+            localparam integer I_G = GAP - 1;
+            localparam [GW-1:0] G_LAST = I_G[GW-1:0];
+            reg [GW-1:0] gap_cnt;
+            always @(posedge clk) begin
+                if (rst) gap_cnt <= {GW{1'b0}};
+                else if (step) gap_cnt <= G_LAST;
+                else if (gap_cnt != {GW{1'b0}}) gap_cnt <= gap_cnt - 1'b1;
+            end
+            assign gap_ok = (gap_cnt == {GW{1'b0}});
+        end
+    endgenerate
+    assign step     = !rst && gap_ok && (!real_px || in_valid);
+    assign in_ready = real_px && !rst && gap_ok;
     always @(posedge clk) begin
         if (rst) begin
             row <= {RW{1'b0}};
