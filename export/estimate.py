@@ -26,17 +26,12 @@ interrupted estimate leaves no export behind).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -44,90 +39,12 @@ import typer
 
 from heatq.progress import activity, bars, wanted
 
+from .estimate_cache import cache_dir, cache_key, cached, kill_running, run_tool, tool_lock
+
 FF_XILINX = ("FDRE", "FDSE", "FDCE", "FDPE")
 SRL_XILINX = ("SRL16E", "SRLC32E", "SRLC16E")
 XILINX_SCRIPT = "synth_xilinx -flatten -nodsp -noiopad -noclkbuf -top {top}"
 LUT6_SCRIPT = "synth -flatten -top {top}; abc -lut 6; opt_clean"
-CACHE_VERSION = "heatq-estimate-1"
-
-# --------------------------------------------------------------------------- tool runs + cache
-_running: set[subprocess.Popen] = set()
-_lock = threading.Lock()
-
-
-def run_tool(cmd: list[str], timeout: float | None) -> subprocess.CompletedProcess:
-    """Run one yosys / nextpnr process (the only place this module starts one); on an
-    interrupt or an error elsewhere :func:`kill_running` stops it."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
-    with _lock:
-        _running.add(proc)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise RuntimeError(f"{Path(cmd[0]).name} timed out after {timeout} s") from None
-    finally:
-        with _lock:
-            _running.discard(proc)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
-
-
-def kill_running() -> None:
-    """Stop every tool process :func:`run_tool` started that is still running."""
-    with _lock:
-        procs = list(_running)
-    for p in procs:
-        p.kill()
-
-
-@lru_cache(maxsize=None)
-def tool_version(tool: str) -> str:
-    """``tool --version`` / ``-V`` first line (part of every cache key)."""
-    if shutil.which(tool) is None:
-        raise FileNotFoundError(f"{tool} not found on PATH")
-    flag = "-V" if tool == "yosys" else "--version"
-    r = subprocess.run([tool, flag], capture_output=True, text=True)
-    return (r.stdout + r.stderr).strip().splitlines()[0]
-
-
-def cache_dir() -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/heatq/estimate``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "heatq" / "estimate"
-
-
-def cache_key(files: Iterable[str | Path], script: str, tools: Iterable[str]) -> str:
-    """sha256 of the sources (by file name, in name order), the script and the versions of
-    ``tools``."""
-    h = hashlib.sha256(CACHE_VERSION.encode())
-    for tool in tools:
-        h.update(b"\0" + tool_version(tool).encode())
-    h.update(b"\0" + script.encode())
-    for f in sorted((Path(f) for f in files), key=lambda p: p.name):
-        h.update(b"\0" + f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def cached(key: str, compute: Callable[[], dict]) -> dict:
-    """``compute()`` (a JSON-able dict), stored under ``key`` in :func:`cache_dir`; a stored
-    result is returned with ``cached: True``.  An unreadable cache entry is recomputed."""
-    path = cache_dir() / f"{key}.json"
-    try:
-        return {**json.loads(path.read_text()), "cached": True}
-    except (OSError, ValueError):
-        pass
-    res = compute()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(res, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache only costs time
-        pass
-    return {**res, "cached": False}
-
 
 def yosys_cells(files: Iterable[str | Path], top: str, script: str,
                 timeout: float | None) -> dict[str, Any]:
@@ -234,7 +151,7 @@ def _parallel(jobs: list[tuple[str, Callable[[], dict]]], workers: int, desc: st
 
     def one(act, label: str, fn: Callable[[], dict]) -> None:
         res = fn()
-        with _lock:
+        with tool_lock:
             results[label] = res
             running.discard(label)
             act.note(f"{len(results)}/{len(jobs)} done; running {', '.join(sorted(running))}")

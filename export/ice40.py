@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .estimate import cache_key, cached, run_tool
+from .estimate_cache import cache_key, cached, run_tool
 from .rtl import netlist as nl
 from .rtl.verilog import print_module
 
