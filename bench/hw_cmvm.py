@@ -4,10 +4,15 @@
 For the same seeded integer matrices this builds
 
 * **heatq**: :func:`heatq.lower.lower_cmvm` (CSD digits, two-term CSE, narrow/early-first
-  adder trees) emitted by :mod:`heatq_export.verilog_layers`;
+  adder trees) emitted by :mod:`heatq_export.verilog_layers`; ``heatq_heap``: the same
+  graph as bit heaps (``arith="heap"``, :mod:`heatq_export.rtl.heap`, combinational only);
+  ``heatq_auto``: the cheaper of the two by heatq's cost model (:mod:`heatq_export.rtl.cost`);
 * **da4ml** (``pip install da4ml``): its CMVM solver through ``da4ml.trace`` and its Verilog
   code generator ``RTLModel``;
-* **alkaid** (``pip install alkaid``, da4ml's successor that hls4ml now uses): likewise;
+* **alkaid** (``pip install alkaid``, da4ml's successor that hls4ml now uses): likewise,
+  with its ``binary_lut`` solver option on (groups of up to 6 one-bit inputs become
+  partial-sum tables; alkaid >= 0.8 calls the precision's sign flag ``signed``, see
+  :func:`kif_signed`); ``alkaid_nolut``: ``binary_lut=False``;
 * **naive**: ``y_j = sum_i w_ji * x_i`` written directly, every partial sum at the full
   output width (yosys does the constant multiplications),
 
@@ -23,11 +28,13 @@ da4ml and alkaid are bench-only dependencies (not heatq's).
 Matrices are ``[out, in]`` (rows = outputs).  Default cases: 64 inputs x 10 outputs,
 signed 4-bit weights x unsigned 8-bit inputs; 256 x 64, signed 4-bit x unsigned 4-bit; the
 seed CNN's fc and conv layers (``--run DIR`` to take them from a trained run's
-``model.ir.json``; else from heatq_sim's seeded random seed-shaped network).
+``model.ir.json``; else from heatq_sim's seeded random seed-shaped network); binary layers
+``bin100x8`` / ``bin288x64`` (random +-1 weights on 1-bit unsigned inputs).
 
 Usage::
 
-    python bench/hw_cmvm.py [--cases 64x10,256x64,seed] [--out FILE.json]
+    python bench/hw_cmvm.py [--cases 64x10,256x64,seed,bin100x8,bin288x64]
+        [--tools heatq,heatq_heap,heatq_auto,da4ml,alkaid,alkaid_nolut,naive] [--out FILE.json]
     python bench/hw_cmvm.py --weights W.npy --input-bits B [--input-signed] [--out FILE.json]
     python bench/hw_cmvm.py --merge A.json B.json ... [--out FILE.json] [--md FILE.md]
 """
@@ -52,7 +59,8 @@ import numpy as np
 from heatq.ir import IntType
 from heatq.lower import lower_cmvm
 from heatq_export.estimate import estimate_module
-from heatq_export.verilog_layers import layer_module
+from heatq_export.rtl.cost import adders_cost, best_heap_plan, plan_cost
+from heatq_export.verilog_layers import layer_module, resolve_arith
 from heatq_sim.vector_tb import vector_tb
 
 ADDER_OPCODES = (0, 1, 4)  # da4ml / alkaid: add, sub, constant add
@@ -76,30 +84,47 @@ class Design:
 
 
 # ---------------------------------------------------------------------------- generators
-def gen_heatq(W, lo, hi, variant, d: Path, opts) -> Design:
-    """``opts``: the command line (``pipe_carry``, ``logic_add``)."""
+def gen_heatq(W, lo, hi, variant, d: Path, opts, arith: str = "adders") -> Design:
+    """``opts``: the command line (``pipe_carry``, ``logic_add``); ``arith``: the layer
+    arithmetic (``adders``, ``heap``: bit heaps, combinational only; ``auto``: the cheaper
+    by heatq's cost model)."""
     t0 = time.perf_counter()
     n_out, n_in = W.shape
     K = opts.pipe_carry if variant == "pipe" else None
+    if arith == "heap" and K is not None:
+        raise NotImplementedError("heatq heap: combinational only")
     g = lower_cmvm(W, [(lo, hi)] * n_in, max_carry=K)
     it = IntType.for_range(lo, hi)
     ot = IntType.for_range(min(o.lo for o in g.outputs), max(o.hi for o in g.outputs))
-    top = f"heatq_cmvm_{variant}"
+    tool = "heatq" if arith == "adders" else f"heatq_{arith}"
+    top = f"{tool}_cmvm_{variant}"
     text, lat = layer_module(top, g, [it] * n_in, [i * it.width for i in range(n_in)],
                              n_in * it.width, ot, None, f"{top}: bench CMVM",
-                             registered=variant == "pipe", logic_add=opts.logic_add)
+                             registered=variant == "pipe", logic_add=opts.logic_add,
+                             arith=arith)
     gen_s = time.perf_counter() - t0
+    chosen = resolve_arith(g, arith, opts.logic_add)
     d.mkdir(parents=True, exist_ok=True)
     f = d / f"{top}.v"
     f.write_text(text)
     conn = (".x(x), .y(y)" if variant == "comb" else
             ".clk(clk), .rst(1'b0), .in_valid(1'b1), .x(x), .out_valid(), .y(y)")
     st = g.stats()
-    return Design("heatq", variant, [f], top, conn,
+    extra = {"adder_bits": st["adder_bits"], "carry_bits": st["carry_bits"],
+             "longest_carry": st["longest_carry"], "model_latency": lat, "arith": chosen,
+             "cost_adders": adders_cost(g, opts.logic_add)}
+    depth = st["adder_depth"]
+    if not g.pipelined:
+        plan = best_heap_plan(g)
+        extra.update(cost_heap=plan_cost(plan), heap_keep=plan.keep)
+        if chosen == "heap":  # logic depth: counter stages + the carry-propagate adder
+            depth = max((max((c.stage for c in p.counters), default=0) + 1
+                         for p in plan.sums()), default=0)
+            extra["heap_stages"] = depth - 1
+    return Design(tool, variant, [f], top, conn,
                   [(j * ot.width, ot.width, ot.signed) for j in range(n_out)],
-                  n_in * it.width, n_out * ot.width, st["adders"], st["adder_depth"], gen_s,
-                  extra={"adder_bits": st["adder_bits"], "carry_bits": st["carry_bits"],
-                         "longest_carry": st["longest_carry"], "model_latency": lat})
+                  n_in * it.width, n_out * ot.width, st["adders"] if chosen == "adders" else None,
+                  depth, gen_s, extra=extra)
 
 
 def _op_srcs(op) -> list[int]:
@@ -138,10 +163,12 @@ def _trace_da4ml(W, signed: bool, bits: int):
     return comb_trace(inp, inp.quantize(k=int(signed), i=bits, f=0) @ W.T.astype(np.float32))
 
 
-def _trace_alkaid(W, signed: bool, bits: int):
+def _trace_alkaid(W, signed: bool, bits: int, binary_lut: bool = True):
+    """alkaid >= 0.8: ``binary_lut`` (its solver option; on unless False) turns groups of
+    up to 6 one-bit inputs of an output into partial-sum lookup tables."""
     from alkaid.trace import FVArrayInput, trace
 
-    inp = FVArrayInput((W.shape[1],))
+    inp = FVArrayInput((W.shape[1],), solver_options={"binary_lut": binary_lut})
     return trace(inp, inp.quantize(k=int(signed), i=bits, f=0) @ W.T.astype(np.float32))
 
 
@@ -165,7 +192,9 @@ def _kif_da4ml(q):
 
 # tool -> (trace the CMVM, write its Verilog, the KIF precision of a traced interval)
 _DA_TOOLS = {"da4ml": (_trace_da4ml, _write_da4ml, _kif_da4ml),
-             "alkaid": (_trace_alkaid, _write_alkaid, lambda q: q.kif)}
+             "alkaid": (_trace_alkaid, _write_alkaid, lambda q: q.kif),
+             "alkaid_nolut": (lambda W, s, b: _trace_alkaid(W, s, b, binary_lut=False),
+                              _write_alkaid, lambda q: q.kif)}
 
 
 def _da_common(tool, W, lo, hi, variant, d: Path):
@@ -214,6 +243,10 @@ def gen_alkaid(W, lo, hi, variant, d, opts):
     return _da_common("alkaid", W, lo, hi, variant, d)
 
 
+def gen_alkaid_nolut(W, lo, hi, variant, d, opts):
+    return _da_common("alkaid_nolut", W, lo, hi, variant, d)
+
+
 def gen_naive(W, lo, hi, variant, d: Path, opts) -> Design:
     if variant != "comb":
         raise NotImplementedError("naive: combinational only")
@@ -245,8 +278,13 @@ def gen_naive(W, lo, hi, variant, d: Path, opts) -> Design:
                   int(np.count_nonzero(W)) - n_out, None, time.perf_counter() - t0)
 
 
-GENERATORS: dict[str, Callable] = {"heatq": gen_heatq, "da4ml": gen_da4ml,
-                                   "alkaid": gen_alkaid, "naive": gen_naive}
+GENERATORS: dict[str, Callable] = {
+    "heatq": gen_heatq,
+    "heatq_heap": lambda *a: gen_heatq(*a, arith="heap"),
+    "heatq_auto": lambda *a: gen_heatq(*a, arith="auto"),
+    "da4ml": gen_da4ml, "alkaid": gen_alkaid, "alkaid_nolut": gen_alkaid_nolut,
+    "naive": gen_naive}
+HEATQ_TOOLS = ("heatq", "heatq_heap", "heatq_auto")
 
 
 # ---------------------------------------------------------------------------- checking
@@ -337,6 +375,9 @@ def seed_layers(run_dir: str | None) -> list[tuple[str, np.ndarray, int, int]]:
     return out
 
 
+BINARY_CASES = {"bin100x8": (100, 8), "bin288x64": (288, 64)}  # name -> (n_in, n_out)
+
+
 def build_cases(args) -> list[tuple[str, np.ndarray, int, int]]:
     if args.weights:
         W = np.load(args.weights)
@@ -356,11 +397,16 @@ def build_cases(args) -> list[tuple[str, np.ndarray, int, int]]:
             cases.append(("64x10 w4s x u8", seeded_matrix(64, 10, 4, 1), 0, 255))
         elif c == "256x64":
             cases.append(("256x64 w4s x u4", seeded_matrix(256, 64, 4, 2), 0, 15))
+        elif c in BINARY_CASES:  # +-1 weights on 1-bit inputs (random, seeded)
+            n_in, n_out = BINARY_CASES[c]
+            W = np.where(np.random.default_rng(3).random((n_out, n_in)) < 0.5, -1, 1)
+            cases.append((f"{c} +-1 x u1 (random)", W.astype(np.int64), 0, 1))
         elif c == "seed":
             big = re.compile(r"conv(_block_)?4\b")  # conv4 / a trained run's conv_block_4
             cases += [x for x in seed_layers(args.run) if args.big or not big.match(x[0])]
         elif c:
-            raise SystemExit(f"unknown case {c!r} (64x10, 256x64, seed)")
+            raise SystemExit(f"unknown case {c!r} (64x10, 256x64, seed, "
+                             f"{', '.join(BINARY_CASES)})")
     return cases
 
 
@@ -401,7 +447,7 @@ def run_case(name, W, lo, hi, args, root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-COLS = [("case", 34), ("tool", 7), ("variant", 7), ("lut_carry", 9), ("lut", 7), ("carry4", 6),
+COLS = [("case", 34), ("tool", 12), ("variant", 7), ("lut_carry", 9), ("lut", 7), ("carry4", 6),
         ("ff", 6), ("lut6", 7), ("adders", 7), ("adder_depth", 5), ("latency", 7),
         ("mismatches", 5), ("gen_s", 7)]
 
@@ -435,28 +481,37 @@ def markdown(rows: list[dict[str, Any]], rat: list[dict[str, Any]]) -> str:
         if "error" in r:
             line += f" error: {r['error'][:60]}"
         out.append(line)
-    head = ("| case | variant | heatq LUT+CARRY4 | best of da4ml/alkaid | heatq / best | "
-            "heatq / naive | adder depth heatq / da4ml |")
-    out += ["", head, "|---|---|---|---|---|---|---|"]
+    head = ("| case | variant | heatq adders | heatq heap | heatq auto | heatq best | "
+            "best of da4ml/alkaid | heatq / best | heatq / alkaid | heatq / naive | "
+            "depth heatq / da4ml |")
+    out += ["", head, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rat:
         best = (f"{r['best_da']} {r['best_da_lut_carry']}" if "best_da" in r else "-")
-        out.append(f"| {r['case']} | {r['variant']} | {r['heatq_lut_carry']} | {best} | "
-                   f"{r.get('ratio_vs_best_da', '-')} | {r.get('ratio_vs_naive', '-')} | "
+        out.append(f"| {r['case']} | {r['variant']} | {r.get('heatq_lut_carry', '-')} | "
+                   f"{r.get('heatq_heap_lut_carry', '-')} | {r.get('heatq_auto_lut_carry', '-')} | "
+                   f"{r['heatq_best']} | {best} | "
+                   f"{r.get('ratio_vs_best_da', '-')} | {r.get('ratio_vs_alkaid', '-')} | "
+                   f"{r.get('ratio_vs_naive', '-')} | "
                    f"{r.get('depth_heatq', '-')} / {r.get('depth_da4ml', '-')} |")
     return "\n".join(out) + "\n"
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """heatq's LUT+CARRY4 over the better of da4ml / alkaid, and over naive, per case/variant."""
+    """Per case/variant: heatq's best LUT+CARRY4 over its arithmetics (``heatq``: adders,
+    ``heatq_heap``, ``heatq_auto``) over the better of da4ml / alkaid, over alkaid alone
+    (with ``binary_lut``) and over naive; rows with mismatches do not count."""
     out = []
     keys = sorted({(r["case"], r["variant"]) for r in rows})
     for case, var in keys:
         by = {r["tool"]: r for r in rows if r["case"] == case and r["variant"] == var
               and "lut_carry" in r and r.get("mismatches") == 0}
-        if "heatq" not in by:
+        hq = [by[t] for t in HEATQ_TOOLS if t in by]
+        if not hq:
             continue
-        h = by["heatq"]
-        ent: dict[str, Any] = {"case": case, "variant": var, "heatq_lut_carry": h["lut_carry"]}
+        h = min(hq, key=lambda r: r["lut_carry"])
+        ent: dict[str, Any] = {"case": case, "variant": var, "heatq_lut_carry": h["lut_carry"],
+                               "heatq_best": h["tool"],
+                               **{f"{r['tool']}_lut_carry": r["lut_carry"] for r in hq}}
         best = [by[t] for t in ("da4ml", "alkaid") if t in by]
         if best:
             b = min(best, key=lambda r: r["lut_carry"])
@@ -464,6 +519,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "ratio_vs_best_da": round(h["lut_carry"] / b["lut_carry"], 3),
                         "depth_heatq": h.get("adder_depth"),
                         "depth_da4ml": by.get("da4ml", {}).get("adder_depth")})
+        if "alkaid" in by:
+            ent["ratio_vs_alkaid"] = round(h["lut_carry"] / by["alkaid"]["lut_carry"], 3)
         if "naive" in by:
             ent["ratio_vs_naive"] = round(h["lut_carry"] / by["naive"]["lut_carry"], 3)
         out.append(ent)
@@ -519,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     return report(rows, args, vars(args))
 
 
-TOOL_ORDER = ("heatq", "da4ml", "alkaid", "naive")
+TOOL_ORDER = ("heatq", "heatq_heap", "heatq_auto", "da4ml", "alkaid", "alkaid_nolut", "naive")
 
 
 def merge_rows(paths: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -548,8 +605,9 @@ def report(rows: list[dict[str, Any]], args, meta: dict[str, Any]) -> int:
     rat = ratios(rows)
     print("\nheatq LUT+CARRY4 ratios")
     for r in rat:
-        print(f"  {r['case']:<40} {r['variant']:<5} vs best of da4ml/alkaid "
-              f"({r.get('best_da', '-')}): {r.get('ratio_vs_best_da', '-')}   "
+        print(f"  {r['case']:<40} {r['variant']:<5} {r['heatq_best']:<10} vs best of "
+              f"da4ml/alkaid ({r.get('best_da', '-')}): {r.get('ratio_vs_best_da', '-')}   "
+              f"vs alkaid: {r.get('ratio_vs_alkaid', '-')}   "
               f"vs naive: {r.get('ratio_vs_naive', '-')}   depth heatq/da4ml: "
               f"{r.get('depth_heatq', '-')}/{r.get('depth_da4ml', '-')}")
     if args.out:
