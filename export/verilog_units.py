@@ -20,8 +20,9 @@ from .base import EmitError
 from .rtl import netlist as nl
 from .rtl.requant import threshold_cells
 from .rtl.verilog import print_module
+from .verilog_info import layer_entry, layer_header, layer_kind, layer_tokens
 from .verilog_layers import LOGIC_ADD, RequantSpec, layer_netlist
-from .fold import FoldChoice, folded_netlist, lanes
+from .fold import FoldChoice, folded_netlist
 from .verilog_schedule import Stage, simulate
 
 
@@ -65,13 +66,6 @@ def layer_name(n, rq=None) -> str:
     if not name and rq is not None and n.op.value == "cmvm" and n.attrs.layout == "pointwise":
         name = rq.name
     return ident(name) if name else f"node{n.id}"
-
-
-def _kind(n, rq) -> str:
-    """The report's ``op`` of a layer: the product it lowers, or ``requant`` for a pointwise
-    CMVM in front of a REQUANT."""
-    layout = n.attrs.layout
-    return "requant" if layout == "pointwise" and rq is not None else layout
 
 
 class TopBuilder:
@@ -142,7 +136,10 @@ class TopBuilder:
         mod = f"{self.top}_{nm}"
         parallel = fc is None or fc.design == "parallel"
         lat = g.latency + 1 if parallel else fc.cycles + 1
-        header = self._header(mod, n, rq, arg, out, lat, fc)
+        src = self.g.nodes[n.args[0]]
+        tokens = layer_tokens(n, src, arg.domain)
+        header = layer_header(mod, n, rq, src, arg.etype, out, lat, fc,
+                              None if fc is None else (tokens, self.fold_ii))
         if parallel:
             net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec,
                                      header, logic_add=LOGIC_ADD, in_names=names,
@@ -151,7 +148,8 @@ class TopBuilder:
             net, lat, _ = folded_netlist(fc, mod, g, arg.etype, offs, nx, out.type, spec,
                                          header, self.arith, names)
         self.files[f"{mod}.v"] = print_module(net)
-        self._report(nm, mod, _kind(n, rq), g, lat, fc, self._tokens(n, arg))
+        self.adder_graphs[nm] = g
+        self.layers[nm] = layer_entry(mod, layer_kind(n, rq), g, lat, fc, tokens)
         if arg.domain == "stream":
             p = {"lat": lat} if a.layout == "conv2d" else {"lat": lat, "n_host": self._n_host()}
             self.stages.append(Stage("delay", p, nm))
@@ -162,70 +160,6 @@ class TopBuilder:
                                        ("out_valid", ov, True), ("y", od, True)])
         time = arg.time + lat if arg.domain == "vector" else 0
         return Flow(ov, od, out.type, arg.domain, n_out, time=time)
-
-    def _tokens(self, n, arg: Flow) -> int:
-        """Tokens (window positions, pixels or vectors) a layer takes per image / vector."""
-        if n.attrs.layout == "conv2d":
-            return n.shape[1] * n.shape[2]
-        if arg.domain == "stream":
-            s = self.g.nodes[n.args[0]].shape
-            return s[1] * s[2]
-        return 1
-
-    def _header(self, mod: str, n, rq, arg: Flow, out, lat: int, fc=None) -> list[str]:
-        a, g = n.attrs, n.attrs.graph
-        st = g.stats()
-        src = self.g.nodes[n.args[0]]
-        shown = re.sub(r"\.(rounded|pre)$", "", n.name) or (rq.name if rq is not None else "")
-        what = f"{_kind(n, rq)} '{shown}' (CMVM node {n.id}, layout {a.layout}"
-        what += f", {a.kernel}x{a.kernel} window, padding {a.padding})" if a.layout == "conv2d" \
-            else ")"
-        if rq is not None:
-            what += f" + requant '{rq.name}' (shift {rq.attrs.shift}, {rq.attrs.lo}..{rq.attrs.hi}"
-            what += f", {rq.attrs.overflow.value})"
-        acc = max(g.outputs, key=lambda o: o.type.width).type
-        mode = f"max carry {g.max_carry}" if g.pipelined else "combinational"
-        cyc = 1 if fc is None else fc.cycles
-        lines = [
-            f"{mod}: {what}",
-            f"shape: {list(src.shape)} -> {list(out.shape)}; per token {g.n_in} inputs -> "
-            f"{len(g.outputs)} outputs",
-            f"bits: inputs {_tname(arg.etype)}, accumulators up to {_tname(acc)}, "
-            f"outputs {_tname(out.type)}",
-            f"adders: {st['adders']} ({st['adder_bits']} bits, longest carry chain "
-            f"{st['longest_carry']}), {mode}",
-            f"depth: {st['adder_depth']} adder levels, {st['pipeline_depth']} pipeline stages",
-            f"latency: {lat} cycle{'s' if lat != 1 else ''}, II {cyc}",
-        ]
-        if fc is not None:
-            ii = self.fold_ii
-            util = self._tokens(n, arg) * cyc / ii
-            if fc.design != "parallel":
-                lines[3] = f"adders (the parallel design, not built): {lines[3][8:]}"
-            lines.append(f"fold: design {fc.design}, lanes {lanes(fc, g)}, {cyc} cycle"
-                         f"{'s' if cyc != 1 else ''} per position (budget {fc.budget}), "
-                         f"utilisation {util:.3f} of II {ii}; estimated {fc.cost} LUT+CARRY4")
-        return lines
-
-    def _report(self, nm: str, mod: str, kind: str, g, lat: int, fc=None, tokens: int = 1) -> None:
-        st = g.stats()
-        cyc = 1 if fc is None else fc.cycles
-        self.adder_graphs[nm] = g
-        self.layers[nm] = {
-            "op": kind, "module": mod, "adders": st["adders"], "adder_bits": st["adder_bits"],
-            "carry_bits": st["carry_bits"], "longest_carry": st["longest_carry"],
-            "carry_per_stage": st["carry_per_stage"], "adder_depth": st["adder_depth"],
-            "pipeline_depth": st["pipeline_depth"], "latency": lat, "ii": cyc,
-            "design": "parallel" if fc is None else fc.design, "lanes": lanes(fc, g),
-            "cycles_per_position": cyc, "busy_cycles_per_image": tokens * cyc,
-        }
-        if fc is not None:
-            self.layers[nm]["estimated_cost"] = fc.cost
-            if fc.design == "bitserial":  # what was built: the 1-bit tree
-                s1 = fc.g1.stats()
-                self.layers[nm].update(tree_adders=s1["adders"], tree_adder_bits=s1["adder_bits"])
-        if "cse_windows" in g.meta:  # over the CSE cap (heatq.lower.cse): windowed sharing
-            self.layers[nm]["cse_windows"] = g.meta["cse_windows"]
 
     # ------------------------------------------------------------------ stream units
     def window(self, n, nm: str, arg: Flow, pw: int, gap: int = 1
@@ -448,10 +382,6 @@ def _gap(gap: int) -> dict[str, int]:
 def _gap_params(gap: int) -> list[tuple[str, int]]:
     """``hq_raster``'s GAP / GW parameters, only when ``gap != 1`` (today's RTL unchanged)."""
     return [("GAP", gap), ("GW", clog2(gap))] if gap != 1 else []
-
-
-def _tname(t: IntType) -> str:
-    return f"{t.width}-bit {'signed' if t.signed else 'unsigned'}"
 
 
 __all__ = ["Flow", "TopBuilder", "clog2", "ident", "fifo_entries", "refuse"]
