@@ -365,8 +365,9 @@ def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str
     ii = sched["ii"] or 1
     for v in lay:
         v["utilisation"] = round(v["busy_cycles_per_image"] / ii, 4)
-    if em.fold != "none":
+    if em.fold != "none":  # the planner's LUT+CARRY4 estimate of the layers it chose
         report["design"]["ii_target"] = em.ii or tb.fold_ii
+        report["design"]["layers_estimated_cost"] = sum(v.get("estimated_cost", 0) for v in lay)
     return report
 
 

@@ -72,7 +72,8 @@ def _acc_types(W, c, it: IntType) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(lo, hi)]
 
 
-def _bench(tmp: Path, W, c, it: IntType, rq, n_vec: int = 10, seed: int = 0) -> None:
+def _bench(tmp: Path, W, c, it: IntType, rq, n_vec: int = 10, seed: int = 0,
+           arith: str = "adders") -> None:
     """Build the bit-serial module of ``W @ x + c`` (+ ``rq``), drive ``n_vec`` vectors
     (extremes first) and check every cycle's ``out_valid`` and ``y`` against numpy."""
     n_out, n_in = W.shape
@@ -88,7 +89,7 @@ def _bench(tmp: Path, W, c, it: IntType, rq, n_vec: int = 10, seed: int = 0) -> 
     nx = n_in * it.width
     g1 = lower_cmvm(W, [(0, 1)] * n_in)
     m, lat, cycles = bitserial_netlist("dut_m", g1, c, it, offs, nx, ot, acc, rq, ["test"],
-                                       weights=W, acc_ranges=ranges)
+                                       arith, weights=W, acc_ranges=ranges)
     assert (lat, cycles) == (it.width + 1, it.width)
     X = np.array([[it.min] * n_in, [it.max] * n_in]
                  + [rng.integers(it.min, it.max + 1, n_in).tolist() for _ in range(n_vec - 2)])
@@ -133,18 +134,21 @@ BITSERIAL_CASES = [  # (n_out, n_in, input type, requant)
     (5, 9, IntType(True, 3), None),
     (4, 12, IntType(True, 4), RequantSpec(2, -8, 7, Overflow.WRAP)),
     (3, 5, IntType(False, 2), RequantSpec(-1, -20, 20, Overflow.SATURATE)),
+    (6, 16, IntType(True, 4), RequantSpec(3, 0, 15, Overflow.SATURATE), "heap"),
 ]
 
 
 @needs_iverilog
 @pytest.mark.parametrize("case", range(len(BITSERIAL_CASES)))
 def test_bitserial_module_exact_in_icarus(tmp_path, case):
-    n_out, n_in, it, rq = BITSERIAL_CASES[case]
+    n_out, n_in, it, rq, *arith = BITSERIAL_CASES[case]
+    if arith == ["heap"]:
+        pytest.importorskip("heatq_export.rtl.heap")  # the bit-heap mapper (docs/arith.md)
     rng = np.random.default_rng(case)
     W = rng.integers(-7, 8, size=(n_out, n_in))
     W[0, :] = 0  # an all-zero row: the tree's output is a constant
     c = rng.integers(-40, 41, size=n_out)
-    _bench(tmp_path, W, c, it, rq, seed=case)
+    _bench(tmp_path, W, c, it, rq, seed=case, arith=(arith or ["adders"])[0])
 
 
 # ---------------------------------------------------------------------- the cycle model
