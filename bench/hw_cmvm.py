@@ -116,7 +116,8 @@ def gen_heatq(W, lo, hi, variant, d: Path, opts, arith: str = "adders") -> Desig
     depth = st["adder_depth"]
     if not g.pipelined:
         plan = best_heap_plan(g)
-        extra.update(cost_heap=plan_cost(plan), heap_keep=plan.keep)
+        extra.update(cost_heap=plan_cost(plan), heap_keep=plan.keep,
+                     auto_pick=resolve_arith(g, "auto", opts.logic_add))
         if chosen == "heap":  # logic depth: counter stages + the carry-propagate adder
             depth = max((max((c.stage for c in p.counters), default=0) + 1
                          for p in plan.sums()), default=0)

@@ -9,7 +9,8 @@
 * binary layers map to counters only (no carry-propagate adder before the last one);
 * ``--arith heap`` with ``--max-carry`` is refused in one line; ``auto`` picks by the cost
   model;
-* a small network through the conformance path (Icarus) with ``--arith heap`` / ``auto``.
+* small networks through the conformance path (Icarus) with ``--arith heap`` / ``auto``
+  (an MLP; a small CNN under ``-m slow``).
 """
 
 from __future__ import annotations
@@ -137,23 +138,40 @@ def test_heap_refuses_pipelined_graph_and_auto_chooses():
     assert resolve_arith(binary, "auto") == "heap"
 
 
-@pytest.mark.parametrize("arith", ["heap", "auto"])
-def test_network_through_conformance_path(tmp_path, arith):
-    """A small seed-shaped CNN exported with ``--arith`` through the Icarus runner on the
-    corpus' corner vectors: outputs equal the IR interpreter's."""
+def _conformance(tmp_path, g, arith: str) -> None:
+    """Export ``g`` with ``--arith`` through the Icarus runner of the conformance suite and
+    run its corner vectors: every output equals the IR interpreter's."""
     require_tool("iverilog")
     from heatq.ir import run
     from heatq.ir.testing import corner_vectors
     from heatq_export.runners import RUNNERS
-    from heatq_sim.graphs import mlp_graph
 
-    g = mlp_graph(1, n_in=16, hidden=8, w_bits=3, act_bits=2)
     r = RUNNERS["icarus"]
     summary = r.export(g, tmp_path / "e", arith=arith)
     assert summary["report"]["design"]["arith"] == arith
-    text = "".join(p.read_text() for p in (tmp_path / "e").glob("*.v"))
+    text = "".join(p.read_text() for p in sorted((tmp_path / "e").glob("*.v")))
     assert "arithmetic: " in text
     x = corner_vectors(g, thorough=True)
     got, want = r.run(tmp_path / "e", g, x), run(g, x)
+    assert len(got) == len(want)
     for a, b in zip(got, want):
         assert np.array_equal(a.astype(object), b.astype(object))
+    if arith == "heap":
+        assert "_cpa = " in text
+
+
+@pytest.mark.parametrize("arith", ["heap", "auto"])
+def test_mlp_through_conformance_path(tmp_path, arith):
+    from heatq_sim.graphs import mlp_graph
+
+    _conformance(tmp_path, mlp_graph(1, n_in=16, hidden=8, w_bits=3, act_bits=2), arith)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arith", ["heap", "auto"])
+def test_small_cnn_through_conformance_path(tmp_path, arith):
+    from heatq_sim.graphs import seed_cnn_graph
+
+    g = seed_cnn_graph(0, channels=(2, 4, 4, 8, 8), kernels=(3, 3, 3, 3), size=16, w_bits=3,
+                       act_bits=2)
+    _conformance(tmp_path, g, arith)
