@@ -4,13 +4,16 @@ its place in the stream needs, no more.
 Budget (stream mode, input ``[C, H, W]``): the host-facing stage sets the initiation
 interval.  When a conv window reads the host (directly, or through elementwise units paced
 by ``hq_pace``) it walks its padded raster of ``A`` positions, so the unfolded II is ``A``
-(else the host's ``H * W`` pixels); the target ``T`` (``--ii``, default the unfolded II)
-gives that window the step gap ``G0 = T // A`` and the stream the II ``T' = A * G0 <= T``.
-Every other conv window, of ``A_k`` padded positions, may take ``T' // A_k`` cycles per
-position (the stages have no back-pressure between them: a window walking slower than
-``T'`` per image would fill the FIFO in front of it); a vector-domain layer (DENSE after
-FLATTEN) gets one vector per image: ``T'`` cycles.  A target below the host-facing stage's
-positions is refused with a one-line ``EmitError`` naming the layer.
+(else the host's ``H * W`` pixels).  A window with step gap ``G`` (``hq_raster`` GAP / GK)
+spaces the steps that complete a window ``G`` cycles apart and takes the others at once;
+its walk then takes :func:`heatq_export.verilog_schedule.walk_ii` cycles per image.  The
+target ``T`` (``--ii``, default the unfolded II) gives the host-facing window the largest
+gap ``G0`` whose walk fits ``T``, and the stream the II ``T' <= T`` of that walk.  Every
+other conv window may take the largest gap whose walk fits ``T'`` cycles per position (the
+stages have no back-pressure between them: a window walking slower than ``T'`` per image
+would fill the FIFO in front of it); a vector-domain layer (DENSE after FLATTEN) gets one
+vector per image: ``T'`` cycles.  A target below the host-facing stage's positions is refused
+with a one-line ``EmitError`` naming the layer.
 
 Candidates per CMVM layer (its budget ``B`` cycles per position / vector):
 
@@ -33,13 +36,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from heatq.ir import IntGraph, IntType, Op
 from heatq.ir.adders import AdderGraph
 
 from .base import EmitError
 from .rtl.bitserial import bitserial_netlist, signed_offset_const
+from .verilog_schedule import max_gap, walk_ii
 
 DESIGNS = ("parallel", "bitserial", "mvau")
 
@@ -92,10 +95,10 @@ def host_window(g: IntGraph):
     return None
 
 
-def padded_area(g: IntGraph, n) -> int:
+def window_shape(g: IntGraph, n) -> tuple[int, int, int, int]:
+    """``(H, W, K, P)`` of conv CMVM ``n``'s window."""
     _, H, W = g.nodes[n.args[0]].shape
-    P = n.attrs.padding
-    return (H + 2 * P) * (W + 2 * P)
+    return H, W, n.attrs.kernel, n.attrs.padding
 
 
 def stream_ii(g: IntGraph, ii: int | None, name_of) -> tuple[int, int]:
@@ -116,12 +119,13 @@ def stream_ii(g: IntGraph, ii: int | None, name_of) -> tuple[int, int]:
             raise EmitError(f"verilog: --ii {ii}: the host streams {n_host} pixels per image, "
                             f"one per cycle: II >= {n_host}")
         return n_host, 1
-    area = padded_area(g, hw)
+    shape = window_shape(g, hw)
+    area = walk_ii(*shape)
     if ii is not None and ii < area:
         raise EmitError(f"verilog: --ii {ii}: layer {name_of(hw)} walks {area} padded window "
                         f"positions per image, one per cycle at most: II >= {area}")
-    gap = 1 if ii is None else ii // area
-    return area * gap, gap
+    gap = 1 if ii is None else max_gap(*shape, ii)
+    return walk_ii(*shape, gap), gap
 
 
 def _arith_cost(g: AdderGraph, arith: str) -> int:
@@ -214,7 +218,7 @@ def plan_folds(lowered: IntGraph, ii: int | None, arith: str, cse: bool = True,
         if not stream or layout == "pointwise" or (layout == "dense" and len(arg.shape) != 1):
             budget = 1
         elif layout == "conv2d":
-            budget = gap0 if n is hw else max(1, T // padded_area(g, n))
+            budget = gap0 if n is hw else max(1, max_gap(*window_shape(g, n), T))
         else:
             budget = T
         fields = n.attrs.graph.n_in if layout != "conv2d" else n.attrs.kernel ** 2 * arg.shape[0]

@@ -4,9 +4,11 @@ latency and initiation interval.
 The model follows the RTL's rules exactly (the cocotb bench checks the measured numbers
 against it):
 
-* a window unit walks the padded raster one position per cycle, or with a step gap ``G``
-  (param ``G``, a folded layer's cycles per position) one position at most every ``G``
-  cycles (a pacer, ``hq_pace``, walks the same way at the host port); a real position waits
+* a window unit walks the padded raster one position per cycle; with a step gap ``G``
+  (params ``G``, ``GK``: a folded layer's cycles per position, its window's ``K-1``) a step
+  from a position with row, col >= ``GK`` (one that completes a window) comes at most ``G``
+  cycles after the previous such step (a pacer, ``hq_pace``, walks the same way at the host
+  port); a real position waits
   for its pixel (from the host: always there when the host streams back to back; from a
   FIFO: one cycle after the producer's valid cycle) and then steps at once; the window is
   valid the cycle after the step of padded position (r, c) with r, c >= K-1;
@@ -23,8 +25,8 @@ from typing import Any
 
 @dataclass
 class Stage:
-    """One stream stage.  kind: 'window' (params H, W, K, P, optional G: the step gap), 'pace'
-    (params H, W, P, optional G: the host
+    """One stream stage.  kind: 'window' (params H, W, K, P, optional G / GK: the step gap),
+    'pace' (params H, W, P, optional G / GK: the host
     accepts a pixel only where a window's walk of that raster is at a real position), 'delay'
     (params lat), 'pool' (params H, W), 'collect' (params N)."""
 
@@ -34,26 +36,55 @@ class Stage:
 
 
 def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int,
-            gap: int = 1):
-    """Returns (window valid times, step times of real positions).  ``gap``: a step at most
-    every ``gap`` cycles (``hq_raster`` GAP)."""
+            gap: int = 1, gk: int = 0):
+    """Returns (window valid times, step times of real positions).  ``gap``: a step from a
+    gapped position (row, col >= ``gk``) at most every ``gap`` cycles (``hq_raster`` GAP /
+    GK); the other steps at once."""
     HP, WP = H + 2 * P, W + 2 * P
-    t = -gap
+    t = -1
     k = 0
+    last: int | None = None  # the last gapped step
     out, pops = [], []
     for _img in range(n_img):
         for r in range(HP):
             for c in range(WP):
                 real = P <= r < P + H and P <= c < P + W
-                t = t + gap
+                t = t + 1
+                if real and times is not None:
+                    t = max(t, times[k] + 1)
+                if gap > 1 and r >= gk and c >= gk:
+                    if last is not None:
+                        t = max(t, last + gap)
+                    last = t
                 if real:
-                    if times is not None:
-                        t = max(t, times[k] + 1)
                     pops.append(t)
                     k += 1
                 if r >= K - 1 and c >= K - 1:
                     out.append(t + 1)
     return out, pops
+
+
+def walk_ii(H: int, W: int, K: int, P: int, gap: int = 1) -> int:
+    """Cycles per image of a ``K x K`` window's walk of the padded raster when no pixel is
+    waited for, with step gap ``gap`` before each window (``GK = K - 1``)."""
+    out, _ = _window(None, H, W, K, P, 3, gap, K - 1)
+    n = len(out) // 3
+    return out[2 * n] - out[n]
+
+
+def max_gap(H: int, W: int, K: int, P: int, ii: int) -> int:
+    """The largest step gap whose walk (:func:`walk_ii`) takes at most ``ii`` cycles per image
+    (0 when even gap 1 does not)."""
+    if walk_ii(H, W, K, P, 1) > ii:
+        return 0
+    lo, hi = 1, max(1, ii)
+    while lo < hi:  # walk_ii is non-decreasing in the gap
+        mid = (lo + hi + 1) // 2
+        if walk_ii(H, W, K, P, mid) <= ii:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _fifo_depth(pushes: list[int], pops: list[int]) -> int:
@@ -77,14 +108,16 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
     for st in stages:
         p = st.params
         if st.kind == "window":
-            win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img, p.get("G", 1))
+            win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img, p.get("G", 1),
+                                p.get("GK", 0))
             if times is None:
                 accept = pops
             else:
                 fifo_depths[st.name] = _fifo_depth(times, pops)
             times = win
         elif st.kind == "pace":  # the host, paced to a later window's walk
-            _, pops = _window(None, p["H"], p["W"], 1, p["P"], n_img, p.get("G", 1))
+            _, pops = _window(None, p["H"], p["W"], 1, p["P"], n_img, p.get("G", 1),
+                              p.get("GK", 0))
             accept, times = pops, list(pops)
         elif st.kind == "delay":
             if times is None:  # valid-only consumer straight after the host

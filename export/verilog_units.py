@@ -169,7 +169,7 @@ class TopBuilder:
         (window valid, window data)."""
         _, H, W = self.g.nodes[n.args[0]].shape
         K, P = n.attrs.kernel, n.attrs.padding
-        self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P, **_gap(gap)}, nm))
+        self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P, **_gap(gap, K)}, nm))
         if arg.ready is not None:
             self.host_ready_used = True
             valid, ready, data, last, use_last = arg.valid, arg.ready, arg.data, arg.last, True
@@ -181,7 +181,7 @@ class TopBuilder:
         if use_last:
             self.errs.append(we)
         params = [("PW", pw), ("H", H), ("W", W), ("K", K), ("P", P), ("RW", clog2(H + 2 * P)),
-                  ("CW", clog2(W + 2 * P)), ("USE_LAST", int(use_last))] + _gap_params(gap)
+                  ("CW", clog2(W + 2 * P)), ("USE_LAST", int(use_last))] + _gap_params(gap, K)
         self.inst("hq_window", f"u_{nm}_window", params, [
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", valid, False),
             ("in_ready", ready, True), ("in_data", data, False), ("in_last", last, False),
@@ -195,12 +195,13 @@ class TopBuilder:
         P = n.attrs.padding
         fc = self.folds.get(self.lname(n))
         gap = fc.gap if fc else 1
-        self.stages.append(Stage("pace", {"H": H, "W": W, "P": P, **_gap(gap)}, "pace"))
+        K = n.attrs.kernel
+        self.stages.append(Stage("pace", {"H": H, "W": W, "P": P, **_gap(gap, K)}, "pace"))
         err, pv = self.wire("pace_err", 1), self.wire("pace_valid", 1)
         self.errs.append(err)
         self.inst("hq_pace", "u_pace", [("H", H), ("W", W), ("P", P), ("RW", clog2(H + 2 * P)),
                                         ("CW", clog2(W + 2 * P)), ("USE_LAST", 1)]
-                  + _gap_params(gap), [
+                  + _gap_params(gap, K), [
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", src.valid, False),
             ("in_ready", src.ready, True), ("in_last", src.last, False), ("err", err, True)])
         self.m.assign(pv, nl.And(src.valid, src.ready))
@@ -374,14 +375,16 @@ def _term(d: nl.Signal, j: int, et: IntType, s: int, width: int) -> nl.Value | N
     return nl.cat(*parts)
 
 
-def _gap(gap: int) -> dict[str, int]:
-    """A window stage's cycle-model parameter for step gap ``gap`` (none for 1)."""
-    return {"G": gap} if gap != 1 else {}
+def _gap(gap: int, K: int) -> dict[str, int]:
+    """A window stage's cycle-model parameters for step gap ``gap`` before the windows of a
+    ``K x K`` kernel (none for gap 1)."""
+    return {"G": gap, "GK": K - 1} if gap != 1 else {}
 
 
-def _gap_params(gap: int) -> list[tuple[str, int]]:
-    """``hq_raster``'s GAP / GW parameters, only when ``gap != 1`` (today's RTL unchanged)."""
-    return [("GAP", gap), ("GW", clog2(gap))] if gap != 1 else []
+def _gap_params(gap: int, K: int) -> list[tuple[str, int]]:
+    """``hq_raster``'s GAP / GW / GK parameters, only when ``gap != 1`` (the unfolded RTL
+    unchanged)."""
+    return [("GAP", gap), ("GW", clog2(gap)), ("GK", K - 1)] if gap != 1 else []
 
 
 __all__ = ["Flow", "TopBuilder", "clog2", "ident", "fifo_entries", "refuse"]

@@ -3,9 +3,10 @@
 // A padding position steps at once; a real position (real_px) waits for in_valid, and in_ready
 // is high exactly there.  row / col are the padded position before the step.  With USE_LAST,
 // in_last must mark each image's last pixel, else the sticky `err` is set.  GAP > 1 (GW bits:
-// ceil(log2(GAP))): a step at most every GAP cycles (the walk of a folded layer's window,
-// whose module takes one window every GAP cycles); a real position that waited for its pixel
-// steps as soon as it comes.
+// ceil(log2(GAP))): a step from a gapped position -- row, col >= GK, the positions after which
+// a K x K window (GK = K-1) is complete -- at most every GAP cycles, the other steps at once
+// (the walk of a folded layer's window: its module takes one window every GAP cycles); GK = 0:
+// every step gapped.  A real position that waited for its pixel steps as soon as it comes.
 `default_nettype none
 module hq_raster #(
     parameter H  = 28,
@@ -15,7 +16,8 @@ module hq_raster #(
     parameter CW = 5,
     parameter USE_LAST = 1,
     parameter GAP = 1,
-    parameter GW  = 1
+    parameter GW  = 1,
+    parameter GK  = 0
 ) (
     input  wire          clk,
     input  wire          rst,
@@ -51,15 +53,23 @@ module hq_raster #(
         if (GAP <= 1) begin : g_nogap
             assign gap_ok = 1'b1;
         end else begin : g_gap
-            localparam integer I_G = GAP - 1;
+            localparam integer I_G = GAP - 1, I_GK = GK;
             localparam [GW-1:0] G_LAST = I_G[GW-1:0];
+            localparam [RW-1:0] R_GK = I_GK[RW-1:0];
+            localparam [CW-1:0] C_GK = I_GK[CW-1:0];
+            wire gapped;
             reg [GW-1:0] gap_cnt;
+            if (GK == 0) begin : g_all
+                assign gapped = 1'b1;
+            end else begin : g_win
+                assign gapped = (row >= R_GK) && (col >= C_GK);
+            end
             always @(posedge clk) begin
                 if (rst) gap_cnt <= {GW{1'b0}};
-                else if (step) gap_cnt <= G_LAST;
+                else if (step && gapped) gap_cnt <= G_LAST;
                 else if (gap_cnt != {GW{1'b0}}) gap_cnt <= gap_cnt - 1'b1;
             end
-            assign gap_ok = (gap_cnt == {GW{1'b0}});
+            assign gap_ok = !gapped || (gap_cnt == {GW{1'b0}});
         end
     endgenerate
     assign step     = !rst && gap_ok && (!real_px || in_valid);

@@ -4,8 +4,8 @@
 // is high exactly there).  After a step at padded (r, c) with r, c >= K-1, win_valid is high
 // for one cycle and win holds the window of output pixel (r-K+1, c-K+1): tap t = kh*K + kw
 // at bits [t*PW +: PW].  With USE_LAST, in_last must mark each image's last pixel, else the
-// sticky `err` is set.  GAP > 1: a step at most every GAP cycles (see hq_raster), so a folded
-// layer module gets a window at most every GAP cycles.
+// sticky `err` is set.  GAP > 1 with GK = K-1: a step that completes a window at most every
+// GAP cycles (see hq_raster), so a folded layer module gets a window at most every GAP cycles.
 `default_nettype none
 module hq_window #(
     parameter PW = 1,
@@ -17,7 +17,8 @@ module hq_window #(
     parameter CW = 5,
     parameter USE_LAST = 1,
     parameter GAP = 1,
-    parameter GW  = 1
+    parameter GW  = 1,
+    parameter GK  = 0
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -40,7 +41,7 @@ module hq_window #(
     reg [LEN*PW-1:0] sr;
     wire full_win;
     hq_raster #(.H(H), .W(W), .P(P), .RW(RW), .CW(CW), .USE_LAST(USE_LAST),
-                .GAP(GAP), .GW(GW)) u_raster (
+                .GAP(GAP), .GW(GW), .GK(GK)) u_raster (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_last(in_last),
         .step(step), .real_px(real_px), .row(pr), .col(pc), .err(err));
     generate

@@ -152,21 +152,27 @@ def test_bitserial_module_exact_in_icarus(tmp_path, case):
 
 
 # ---------------------------------------------------------------------- the cycle model
-def test_model_gap_spaces_steps_and_waits_for_pixels():
+def test_model_gap_spaces_window_steps_and_waits_for_pixels():
     def win(**g):
-        return Stage("window", {"H": 4, "W": 4, "K": 3, "P": 1, **g}, "w")
+        return [Stage("window", {"H": 4, "W": 4, "K": 3, "P": 1, **g}, "w"),
+                Stage("collect", {"N": 16})]
 
-    one = model([win(), Stage("collect", {"N": 16})], 0, n_img=3)
-    gap = model([win(G=3), Stage("collect", {"N": 16})], 0, n_img=3)
-    assert one["ii"] == 36 and gap["ii"] == 3 * 36
-    assert gap["latency"] == 3 * (one["latency"] - 2) + 2  # steps 3x apart; +2 registers
-    # behind a pool: a real position waits for its pixel, then steps at once
-    st = [Stage("window", {"H": 6, "W": 6, "K": 3, "P": 1, "G": 2}, "a"),
+    assert model(win(), 0, n_img=3)["ii"] == 36
+    # every step gapped (GK 0, as hq_pace for a 1x1 window): 3 cycles per padded position
+    assert model(win(G=3, GK=0), 0, n_img=3)["ii"] == 3 * 36
+    # GK = K-1: only the 16 window-completing steps (rows / columns 2..5 of the 6x6 raster)
+    # are 3 apart; by hand: rows 0-1 take 12 cycles, each later row 2 + 3 + 3 + 3 + 1, and
+    # the gap from a row's last window to the next row's first is covered by its 2 plain steps
+    assert model(win(G=3, GK=2), 0, n_img=3)["ii"] == 12 + 4 * 12
+    # window a (8x8 raster, 6x6 windows, gap 2): rows 0-1 16 cycles, each later row 2 plain
+    # steps + 6 windows 2 apart (13); window b behind the pool (walk 10 + 3 * 13 = 49 cycles)
+    # waits for its pixels, then steps at once: the II is a's
+    st = [Stage("window", {"H": 6, "W": 6, "K": 3, "P": 1, "G": 2, "GK": 2}, "a"),
           Stage("delay", {"lat": 3}), Stage("pool", {"H": 6, "W": 6}),
-          Stage("window", {"H": 3, "W": 3, "K": 3, "P": 1, "G": 5}, "b"),
+          Stage("window", {"H": 3, "W": 3, "K": 3, "P": 1, "G": 5, "GK": 2}, "b"),
           Stage("collect", {"N": 9})]
     r = model(st, 0, n_img=4)
-    assert r["ii"] == 2 * 64 and r["fifo_depths"]["b"] >= 1
+    assert r["ii"] == 16 + 6 * 13 and r["fifo_depths"]["b"] >= 1
 
 
 SMALL = dict(channels=(2, 4, 4, 8, 8), kernels=(3, 3, 3, 3), size=16, w_bits=3, act_bits=2)
@@ -205,12 +211,12 @@ def test_plan_keeps_every_layer_inside_its_budget(small_cnn):
     d = VerilogEmitter(fold="auto").design(small_cnn)
     rep = d.report
     assert rep["design"]["ii"] == 18 * 18 == rep["design"]["ii_target"]
-    areas = {"conv1": 18 * 18, "conv2": 10 * 10, "conv3": 6 * 6, "conv4": 4 * 4}
+    windows = {"conv1": 16 * 16, "conv2": 8 * 8, "conv3": 4 * 4, "conv4": 2 * 2}
     designs = set()
-    for name, area in areas.items():
+    for name, n in windows.items():
         r = rep[name]
         designs.add(r["design"])
-        assert r["cycles_per_position"] * area <= rep["design"]["ii"]
+        assert r["busy_cycles_per_image"] == r["cycles_per_position"] * n <= rep["design"]["ii"]
         assert r["utilisation"] == round(r["busy_cycles_per_image"] / rep["design"]["ii"], 4)
     assert rep["fc"]["cycles_per_position"] <= rep["design"]["ii"]
     assert designs - {"parallel"}, "nothing folded"
@@ -229,12 +235,14 @@ def test_fold_auto_small_cnn_exact_and_timed_in_icarus(tmp_path, small_cnn):
 @needs_iverilog
 def test_forced_bitserial_and_larger_ii_in_icarus(tmp_path, small_cnn):
     """conv3 / conv4 / fc bit-serial, conv2 an MVAU; ``--ii 648``: the host-facing conv1
-    window steps every 2 cycles (s_tready paced)."""
+    window (18x18 raster, 16x16 windows) gets gap 2: rows 0-1 36 cycles, each later row 2
+    plain steps + 16 windows 2 apart (33): II 564 <= 648 (gap 3 would take 804)."""
     force = {"conv2": "mvau", "conv3": "bitserial", "conv4": "bitserial", "fc": "bitserial"}
     s = _export(tmp_path / "v", small_cnn, fold="auto", ii=2 * 324, fold_force=force)
     rep = s["report"]
     assert [rep[k]["design"] for k in force] == list(force.values())
-    assert rep["design"]["ii"] == 648 and rep["conv1"]["utilisation"] == round(256 / 648, 4)
+    assert rep["design"]["ii"] == 36 + 16 * 33 and rep["design"]["ii_target"] == 648
+    assert rep["conv1"]["utilisation"] == round(256 / 564, 4)
     _sim_ok(tmp_path / "v", small_cnn, _inputs(small_cnn, n_rand=3, n_corner=2))
 
 
@@ -254,8 +262,8 @@ def _paced_graph():
 @needs_iverilog
 def test_paced_host_with_gap_in_icarus(tmp_path):
     g = _paced_graph()
-    s = _export(tmp_path / "v", g, fold="auto", ii=3 * 18 * 18)
-    assert s["report"]["design"]["ii"] == 3 * 18 * 18
+    s = _export(tmp_path / "v", g, fold="auto", ii=804)  # gap 3: 36 + 16 * (2 + 1 + 15 * 3)
+    assert s["report"]["design"]["ii"] == 804
     top = (tmp_path / "v" / "heatq_top.v").read_text()
     assert re.search(r"hq_pace #\([^;]*\.GAP\(3\)", top, re.S)
     _sim_ok(tmp_path / "v", g, _inputs(g, n_rand=3, n_corner=2))
