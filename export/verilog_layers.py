@@ -29,6 +29,7 @@ from heatq.ir import IntType, Overflow, Rounding
 from heatq.ir.adders import AdderGraph
 from heatq.ir.requant import requant_plan
 
+from .base import EmitError
 from .rtl import netlist as nl
 from .rtl.adders import AdderNetlist, map_adders
 from .rtl.cost import adders_cost, best_arith, heap_cost
@@ -103,11 +104,11 @@ ARITH_CHOICES = ("adders", "heap", "auto")
 def resolve_arith(g: AdderGraph, arith: str, logic_add: int = LOGIC_ADD) -> str:
     """The arithmetic a layer of graph ``g`` is built with: ``"adders"`` or ``"heap"``
     (``"auto"``: the cheaper by :func:`heatq_export.rtl.cost.best_arith`).  ``"heap"``
-    with a pipelined graph is a ValueError (the bit heap is combinational)."""
+    with a pipelined graph is an EmitError, a ValueError (the bit heap is combinational)."""
     if arith not in ARITH_CHOICES:
         raise ValueError(f"arith {arith!r}: choose one of {', '.join(ARITH_CHOICES)}")
-    if arith == "heap" and g.pipelined:
-        raise ValueError(f"--arith heap builds combinational bit heaps, but the adder graph "
+    if arith == "heap" and g.pipelined:  # EmitError (a ValueError): one line from the CLI
+        raise EmitError(f"--arith heap builds combinational bit heaps, but the adder graph "
                          f"is pipelined (--max-carry {g.max_carry}); use --arith heap "
                          f"without --max-carry, or --arith adders / auto")
     return best_arith(g, logic_add) if arith == "auto" else arith

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from heatq.ir import Overflow
 from heatq.lower import lower_cmvm
+from heatq_export.base import EmitError
 from heatq_export.rtl import netlist as nl
 from heatq_export.rtl.cost import adders_cost, best_arith, heap_cost
 from heatq_export.rtl.heap import heap_plan, evaluate_plan, heap_sums
@@ -126,7 +127,7 @@ def test_binary_layer_is_counters_only():
 def test_heap_refuses_pipelined_graph_and_auto_chooses():
     W = np.array([[3, -5, 7], [1, 2, -3]])
     pipe = lower_cmvm(W, [(0, 15)] * 3, [0, 1], max_carry=4)
-    with pytest.raises(ValueError, match="--max-carry") as e:
+    with pytest.raises(EmitError, match="--max-carry") as e:  # a ValueError: one line
         resolve_arith(pipe, "heap")
     assert "\n" not in str(e.value)
     assert resolve_arith(pipe, "auto") == "adders" == best_arith(pipe)

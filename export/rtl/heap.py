@@ -331,6 +331,23 @@ def _table(c: Counter) -> tuple[list[Bit], tuple[int, ...]]:
     return [b for b, _ in real], table
 
 
+def _cat(parts: list[nl.Value]) -> nl.Value:
+    """``nl.cat`` with runs of consecutive bits of one signal merged into one slice
+    (``h[2:0]``, not ``{h[2], h[1], h[0]}``)."""
+    out: list[nl.Value] = []
+    for p in parts:
+        q = out[-1] if out else None
+        if isinstance(p, nl.Slice) and isinstance(q, nl.Slice) and p.sig is q.sig \
+                and p.lo == q.hi + 1:
+            out[-1] = nl.bits(p.sig, p.hi, q.lo)
+            if not isinstance(out[-1], nl.Slice):  # the whole signal
+                out[-1] = nl.Slice(p.sig, p.hi, q.lo)
+            continue
+        out.append(p)
+    return nl.cat(*[nl.bits(v.sig, v.hi, v.lo) if isinstance(v, nl.Slice) else v
+                    for v in out])
+
+
 class _Builder:
     def __init__(self, m: nl.Module, inputs, in_names, in_signed, form: str):
         self.m, self.inputs, self.in_names, self.in_signed = m, inputs, in_names, in_signed
@@ -403,13 +420,12 @@ class _Builder:
             ctr.append(self.table_counter(c, nm, ctr) if self.form == "table"
                        else self.gate_counter(c, nm, ctr))
         W, k0 = p.type.width, p.cpa_low
-        low = [self.value(p.rows[0][k], ctr) for k in range(k0)]
-        parts = list(low)
+        parts = [self.value(p.rows[0][k], ctr) for k in range(k0)]
         if k0 < W:
-            a = nl.cat(*[self.value(p.rows[0][k], ctr) for k in range(k0, W)])
-            b = nl.cat(*[self.value(p.rows[1][k], ctr) for k in range(k0, W)])
+            a = _cat([self.value(p.rows[0][k], ctr) for k in range(k0, W)])
+            b = _cat([self.value(p.rows[1][k], ctr) for k in range(k0, W)])
             parts.append(m.comb(f"{name}_cpa", nl.Add(a, b)))
-        return m.comb(name, nl.cat(*parts), p.type.signed)
+        return m.comb(name, _cat(parts), p.type.signed)
 
 
 def build_plan(m: nl.Module, plan: HeapPlan, inputs, in_names, in_signed,
