@@ -87,7 +87,7 @@ def simulate(tmp: Path, W, c, it: IntType, simd: int, pe: int, rq, n_vec: int = 
     nx = n_in * it.width
     m, lat, cycles = mvau_netlist("dut_m", W, c, it, offs, nx, ot, acc, rq, ["test"], simd,
                                   pe, arith=arith)
-    assert cycles == mvau_cycles(n_in, n_out, simd, pe) and lat == cycles + 1
+    assert cycles == mvau_cycles(n_in, n_out, simd, pe) and lat == cycles + 2
     text = print_module(m)
     X = np.array([[it.min] * n_in, [it.max] * n_in]
                  + [rng.integers(it.min, it.max + 1, n_in).tolist() for _ in range(n_vec - 2)])

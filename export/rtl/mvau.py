@@ -58,9 +58,11 @@ from heatq.lower import lower_cmvm
 from . import netlist as nl
 from .adders import AdderNetlist, map_adders
 from .lint import add_unused_sink
+from .mvau_lanes import Fold, Lanes, is_binary, lane_terms, rom_entries, term_graph, term_value
 from .requant import requant_cells
 
 LOGIC_ADD = 3  # ripple-gate adders up to this many carry bits (as the layer modules)
+REG_ROM = True
 
 
 def mvau_cycles(n_in: int, n_out: int, simd: int, pe: int) -> int:
@@ -70,94 +72,10 @@ def mvau_cycles(n_in: int, n_out: int, simd: int, pe: int) -> int:
     return -(-n_out // pe) * -(-n_in // simd)
 
 
-@dataclass(frozen=True)
-class _Fold:
-    """The schedule: ``nf`` output folds of ``pe`` lanes, ``sf`` input folds of ``simd``;
-    ``bo`` / ``bi`` the widths of ``fold_o`` / ``fold_i`` (0: no counter)."""
-
-    n_out: int
-    n_in: int
-    simd: int
-    pe: int
-
-    @property
-    def nf(self) -> int:
-        return -(-self.n_out // self.pe)
-
-    @property
-    def sf(self) -> int:
-        return -(-self.n_in // self.simd)
-
-    @property
-    def bo(self) -> int:
-        return (self.nf - 1).bit_length()
-
-    @property
-    def bi(self) -> int:
-        return (self.sf - 1).bit_length()
-
-    def out_index(self, f: int, p: int) -> int | None:
-        j = f * self.pe + p
-        return j if j < self.n_out else None
-
-    def in_index(self, s: int, k: int) -> int | None:
-        i = s * self.simd + k
-        return i if i < self.n_in else None
-
-    def lanes(self, w: np.ndarray) -> np.ndarray:
-        """``w`` as ``[nf, sf, pe, simd]`` (Python ints), zero-padded."""
-        out = np.zeros((self.nf * self.pe, self.sf * self.simd), dtype=object)
-        out[:self.n_out, :self.n_in] = w
-        return out.reshape(self.nf, self.pe, self.sf, self.simd).transpose(0, 2, 1, 3)
-
-
-def is_binary(weights: np.ndarray, in_type: IntType) -> bool:
-    """Every weight -1 or +1 and 1-bit inputs: the XNOR-popcount lanes apply."""
-    return in_type.width == 1 and bool(np.all(np.abs(np.asarray(weights, dtype=object)) == 1))
-
-
-@dataclass
-class _Lanes:
-    """What the datapath needs, per PE lane ``p``: ``terms[p]`` = [(k, b, coef, bits)] (SIMD
-    lane ``k``, weight bit ``b``, its coefficient, the bit's value per step ``f*sf + s``), ``corr[j]`` the constant added to output ``j``'s product."""
-
-    terms: list[list[tuple[int, int, int, list[int] | None]]]
-    corr: list[int]
-
-
-def _general_lanes(fd: _Fold, wl: np.ndarray) -> _Lanes:
-    terms: list[list] = []
-    for p in range(fd.pe):
-        lane = []
-        for k in range(fd.simd):
-            col = [int(v) for v in wl[:, :, p, k].ravel()]  # step order f*sf + s
-            wt = IntType.for_range(min(col + [0]), max(col + [0]))
-            for b in range(wt.width):
-                bits = [(v >> b) & 1 for v in col]
-                if not any(bits):
-                    continue
-                coef = -(1 << b) if wt.signed and b == wt.width - 1 else 1 << b
-                lane.append((k, b, coef, bits))
-        terms.append(lane)
-    return _Lanes(terms, [0] * fd.n_out)
-
-
-def _binary_lanes(fd: _Fold, wl: np.ndarray, w: np.ndarray) -> _Lanes:
-    terms = []
-    for p in range(fd.pe):
-        lane = []
-        for k in range(fd.simd):
-            # b = [w == +1]; a padding entry (w = 0) reads x = 0 with b = 1 and adds nothing
-            bits = [int(v >= 0) for v in wl[:, :, p, k].ravel()]
-            lane.append((k, 0, 1, bits))
-        terms.append(lane)
-    return _Lanes(terms, [-int(np.sum(w[j] < 0)) for j in range(fd.n_out)])
-
-
-def _x_lanes(m: nl.Module, fd: _Fold, xr: list[nl.Signal], fold_i, binary: bool,
-             signed: bool) -> list[nl.Signal]:
-    """``x_s<k>``: input ``s*simd + k`` in input fold ``s`` (a mux tree on ``fold_i``'s bits;
-    padding entries are don't-cares, binary: 0)."""
+def _x_lanes(m: nl.Module, fd: Fold, xr: list[nl.Signal], fold_i, binary: bool,
+             signed: bool, clk, run) -> list[nl.Signal]:
+    """``x_s<k>``: input ``s*simd + k`` of input fold ``s``, registered (a mux tree on
+    ``fold_i``'s bits; padding entries are don't-cares, binary: 0)."""
     zero = nl.Const(xr[0].width, 0)
     out = []
     for k in range(fd.simd):
@@ -175,7 +93,9 @@ def _x_lanes(m: nl.Module, fd: _Fold, xr: list[nl.Signal], fold_i, binary: bool,
                 else:
                     nxt.append(nl.Mux(nl.bit(fold_i, lvl), b, a))
             ents = nxt
-        out.append(m.comb(f"x_s{k}", ents[0], signed and not binary))
+        xs = m.signal(f"x_s{k}", xr[0].width, signed and not binary)
+        m.reg(xs, ents[0], clk, run)
+        out.append(xs)
     return out
 
 
@@ -191,60 +111,45 @@ def _table(m: nl.Module, name: str, index: nl.Value | None, entries: list[int],
     return m.comb(name, nl.LutTable(index, tuple(table), width))
 
 
-def _rom_entries(fd: _Fold, cols: list[list[int]]) -> list[int]:
-    """Entry ``(f << bi) | s`` = the bits ``cols[t][f*sf + s]`` at bit ``t``."""
-    out = [0] * (fd.nf << fd.bi)
-    for f in range(fd.nf):
-        for s in range(fd.sf):
-            step = f * fd.sf + s
-            out[(f << fd.bi) | s] = sum(c[step] << t for t, c in enumerate(cols))
-    return out
-
-
-def _term_graph(fd: _Fold, lanes: _Lanes, binary: bool, in_type: IntType):
-    """The lanes' step sums as one constant product over the terms (block diagonal: lane
-    ``p`` is row ``p``): ``(W [pe, T], ranges, terms)``, ``terms[t] = (p, k, b, bits)``."""
-    terms = [(p, k, b, bits) for p, lane in enumerate(lanes.terms) for k, b, _, bits in lane]
-    W = np.zeros((fd.pe, max(1, len(terms))), dtype=np.int64)
-    t = 0
-    for p, lane in enumerate(lanes.terms):
-        for _, _, coef, _ in lane:
-            W[p, t] = coef
-            t += 1
-    lo, hi = (0, 1) if binary else (min(in_type.min, 0), max(in_type.max, 0))
-    return W, [(lo, hi)] * W.shape[1], terms
-
-
-def _varying(bits: list[int]) -> bool:
-    return 0 < sum(bits) < len(bits)
-
-
-def _lane_sums(m: nl.Module, fd: _Fold, lanes: _Lanes, xs: list[nl.Signal], index,
-               binary: bool, in_type: IntType, arith: str):
-    """The PE lanes' step sums (one adder graph for all lanes): per lane ``(signal, shift)``
-    (the sum is ``signal << shift``) or None (no terms: 0)."""
-    W, ranges, terms = _term_graph(fd, lanes, binary, in_type)
-    if not terms:  # every weight zero
+def _lane_sums(m: nl.Module, fd: Fold, lanes: Lanes, xs: list[nl.Signal], index,
+               in_type: IntType, arith: str, clk, run):
+    """The PE lanes' step sums (one adder graph for all lanes; :mod:`.mvau_lanes`): per lane
+    ``(signal, shift)`` (the sum is ``signal << shift``) or None (no terms: 0)."""
+    if not lanes.terms:  # every weight zero
         return [None] * fd.pe
-    roms = []
-    for p, lane in enumerate(lanes.terms):
-        varying = [bits for _, _, _, bits in lane if _varying(bits)]
-        roms.append(_table(m, f"w_rom_p{p}", index, _rom_entries(fd, varying), len(varying))
-                    if varying else None)
-    inputs, names, used = [], [], [0] * fd.pe
-    for p, k, b, bits in terms:
-        x = xs[k]
-        if _varying(bits):
-            wb = nl.bit(roms[p], used[p])
-            used[p] += 1
-            val = nl.Not(nl.Xor(x, wb)) if binary else nl.And(
-                x, wb if x.width == 1 else nl.Repl(wb, x.width))
-        else:
-            val = nl.Not(x) if binary and not any(bits) else x
-        inputs.append(lambda v=val: v)
-        names.append(f"t_p{p}_s{k}" if binary else f"t_p{p}_s{k}_b{b}")
-    signed = [in_type.signed and not binary] * len(terms)
+    W, ranges = term_graph(fd, lanes, in_type)
     g = lower_cmvm(W, ranges, cse=False)
+    w3 = IntType.for_range(3 * min(in_type.min, 0), 3 * in_type.max).width
+    x3 = [m.comb(f"x3_s{k}", nl.Add(nl.shifted(x, 0, 0, w3 - 1), nl.shifted(x, 1, 0, w3 - 1)),
+                 x.signed) if lanes.needs_x3(k) else None for k, x in enumerate(xs)]
+    roms, code_bits = [], []
+    for p in range(fd.pe):
+        lane = [t for t in lanes.terms if t.p == p]
+        cols = [[c >> b & 1 for c in t.codes] for t in lane for b in t.varying()]
+        rom = _table(m, f"w_rom_p{p}", index, rom_entries(fd, cols), len(cols)) if cols \
+            else None
+        if rom is not None and REG_ROM:
+            q = m.signal(f"w_p{p}", rom.width)
+            m.reg(q, rom, clk, run)
+            rom = q
+        roms.append(rom)
+        used = 0
+        for t in lane:
+            bits: list = []
+            for b in range(t.nb):
+                if b in t.varying():
+                    bits.append(nl.bit(rom, used))
+                    used += 1
+                else:
+                    bits.append(t.codes[0] >> b & 1)
+            code_bits.append(bits)
+    inputs, names = [], []
+    for i, (t, bits) in enumerate(zip(lanes.terms, code_bits)):
+        width = g.inputs[i].type.width
+        val = term_value(t, xs[t.k], x3[t.k], bits, width)
+        inputs.append(lambda v=val: v)
+        names.append(f"t_p{t.p}_s{t.k}" if lanes.binary else f"t_p{t.p}_s{t.k}_d{t.d}")
+    signed = [inp.type.signed for inp in g.inputs]
     if arith == "heap":
         from .heap import heap_sums  # written in parallel (H1); imported only when asked
         return [(v, 0) for v in heap_sums(m, g, inputs, names, signed)]
@@ -262,9 +167,11 @@ def _all_ones(m: nl.Module, name: str, sig: nl.Signal | None, k: int) -> nl.Valu
     return m.comb(name, nl.Reduce("&", nl.cat(*ones)) if len(ones) > 1 else ones[0])
 
 
-def _control(m: nl.Module, fd: _Fold, clk, rst, iv):
-    """``run`` (stepping), the fold counters, ``last_i`` (last input fold of a running
-    step) and ``last`` (the last step).  Returns (run, fold_o, fold_i, last_i, last)."""
+def _control(m: nl.Module, fd: Fold, clk, rst, iv):
+    """Stage A (the step being fetched): ``run``, the fold counters, ``first_i`` / ``last_i``
+    (first / last input fold) and ``last`` (the last step); stage B (the step being added,
+    one cycle later): ``run_b``, ``first_b``, ``last_i_b``, ``last_b``.  Returns (run,
+    fold_o, fold_i, stage-B signals)."""
     run = m.signal("run", 1)
     fold_o = m.signal("fold_o", fd.bo) if fd.bo else None
     fold_i = m.signal("fold_i", fd.bi) if fd.bi else None
@@ -273,42 +180,58 @@ def _control(m: nl.Module, fd: _Fold, clk, rst, iv):
     end_o = _all_ones(m, "end_o", fold_o, fd.nf - 1)
     last = m.comb("last", nl.And(last_i, end_o) if fold_o is not None else last_i)
     m.reg(run, nl.Mux(rst, nl.Const(1, 0), nl.Or(iv, nl.And(run, nl.Not(last)))), clk)
+    first = None
     if fold_i is not None:
         nxt = nl.Add(fold_i, nl.Const(fd.bi, 1))
         m.reg(fold_i, nl.Mux(nl.Or(iv, last_i), nl.Const(fd.bi, 0), nxt), clk, nl.Or(iv, run))
+        first = m.comb("first_i", nl.Not(nl.Reduce("|", fold_i)))
     if fold_o is not None:
         nxt = nl.Add(fold_o, nl.Const(fd.bo, 1))
         m.reg(fold_o, nl.Mux(iv, nl.Const(fd.bo, 0), nxt), clk, nl.Or(iv, last_i))
-    return run, fold_o, fold_i, last_i, last
+    a = [run, last_i, last] + ([first] if first is not None else [])
+    b = [m.signal(nm, 1) for nm in ("run_b", "last_i_b", "last_b", "first_i_b")[:len(a)]]
+    m.reg(tuple(b), nl.Mux(rst, nl.Const(len(a), 0), nl.cat(*a)), clk)
+    return run, fold_o, fold_i, _StageB(*b[:3], b[3] if first is not None else None)
 
 
-def _widths(fd: _Fold, acc_types: list[IntType]) -> list[int]:
+@dataclass(frozen=True)
+class _StageB:
+    run: nl.Signal
+    last_i: nl.Signal
+    last: nl.Signal
+    first: nl.Signal | None
+
+
+def _widths(fd: Fold, acc_types: list[IntType]) -> list[int]:
     """``WA_p``: the widest output type of lane ``p``."""
     return [max(acc_types[j].width for f in range(fd.nf)
                 if (j := fd.out_index(f, p)) is not None) for p in range(fd.pe)]
 
 
-def _accumulate(m, fd, clk, run, fold_o, fold_i, sums, consts, wa) -> list[nl.Signal]:
-    """``acc_next_p<p>``: the lane's value after this step (constants added in the first
-    input fold); ``acc_p<p>`` registers it while running when there are several input
-    folds."""
-    first = m.comb("first_i", nl.Not(nl.Reduce("|", fold_i))) if fold_i is not None else None
+def _accumulate(m, fd, clk, run, fold_o, sb: _StageB, sums, consts, wa) -> list[nl.Signal]:
+    """``acc_next_p<p>``: the lane's value after the step in stage B (``c_p<p>``, the
+    outputs' constants registered from ``c_rom_p<p>[fold_o]``, added in the first input
+    fold); ``acc_p<p>`` registers it when there are several input folds."""
     out = []
     for p in range(fd.pe):
         cs = [consts[j] if (j := fd.out_index(f, p)) is not None else 0 for f in range(fd.nf)]
         c = _table(m, f"c_rom_p{p}", fold_o, cs, wa[p])
+        if fold_o is not None:
+            q = m.signal(f"c_p{p}", wa[p], True)
+            m.reg(q, c, clk, run)
+            c = q
         if sums[p] is None:
             sv: nl.Value = nl.Const(wa[p], 0)
         else:
             sig, shift = sums[p]
             sv = nl.shifted(sig, shift, 0, wa[p] - 1)
         sv = m.comb(f"sum_p{p}", sv, True)
-        if first is None:
+        if sb.first is None:
             out.append(m.comb(f"acc_next_p{p}", nl.Add(c, sv), True))
             continue
         acc = m.signal(f"acc_p{p}", wa[p], True)
-        nxt = m.comb(f"acc_next_p{p}", nl.Add(nl.Mux(first, c, acc), sv), True)
-        m.reg(acc, nxt, clk, run)
+        nxt = m.comb(f"acc_next_p{p}", nl.Add(nl.Mux(sb.first, c, acc), sv), True)
+        m.reg(acc, nxt, clk, sb.run)
         out.append(nxt)
     return out
 
@@ -374,11 +297,9 @@ def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int],
     w = np.asarray(weights, dtype=object)
     _check(w, const, in_type, in_off, nx, acc_types, simd, pe)
     n_out, n_in = w.shape
-    fd = _Fold(n_out, n_in, simd, pe)
-    binary = is_binary(w, in_type)
-    # a signed 1-bit input is -1 times its bit: the lanes see the bit and -W
-    wb = -w if binary and in_type.signed else w
-    lanes = _binary_lanes(fd, fd.lanes(wb), wb) if binary else _general_lanes(fd, fd.lanes(wb))
+    fd = Fold(n_out, n_in, simd, pe)
+    lanes = lane_terms(fd, w, in_type)
+    binary = lanes.binary
     cycles = mvau_cycles(n_in, n_out, simd, pe)
     m = nl.Module(name, list(header) + _header(fd, in_type, out_type, acc_types, binary,
                                                cycles))
@@ -390,15 +311,15 @@ def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int],
     xr = [m.signal(names[i], in_type.width, in_type.signed) for i in range(n_in)]
     for i, r in enumerate(xr):
         m.reg(r, nl.bits(x, in_off[i] + in_type.width - 1, in_off[i]), clk, iv)
-    run, fold_o, fold_i, last_i, last = _control(m, fd, clk, rst, iv)
+    run, fold_o, fold_i, sb = _control(m, fd, clk, rst, iv)
     index = (nl.cat(*[s for s in (fold_i, fold_o) if s is not None])
              if (fold_i or fold_o) else None)
-    xs = _x_lanes(m, fd, xr, fold_i, binary, in_type.signed)
-    sums = _lane_sums(m, fd, lanes, xs, index, binary, in_type, arith)
+    xs = _x_lanes(m, fd, xr, fold_i, binary, in_type.signed, clk, run)
+    sums = _lane_sums(m, fd, lanes, xs, index, in_type, arith, clk, run)
     wa = _widths(fd, acc_types)
     consts = [int(c) + lanes.corr[j] for j, c in enumerate(const)]
-    nxt = _accumulate(m, fd, clk, run, fold_o, fold_i, sums, consts, wa)
-    src = _slots(m, fd, clk, last_i, nxt, acc_types)
+    nxt = _accumulate(m, fd, clk, run, fold_o, sb, sums, consts, wa)
+    src = _slots(m, fd, clk, sb.last_i, nxt, acc_types)
     ys = []
     for j, (lo, hi) in enumerate(_ranges(w, const, in_type, acc_types)):
         at = acc_types[j]
@@ -408,18 +329,18 @@ def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int],
         else:
             e = requant_cells(m, acc, requant_plan(requant, lo, hi), out_type, f"o{j}")
         ys.append(m.comb(f"y_o{j}", e, out_type.signed))
-    m.reg(y, nl.cat(*ys), clk, last)
-    m.reg(out_valid, nl.Mux(rst, nl.Const(1, 0), last), clk)
+    m.reg(y, nl.cat(*ys), clk, sb.last)
+    m.reg(out_valid, nl.Mux(rst, nl.Const(1, 0), sb.last), clk)
     add_unused_sink(m)
-    return m, cycles + 1, cycles
+    return m, cycles + 2, cycles
 
 
-def _header(fd: _Fold, in_type, out_type, acc_types, binary, cycles) -> list[str]:
+def _header(fd: Fold, in_type, out_type, acc_types, binary, cycles) -> list[str]:
     wa = _widths(fd, acc_types)
     kind = "binary: XNOR lanes + popcount" if binary else "weights in ROM, shift-add lanes"
     return [f"MVAU {fd.n_out}x{fd.n_in} ({kind}): {fd.pe} PE x {fd.simd} SIMD lanes, "
             f"{fd.nf} output x {fd.sf} input folds",
-            f"cycles {cycles} per vector (II), latency {cycles + 1}; inputs "
+            f"cycles {cycles} per vector (II), latency {cycles + 2}; inputs "
             f"{in_type.c_style()}, accumulators {min(wa)}..{max(wa)} bits (two's "
             f"complement, modulo), output {out_type.c_style()}"]
 
@@ -453,34 +374,32 @@ def mvau_shapes(n_in: int, n_out: int, max_cycles: int) -> list[tuple[int, int]]
 
 
 # LUT+CARRY4 per unit of each structure (calibrated: see mvau_cost)
-COST = {"adder_bit": 1.25, "acc_bit": 1.25, "rom_bit": 1.0, "mux_in": 0.34, "out_bit": 0.5,
+COST = {"adder_bit": 1.25, "sel_bit": 0.5, "acc_bit": 1.25, "rom_bit": 1.0, "mux_in": 0.34, "out_bit": 0.5,
         "control": 12.0}
 
 
 def _cost_terms(weights, in_type: IntType, simd: int, pe: int) -> dict[str, float]:
     """The structure counts :func:`mvau_cost` weighs: adder carry bits of the lane sums,
-    accumulator bits, varying ROM bits (times the LUTs a function of the ROM index needs),
-    multiplexer data inputs, output bits (requantizer and slots' read-out)."""
+    accumulator bits, ROM bits (times the LUTs a function of the ROM index needs), selected
+    term bits, multiplexer data inputs, output bits (requantizer and read-out)."""
     w = np.asarray(weights, dtype=object)
     n_out, n_in = w.shape
-    fd = _Fold(n_out, n_in, simd, pe)
-    binary = is_binary(w, in_type)
-    wb = -w if binary and in_type.signed else w
-    lanes = _binary_lanes(fd, fd.lanes(wb), wb) if binary else _general_lanes(fd, fd.lanes(wb))
-    W, ranges, terms = _term_graph(fd, lanes, binary, in_type)
-    adder_bits = 0
-    if terms:
+    fd = Fold(n_out, n_in, simd, pe)
+    lanes = lane_terms(fd, w, in_type)
+    adder_bits = sel_bits = 0
+    if lanes.terms:
+        W, ranges = term_graph(fd, lanes, in_type)
         g = lower_cmvm(W, ranges, cse=False)
         adder_bits = sum(ad.width - ad.passthrough for ad in g.adders)
-    lo_hi = _ranges(w, np.zeros(n_out, dtype=np.int64), in_type,
-                    [IntType(True, 62)] * n_out)
+        sel_bits = sum(inp.type.width for inp, t in zip(g.inputs, lanes.terms) if t.varying())
+    lo_hi = _ranges(w, np.zeros(n_out, dtype=np.int64), in_type, [IntType(True, 62)] * n_out)
     acc_w = [IntType.for_range(lo, hi).width for lo, hi in lo_hi]
     wa = _widths(fd, [IntType(True, a) for a in acc_w])
     rom_lut = max(1, 1 << max(0, fd.bi + fd.bo - 6))
-    rom_bits = sum(_varying(bits) for _, _, _, bits in terms)
+    rom_bits = sum(len(t.varying()) for t in lanes.terms)
     mux_in = in_type.width * sum(
         sum(fd.in_index(s, k) is not None for s in range(fd.sf)) - 1 for k in range(fd.simd))
-    return {"adder_bit": adder_bits, "acc_bit": sum(wa) if fd.sf > 1 else 0,
+    return {"adder_bit": adder_bits, "sel_bit": sel_bits, "acc_bit": sum(wa),
             "rom_bit": rom_bits * rom_lut, "mux_in": mux_in, "out_bit": sum(acc_w),
             "control": 1.0}
 
