@@ -76,7 +76,7 @@ def _schedule(cycles: int, n: int, rng) -> list[int]:
 
 
 def simulate(tmp: Path, W, c, it: IntType, simd: int, pe: int, rq, n_vec: int = 12,
-             seed: int = 0, arith: str = "adders") -> str:
+             seed: int = 0, arith: str = "adders", known: bool = False) -> str:
     """Build, simulate and check every cycle; returns the module text."""
     W, c = np.asarray(W, dtype=np.int64), np.asarray(c, dtype=np.int64)
     n_out, n_in = W.shape
@@ -85,8 +85,9 @@ def simulate(tmp: Path, W, c, it: IntType, simd: int, pe: int, rq, n_vec: int = 
     ot = _out_type(acc, rq)
     offs = [i * it.width for i in range(n_in)]
     nx = n_in * it.width
+    ranges = [(t.min, t.max) for t in acc] if known else None
     m, lat, cycles = mvau_netlist("dut_m", W, c, it, offs, nx, ot, acc, rq, ["test"], simd,
-                                  pe, arith=arith)
+                                  pe, arith=arith, acc_ranges=ranges)
     assert cycles == mvau_cycles(n_in, n_out, simd, pe) and lat == cycles + 2
     text = print_module(m)
     X = np.array([[it.min] * n_in, [it.max] * n_in]
@@ -156,7 +157,16 @@ def test_mvau_exact(tmp_path, case):
     W[0, :] = 0 if case == 1 else W[0, :]  # an all-zero output row
     c = rng.integers(-20, 21, size=n_out)
     assert not is_binary(W, it)
-    simulate(tmp_path, W, c, it, simd, pe, rq, seed=case)
+    simulate(tmp_path, W, c, it, simd, pe, rq, seed=case, known=case % 2 == 1)
+
+
+@needs("iverilog")
+def test_mvau_heap_lanes_exact(tmp_path):
+    """``arith="heap"``: the lane sums as bit heaps (heap_sums) are exact too."""
+    rng = np.random.default_rng(11)
+    W = _weights(rng, 5, 7, 4)
+    simulate(tmp_path, W, rng.integers(-9, 9, 5), IntType(False, 3), 3, 2,
+             RequantSpec(2, 0, 7, Overflow.SATURATE), arith="heap")
 
 
 @pytest.mark.parametrize("signed,simd,pe,rq", [

@@ -6,41 +6,35 @@ Schedule: output fold ``f = 0..NF-1`` (``NF = ceil(n_out/pe)``), inside it input
 0..SF-1`` (``SF = ceil(n_in/simd)``): one step per cycle, ``cycles = NF * SF``.  In step
 ``(f, s)`` PE lane ``p`` computes output ``j = f*pe + p`` from inputs ``i = s*simd + k``
 (``k < simd``); lanes beyond ``n_in`` / ``n_out`` (the last folds of a non-divisor shape) hold
-zero weights.  Datapath of one step:
+zero weights.  Two stages, one cycle apart:
 
-* ``x_s<k>``: SIMD lane ``k``'s input, a multiplexer over the input registers by ``fold_i``;
-* ``w_rom_p<p>``: PE lane ``p``'s weight ROM, one :class:`~.netlist.LutTable` indexed by
-  ``{fold_o, fold_i}`` holding the bits of the lane's SIMD weights that change over the steps
-  (a weight bit constant over all steps is wired: 0 drops its term, 1 keeps ``x`` alone);
-* general layers: lane ``(p, k)``'s weight as bits of its own type (two's complement when a
-  weight of that lane is negative: the sign bit counts ``-2**(b)``), each bit gating a copy of
-  ``x_s<k>`` (``t_p<p>_s<k>_b<b> = x_s<k> & {w bit}``: 0 or ``x``, signed like ``x``), and the
-  lane's ``simd * wbits`` terms summed with their signs and shifts as one constant product
-  over the terms (:func:`heatq.lower.lower_cmvm`, mapped by :mod:`.adders`: exact-width
-  adders; ``arith="heap"``: :func:`.heap.heap_sums`);
-* binary layers ({-1,+1} weights on 1-bit inputs, detected): ``t_p<p>_s<k> = ~(x ^ b)`` with
-  ``b = [w == +1]`` and ``w*x = xnor(x, b) + b - 1``, so a lane sums to a popcount minus the
-  number of its -1 weights, folded into the constant (padding lanes read ``x = 0`` with
-  ``b = 1``: they add 0); a signed 1-bit input (``-1, 0``) is its bit times ``-w``;
-* ``acc_p<p>`` (``WA_p`` bits): ``acc_next_p<p> = (first input fold ? c_rom_p<p>[fold_o] :
-  acc_p<p>) + sum_p<p>``, where ``c_rom_p<p>`` holds the outputs' constants (and the binary
-  correction);
-* after the last input fold of output fold ``f < NF-1`` the lanes' results shift into the
-  output slots ``slot_p<p>_f<k>`` (a shift register per lane: no write decoder); after the
-  last step every output is requantized (:func:`.requant.requant_cells` on
-  :func:`heatq.ir.requant.requant_plan`) and ``y`` registered.
+* A (fetch, counters ``fold_o`` / ``fold_i``): ``x_s<k>`` <= SIMD lane ``k``'s input (a mux
+  tree over the input registers by ``fold_i``), ``w_p<p>`` <= ``w_rom_p<p>[{fold_o, fold_i}]``
+  (PE lane ``p``'s varying weight code bits, one :class:`~.netlist.LutTable`), ``c_p<p>`` <=
+  ``c_rom_p<p>[fold_o]`` (the outputs' constants).  Registering them keeps synthesis from
+  copying the mux and ROM logic into every product;
+* B (add; ``run_b``, ``first_i_b``, ``last_i_b``, ``last_b``): the lanes' partial products
+  (:mod:`.mvau_lanes`: radix-4 weight digits selecting ``0, x, 2x, 3x`` or their complements;
+  binary layers: XNOR) summed per PE lane as one constant product over the terms
+  (:func:`heatq.lower.lower_cmvm`, exact-width adders from :mod:`.adders`), ``acc_next_p<p> =
+  (first input fold ? c_p<p> : acc_p<p>) + sum_p<p>``; after the last input fold of output
+  fold ``f < NF-1`` the lanes' results shift into ``slot_p<p>_f<k>`` (a shift register per
+  lane: no write decoder); after the last step every output is requantized
+  (:func:`.requant.requant_cells` on :func:`heatq.ir.requant.requant_plan`) and ``y``
+  registered.
 
-Exactness: every cell adds or subtracts, so arithmetic modulo ``2**WA_p`` is exact for any
-value that fits ``WA_p`` bits; ``WA_p`` is the widest ``acc_types[j].width`` of the lane's
-outputs and output ``j`` reads the low ``acc_types[j].width`` bits with that type's
-signedness.  The partial sums of the first folds may wrap; the final value is exact because
-``acc_types[j]`` holds it (the caller's contract: for every input the module receives).
+Exactness: every cell adds, subtracts or selects, so arithmetic modulo ``2**WA_p`` is exact
+for any value that fits ``WA_p`` bits; ``WA_p`` (signed accumulator ``acc_p<p>``) is the widest
+``acc_types[j].width`` of lane ``p``'s outputs and output ``j`` reads the low
+``acc_types[j].width`` bits with that type's signedness.  The partial sums of the first folds
+may wrap; the final value is exact because ``acc_types[j]`` holds it (the caller's contract:
+for every input the module receives).
 
 Timing (the layer-module contract): ``x`` is read only in the cycle of ``in_valid`` (the
-input registers load then); the steps run in the ``cycles`` cycles after it, ``y`` is
-registered at the last one: ``latency = cycles + 1`` (``out_valid`` one cycle, ``latency``
-cycles after ``in_valid``, as a layer module of latency 1 raises it in the next cycle);
-``in_valid`` may come again ``cycles`` cycles later (a result every ``cycles`` cycles);
+input registers load then); stage A runs in the ``cycles`` cycles after it, stage B one cycle
+behind, ``y`` is registered at the end of the last stage-B step: ``latency = cycles + 2``
+(``out_valid`` high one cycle, ``latency`` cycles after ``in_valid``, where a layer module of
+latency 1 raises it in the next cycle); ``in_valid`` may come again ``cycles`` cycles later;
 ``y`` holds until the next result.
 """
 
@@ -257,14 +251,18 @@ def _slots(m, fd, clk, last_i, nxt, acc_types) -> list[nl.Signal]:
     return src  # type: ignore[return-value]
 
 
-def _ranges(w: np.ndarray, const, in_type: IntType, acc_types) -> list[tuple[int, int]]:
-    """Output ``j``'s range: ``W @ x + c`` over ``in_type``'s range, within ``acc_types[j]``."""
+def _ranges(w: np.ndarray, const, in_type: IntType, acc_types,
+            known=None) -> list[tuple[int, int]]:
+    """Output ``j``'s range: ``W @ x + c`` over ``in_type``'s range (or ``known[j]``), within
+    ``acc_types[j]``."""
     out = []
     for j, row in enumerate(w):
         lo = hi = int(const[j])
         for v in row:
             a, b = int(v) * in_type.min, int(v) * in_type.max
             lo, hi = lo + min(a, b), hi + max(a, b)
+        if known is not None:
+            lo, hi = max(lo, int(known[j][0])), min(hi, int(known[j][1]))
         lo, hi = max(lo, acc_types[j].min), min(hi, acc_types[j].max)
         if lo > hi:
             raise ValueError(f"output {j}: acc type {acc_types[j].c_style()} holds none of "
@@ -286,14 +284,17 @@ def _check(w, const, in_type, in_off, nx, acc_types, simd, pe) -> None:
 def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int], nx: int,
                  out_type: IntType, acc_types: list[IntType], requant, header: list[str],
                  simd: int, pe: int, in_names: list[str] | None = None,
-                 arith: str = "adders") -> tuple[nl.Module, int, int]:
+                 arith: str = "adders",
+                 acc_ranges: list[tuple[int, int]] | None = None) -> tuple[nl.Module, int, int]:
     """The folded layer module (see the module docstring) and its ``(module, latency,
     cycles)``.  ``weights`` integer ``[n_out, n_in]``, ``const`` ``[n_out]``; input ``i`` is
     ``x[in_off[i] +: in_type.width]`` (``in_type``'s signedness); ``acc_types[j]`` holds
     output ``j`` before the requantizer (``requant``: a RequantSpec with FLOOR rounding, or
     None: ``y`` is the low ``out_type.width`` bits); output ``j`` is ``y[j*WY +: WY]``,
     ``WY = out_type.width``.  ``in_names``: the input registers' names (default ``x_e<i>``).
-    ``arith``: "adders" (exact-width adders) or "heap" (bit heap) for the lane sums."""
+    ``arith``: "adders" (exact-width adders) or "heap" (bit heap) for the lane sums (heap
+    measured 1.7x larger on fc 16x5).  ``acc_ranges``: output ``j``'s value range when known
+    (the adder graph's ``Output.lo/hi``: fewer clips), else from the weights and ``in_type``."""
     w = np.asarray(weights, dtype=object)
     _check(w, const, in_type, in_off, nx, acc_types, simd, pe)
     n_out, n_in = w.shape
@@ -321,7 +322,7 @@ def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int],
     nxt = _accumulate(m, fd, clk, run, fold_o, sb, sums, consts, wa)
     src = _slots(m, fd, clk, sb.last_i, nxt, acc_types)
     ys = []
-    for j, (lo, hi) in enumerate(_ranges(w, const, in_type, acc_types)):
+    for j, (lo, hi) in enumerate(_ranges(w, const, in_type, acc_types, acc_ranges)):
         at = acc_types[j]
         acc = m.comb(f"acc_o{j}", nl.shifted(src[j], 0, 0, at.width - 1), at.signed)
         if requant is None:
