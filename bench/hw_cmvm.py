@@ -483,15 +483,17 @@ def markdown(rows: list[dict[str, Any]], rat: list[dict[str, Any]]) -> str:
             line += f" error: {r['error'][:60]}"
         out.append(line)
     head = ("| case | variant | heatq adders | heatq heap | heatq auto | heatq best | "
-            "best of da4ml/alkaid | heatq / best | heatq / alkaid | heatq / naive | "
-            "depth heatq / da4ml |")
-    out += ["", head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "best of da4ml/alkaid | heatq best / best | auto / best | heatq best / alkaid | "
+            "heatq best / naive | depth heatq best / da4ml |")
+    out += ["", head, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rat:
         best = (f"{r['best_da']} {r['best_da_lut_carry']}" if "best_da" in r else "-")
         out.append(f"| {r['case']} | {r['variant']} | {r.get('heatq_lut_carry', '-')} | "
-                   f"{r.get('heatq_heap_lut_carry', '-')} | {r.get('heatq_auto_lut_carry', '-')} | "
+                   f"{r.get('heatq_heap_lut_carry', '-')} | "
+                   f"{r.get('heatq_auto_lut_carry', '-')} ({r.get('auto_pick', '-')}) | "
                    f"{r['heatq_best']} | {best} | "
-                   f"{r.get('ratio_vs_best_da', '-')} | {r.get('ratio_vs_alkaid', '-')} | "
+                   f"{r.get('ratio_vs_best_da', '-')} | {r.get('auto_vs_best_da', '-')} | "
+                   f"{r.get('ratio_vs_alkaid', '-')} | "
                    f"{r.get('ratio_vs_naive', '-')} | "
                    f"{r.get('depth_heatq', '-')} / {r.get('depth_da4ml', '-')} |")
     return "\n".join(out) + "\n"
@@ -510,14 +512,21 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not hq:
             continue
         h = min(hq, key=lambda r: r["lut_carry"])
-        ent: dict[str, Any] = {"case": case, "variant": var, "heatq_lut_carry": h["lut_carry"],
-                               "heatq_best": h["tool"],
-                               **{f"{r['tool']}_lut_carry": r["lut_carry"] for r in hq}}
+        ent: dict[str, Any] = {"case": case, "variant": var, "heatq_best": h["tool"],
+                               **{f"{r['tool']}_lut_carry": r["lut_carry"] for r in hq},
+                               "heatq_best_lut_carry": h["lut_carry"]}
+        pick = by.get("heatq", {}).get("auto_pick")  # what --arith auto chose (not rerun)
+        pick_tool = {"adders": "heatq", "heap": "heatq_heap"}.get(pick or "")
+        if "heatq_auto" not in ent and pick_tool in by:
+            ent.update(auto_pick=pick, heatq_auto_lut_carry=by[pick_tool]["lut_carry"])
         best = [by[t] for t in ("da4ml", "alkaid") if t in by]
         if best:
             b = min(best, key=lambda r: r["lut_carry"])
             ent.update({"best_da": b["tool"], "best_da_lut_carry": b["lut_carry"],
                         "ratio_vs_best_da": round(h["lut_carry"] / b["lut_carry"], 3),
+                        **({"auto_vs_best_da": round(ent["heatq_auto_lut_carry"]
+                                                     / b["lut_carry"], 3)}
+                           if "heatq_auto_lut_carry" in ent else {}),
                         "depth_heatq": h.get("adder_depth"),
                         "depth_da4ml": by.get("da4ml", {}).get("adder_depth")})
         if "alkaid" in by:
