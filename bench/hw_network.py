@@ -20,7 +20,8 @@ the seconds of its export, estimate and simulation.
 
 Writes ``--out``.json (every row), .md (the table) and .png (design LUT+CARRY4 per variant,
 the layer modules and the stream units stacked).  Rows already in the JSON (same network,
-fold, arith, flows) are kept unless ``--redo``; ``--merge`` only rewrites the table and plot.
+fold, arith, iCE40 or not) are kept unless ``--redo``; ``--merge A.json ...`` adds the rows of
+other runs (replacing rows of the same variant) and only rewrites the table and plot.
 
 Usage::
 
@@ -76,8 +77,9 @@ def _estimate_figures(est: dict) -> dict[str, Any]:
         out["per_layer"] = {k: est[k].get("lut_carry") for k in tot["covers"]}
     for dev, r in est.get("ice40", {}).items():
         out[f"ice40_{dev}"] = {k: r.get(k) for k in ("fits", "lut4", "carry", "ram", "ff",
-                                                     "lc", "fmax_mhz", "reason", "harness",
-                                                     "seconds", "cached")}
+                                                     "fmax_mhz", "reason", "harness",
+                                                     "synth_seconds", "seconds", "cached")}
+        out[f"ice40_{dev}"]["lc"] = r.get("utilisation", {}).get("ICESTORM_LC", {}).get("used")
     return out
 
 
@@ -134,7 +136,7 @@ def _ice40(r: dict | None) -> str:
         return "-"
     if r.get("fits"):
         return f"fits, {r['lut4']} LUT4, {r['fmax_mhz']} MHz"
-    return f"no: {r['lut4']} LUT4, {r.get('lc')} LC > 7680"
+    return f"no: {r['lut4']} LUT4 + {r['carry']} carry, {r.get('lc')} LC > 7680"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -214,11 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="keep the exports here")
     ap.add_argument("--out", type=Path, default=OUT, help="results path without suffix")
     ap.add_argument("--redo", action="store_true", help="recompute rows already in the JSON")
-    ap.add_argument("--merge", action="store_true", help="only rewrite the table and plot")
+    ap.add_argument("--merge", nargs="*", type=Path, default=None, metavar="JSON",
+                    help="only rewrite the table and plot of --out, adding these rows files")
     args = ap.parse_args(argv)
     path = Path(f"{args.out}.json")
     rows: list[dict] = json.loads(path.read_text()) if path.exists() else []
-    if args.merge:
+    if args.merge is not None:
+        for f in args.merge:
+            new = json.loads(f.read_text())
+            keys = {(r["network"], r["fold"], r["arith"]) for r in new}
+            rows = [r for r in rows if (r["network"], r["fold"], r["arith"]) not in keys] + new
         write(rows, args.out)
         print(markdown(rows))
         return 0

@@ -118,6 +118,8 @@ def _place(netlist: Path, top: str, dev: Device, tmp: Path, timeout) -> dict[str
         errors = [ln for ln in text.splitlines() if ln.startswith("ERROR")]
         over = [f"{k} {v['used']}/{v['available']}" for k, v in util.items()
                 if v["used"] > v["available"]]
+        out.update(lc=util.get("ICESTORM_LC", {}).get("used"),
+                   io=util.get("SB_IO", {}).get("used"))
         out.update(fits=False, reason=f"does not fit {dev.name.upper()} ({dev.lut4} LUT4): "
                    + "; ".join(over + errors[:1] or [text.strip()[-300:]]))
         return out
@@ -137,9 +139,8 @@ def estimate_ice40(files: Iterable[str | Path], top: str, device: str = "hx8k",
     nextpnr versions).  See the module docstring for the keys."""
     dev = DEVICES[device]
     files = sorted(Path(f).resolve() for f in files)
-    text = next(f.read_text() for f in files if re.search(rf"^module\s+{top}\b",
-                                                           f.read_text(), re.M))
-    ports = top_ports(text, top)
+    named = [f for f in files if f.name == f"{top}.v"]  # a heatq export: the top's own file
+    ports = top_ports("\n".join(f.read_text() for f in named or files), top)
     bits_in = sum(w for d, n, w in ports if d == "input" and n not in ("clk", "rst"))
     bits_out = sum(w for d, _, w in ports if d == "output")
     wrap = bits_in + bits_out > dev.io - 4
