@@ -240,7 +240,7 @@ def test_mvau_cycles_shapes_and_errors():
 @needs("yosys")
 def test_mvau_cost_tracks_yosys(tmp_path):
     """mvau_cost within 25 % of yosys synth_xilinx LUT+CARRY4 on two small units (its
-    calibration error: mean 7 %, worst 16 %)."""
+    calibration error: mean 7 %, worst 17 %)."""
     from heatq_export.estimate import estimate_module
     rng = np.random.default_rng(5)
     W = rng.integers(-8, 8, (16, 32))

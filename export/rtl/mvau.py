@@ -375,13 +375,14 @@ def mvau_shapes(n_in: int, n_out: int, max_cycles: int) -> list[tuple[int, int]]
 
 
 # LUT+CARRY4 per unit of each structure counted by _cost_terms: least squares (relative
-# error, the multiplexer's 1/3 LUT per data input fixed) over 15 units measured with yosys
+# error, the multiplexer's 1/3 LUT per data input fixed) over 16 units measured with yosys
 # synth_xilinx -flatten -nodsp -noiopad -noclkbuf (export/estimate.py estimate_module):
-# the seed CNN's fc (15x64) at 1x1, 4x1, 8x5, 16x5, 64x1, 8x15 and conv4 (64x288) at 12x16,
-# random 16x32 / 12x40 / 10x20 / 32x16 products of 2..4-bit weights on u2 / u4 / s4 inputs
-# and two binary 24x48 ones; error mean 7 %, worst 16 % (a 10x20 s4 x w2 unit, under).
-COST = {"adder_bit": 0.846, "sel_bit": 1.721, "acc_bit": 1.027, "rom_bit": 0.622,
-        "mux_in": 0.33, "out_bit": 0.30, "control": 57.6}
+# the seed CNN's fc (15x64) at 1x1, 4x1, 8x5, 16x5, 64x1, 8x15 and conv4 (64x288) at 12x16
+# and 32x16, random 16x32 / 12x40 / 10x20 / 32x16 products of 2..4-bit weights on u2 / u4 /
+# s4 inputs and two binary 24x48 ones (288 .. 19,900 LUT+CARRY4); error mean 7 %, worst 17 %
+# (a 10x20 s4 x w2 unit, under).
+COST = {"adder_bit": 0.888, "sel_bit": 1.728, "acc_bit": 0.697, "rom_bit": 0.624,
+        "mux_in": 0.33, "out_bit": 0.265, "control": 66.2}
 
 
 def _cost_terms(weights, in_type: IntType, simd: int, pe: int) -> dict[str, float]:
@@ -413,7 +414,7 @@ def _cost_terms(weights, in_type: IntType, simd: int, pe: int) -> dict[str, floa
 def mvau_cost(weights, in_type: IntType, simd: int, pe: int) -> int:
     """Estimated LUT+CARRY4 (yosys ``synth_xilinx -nodsp``) of :func:`mvau_netlist` for these
     weights and lanes, requantizer included: a weighted count of its structures
-    (:func:`_cost_terms`, weights :data:`COST`: mean error 7 %, worst 16 % on the 15
+    (:func:`_cost_terms`, weights :data:`COST`: mean error 7 %, worst 17 % on the 16
     calibration units)."""
     terms = _cost_terms(weights, in_type, simd, pe)
     return int(round(sum(COST[k] * v for k, v in terms.items())))
