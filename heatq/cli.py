@@ -115,6 +115,34 @@ def sim(export_dir: Path = typer.Argument(..., help="a verilog export directory"
 
 
 @app.command()
+def prove(export_dir: Path = typer.Argument(..., help="a verilog export directory"),
+          layer: Optional[list[str]] = typer.Option(None, "--layer", help="only this layer "
+                                                    "(repeatable; default every layer)"),
+          timeout: float = typer.Option(300.0, "--timeout", help="seconds per layer"),
+          json_file: Optional[Path] = typer.Option(None, "--json", help="also write the "
+                                                   "result to FILE"),
+          force: bool = typer.Option(False, "--force", help="replace an existing --json FILE"),
+          quiet: bool = QUIET) -> None:
+    """Prove each layer module of a Verilog export equal to the IR (yosys + ABC, all inputs);
+    exit 1 when one is not equivalent, 2 when one is not proved in time."""
+    from heatq_export.prove import print_prove, prove_export
+
+    from .files import write_json
+    from .errors import UserError
+
+    if json_file is not None and json_file.exists() and not force:
+        raise UserError(f"{json_file} already exists; use --force to replace it")
+    result = prove_export(export_dir, layer, timeout, progress=not quiet)
+    print_prove(result)
+    if json_file is not None:
+        write_json(json_file, result)
+    if result["not_equivalent"]:
+        raise typer.Exit(1)
+    if result["not_proved"]:
+        raise typer.Exit(2)
+
+
+@app.command()
 def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smoke run)"),
          out: Path = typer.Option(Path("heatq-out"), "--out", "-o"),
          force: bool = force_option(),
