@@ -7,7 +7,6 @@ deterministic text."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 

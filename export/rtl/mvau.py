@@ -40,7 +40,6 @@ latency 1 raises it in the next cycle); ``in_valid`` may come again ``cycles`` c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,18 +51,14 @@ from heatq.lower import lower_cmvm
 from . import netlist as nl
 from .adders import AdderNetlist, map_adders
 from .lint import add_unused_sink
-from .mvau_lanes import Fold, Lanes, is_binary, lane_terms, rom_entries, term_graph, term_value
+from .mvau_lanes import (  # mvau_cycles, mvau_shapes, is_binary: part of this module's API
+    Fold, Lanes, is_binary, lane_terms, mvau_cycles, mvau_shapes, rom_entries, term_graph,
+    term_value,
+)
 from .requant import requant_cells
 
 LOGIC_ADD = 3  # ripple-gate adders up to this many carry bits (as the layer modules)
 REG_ROM = True
-
-
-def mvau_cycles(n_in: int, n_out: int, simd: int, pe: int) -> int:
-    """Cycles per input vector: ``ceil(n_out/pe) * ceil(n_in/simd)``."""
-    if not (1 <= simd <= n_in and 1 <= pe <= n_out):
-        raise ValueError(f"lanes simd={simd}, pe={pe} outside 1..{n_in} x 1..{n_out}")
-    return -(-n_out // pe) * -(-n_in // simd)
 
 
 def _x_lanes(m: nl.Module, fd: Fold, xr: list[nl.Signal], fold_i, binary: bool,
@@ -346,34 +341,6 @@ def _header(fd: Fold, in_type, out_type, acc_types, binary, cycles) -> list[str]
             f"complement, modulo), output {out_type.c_style()}"]
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def mvau_shapes(n_in: int, n_out: int, max_cycles: int) -> list[tuple[int, int]]:
-    """The lane shapes ``(simd, pe)`` worth costing that take at most ``max_cycles`` cycles:
-    for each number of output folds, the fewest PE lanes giving it and the fewest SIMD lanes
-    that meet the budget, plus the nearest divisor shape (no padding lanes) when it is at
-    most 1.5x the lanes.  Sorted by lanes, divisor shapes first among equals."""
-    if max_cycles < 1:
-        raise ValueError(f"max_cycles {max_cycles} < 1")
-    found: set[tuple[int, int]] = set()
-    for nf in sorted({-(-n_out // pe) for pe in range(1, n_out + 1)}):
-        sf_max = max_cycles // nf
-        if sf_max < 1:
-            continue
-        pe = -(-n_out // nf)
-        sf = -(-n_in // -(-n_in // sf_max))  # input folds of the fewest SIMD lanes
-        simd = -(-n_in // sf)
-        found.add((simd, pe))
-        dp = min(d for d in _divisors(n_out) if d >= pe)
-        ds = min(d for d in _divisors(n_in) if d >= simd)
-        if ds * dp <= 1.5 * simd * pe:
-            found.add((ds, dp))
-    return sorted(found, key=lambda sp: (sp[0] * sp[1], n_in % sp[0] + n_out % sp[1],
-                                         mvau_cycles(n_in, n_out, *sp)))
-
-
 # LUT+CARRY4 per unit of each structure counted by _cost_terms: least squares (relative
 # error, the multiplexer's 1/3 LUT per data input fixed) over 16 units measured with yosys
 # synth_xilinx -flatten -nodsp -noiopad -noclkbuf (export/estimate.py estimate_module):
@@ -418,3 +385,6 @@ def mvau_cost(weights, in_type: IntType, simd: int, pe: int) -> int:
     calibration units)."""
     terms = _cost_terms(weights, in_type, simd, pe)
     return int(round(sum(COST[k] * v for k, v in terms.items())))
+
+
+__all__ = ["mvau_netlist", "mvau_cycles", "mvau_cost", "mvau_shapes", "is_binary"]

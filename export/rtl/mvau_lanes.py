@@ -36,6 +36,13 @@ MULTS = {("u", 2): (0, 1, 2, 3), ("u", 1): (0, 1), ("s", 2): (0, 1, -2, -1), ("s
 DIGIT_BITS = 2
 
 
+def mvau_cycles(n_in: int, n_out: int, simd: int, pe: int) -> int:
+    """Cycles per input vector: ``ceil(n_out/pe) * ceil(n_in/simd)``."""
+    if not (1 <= simd <= n_in and 1 <= pe <= n_out):
+        raise ValueError(f"lanes simd={simd}, pe={pe} outside 1..{n_in} x 1..{n_out}")
+    return -(-n_out // pe) * -(-n_in // simd)
+
+
 @dataclass(frozen=True)
 class Fold:
     """The schedule: ``nf`` output folds of ``pe`` lanes, ``sf`` input folds of ``simd``;
@@ -207,3 +214,31 @@ def term_value(term: Term, x: nl.Signal, x3: nl.Signal | None, code_bits: list,
         return base if m > 0 else nl.Not(base)
     opts = [mult(term.mults[c]) if c in seen else None for c in range(1 << term.nb)]
     return _select(code_bits, opts)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def mvau_shapes(n_in: int, n_out: int, max_cycles: int) -> list[tuple[int, int]]:
+    """The lane shapes ``(simd, pe)`` worth costing that take at most ``max_cycles`` cycles:
+    for each number of output folds, the fewest PE lanes giving it and the fewest SIMD lanes
+    that meet the budget, plus the nearest divisor shape (no padding lanes) when it is at
+    most 1.5x the lanes.  Sorted by lanes, divisor shapes first among equals."""
+    if max_cycles < 1:
+        raise ValueError(f"max_cycles {max_cycles} < 1")
+    found: set[tuple[int, int]] = set()
+    for nf in sorted({-(-n_out // pe) for pe in range(1, n_out + 1)}):
+        sf_max = max_cycles // nf
+        if sf_max < 1:
+            continue
+        pe = -(-n_out // nf)
+        sf = -(-n_in // -(-n_in // sf_max))  # input folds of the fewest SIMD lanes
+        simd = -(-n_in // sf)
+        found.add((simd, pe))
+        dp = min(d for d in _divisors(n_out) if d >= pe)
+        ds = min(d for d in _divisors(n_in) if d >= simd)
+        if ds * dp <= 1.5 * simd * pe:
+            found.add((ds, dp))
+    return sorted(found, key=lambda sp: (sp[0] * sp[1], n_in % sp[0] + n_out % sp[1],
+                                         mvau_cycles(n_in, n_out, *sp)))
