@@ -41,7 +41,10 @@ class LayerSpec:
     ``in_type``: the type of every input element, ``in_lo..in_hi`` their range (0 included for
     a padded window); ``in_off[i]``: bit offset of logical input ``i`` in ``x``; ``n_phys`` /
     ``phys_off``: the distinct physical elements (for the range constraint); ``out_type``:
-    the type of each ``y`` element; ``latency``: cycles from ``in_valid`` to ``out_valid``."""
+    the type of each ``y`` element; ``latency``: cycles from ``in_valid`` to ``out_valid``;
+    ``cycles``: the module's II (a folded layer takes ``in_valid`` at most once per
+    ``cycles`` cycles: the report's ``cycles_per_position``, 1 when absent); ``graph``: the
+    layer's adder graph (for the two-step proof only)."""
 
     name: str
     module: str
@@ -58,6 +61,8 @@ class LayerSpec:
     out_type: IntType
     product: str
     matrix: str = "not checked"
+    cycles: int = 1
+    graph: object = None
 
 
 def _node_map(fused: IntGraph, lowered: IntGraph) -> dict[int, int | None]:
@@ -162,7 +167,8 @@ def layer_specs(graph: IntGraph, design, report: dict) -> dict[str, LayerSpec]:
         specs[name] = LayerSpec(
             name=name, module=info["module"], latency=int(info["latency"]), weights=w, bias=b,
             requant=rq_f.attrs if rq_f is not None else None, in_type=arg.type, in_lo=lo,
-            in_hi=hi, in_off=offs, phys_off=phys, nx=nx, out_type=out.type, product=what)
+            in_hi=hi, in_off=offs, phys_off=phys, nx=nx, out_type=out.type, product=what,
+            cycles=int(info.get("cycles_per_position") or 1), graph=n.attrs.graph)
         specs[name].matrix = matrix_check(specs[name], n.attrs.graph)
     return specs
 
@@ -263,4 +269,46 @@ def _delay_lines(L: int, width: int) -> list[str]:
     return lines
 
 
-__all__ = ["LayerSpec", "layer_specs", "matrix_check", "reference_verilog"]
+def model_verilog(spec: LayerSpec, g, name: str) -> str:
+    """A second reference, for the two-step proof: the adder graph ``g`` evaluated node by
+    node at ``ACC`` bits (no narrow widths, so every node is its coefficient vector's exact
+    value), then the same REQUANT and delay line as :func:`reference_verilog`.  It equals the
+    IR's product exactly when ``g.matrix()`` does (:func:`matrix_check`), so a proof of the
+    gate against it, with ``matrix == "equal"``, is a proof against the IR; its internal
+    nodes give SAT sweeping the cut points the direct reference lacks."""
+    A, w, wy = _acc_bits(spec), spec.in_type.width, spec.out_type.width
+    rc = rounding_const(spec.requant) if spec.requant is not None else 0
+    A = max(A, max((abs(a.lo) for a in g.adders), default=0).bit_length() + 2,
+            max((abs(a.hi) for a in g.adders), default=0).bit_length() + 2)
+    out = [f"// {name}: the adder graph of {spec.module} at {A} bits (see model_verilog)",
+           f"module {name} (input wire clk, input wire rst, input wire in_valid,",
+           f"    input wire [{spec.nx - 1}:0] x, output wire out_valid,",
+           f"    output wire [{len(g.outputs) * wy - 1}:0] y);"]
+    for i, off in enumerate(spec.in_off):
+        bits = f"x[{off + w - 1}:{off}]"
+        ext = f"{{{{{A - w}{{x[{off + w - 1}]}}}}, {bits}}}" if spec.in_type.signed else \
+            f"{{{A - w}'d0, {bits}}}"
+        out.append(f"    wire signed [{A - 1}:0] n{i} = {ext};")
+
+    def term(t) -> str:
+        return f"{'-' if t.neg else ''}(n{t.node} <<< {t.shift})"
+
+    for ad in g.adders:
+        rhs = term(ad.a) + (f" + {term(ad.b)}" if ad.b is not None else f" + {_lit(ad.const, A)}")
+        out.append(f"    wire signed [{A - 1}:0] n{ad.id} = {rhs};")
+    for j, o in enumerate(g.outputs):
+        val = _lit(o.const, A) if o.node is None else \
+            f"(n{o.node} <<< {o.shift}) + {_lit(o.const - rc, A)}"
+        out.append(f"    wire signed [{A - 1}:0] acc_o{j} = {val};")
+        if spec.requant is None:
+            out.append(f"    wire signed [{A - 1}:0] r_o{j} = acc_o{j};")
+        else:
+            out += _requant_lines(j, f"acc_o{j}", spec, A)
+    value = ", ".join(f"r_o{j}[{wy - 1}:0]" for j in reversed(range(len(g.outputs))))
+    out.append(f"    wire [{len(g.outputs) * wy - 1}:0] value = {{{value}}};")
+    out += _delay_lines(spec.latency, len(g.outputs) * wy)
+    out.append("endmodule")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["LayerSpec", "layer_specs", "matrix_check", "reference_verilog", "model_verilog"]

@@ -122,6 +122,8 @@ def prove(export_dir: Path = typer.Argument(..., help="a verilog export director
           json_file: Optional[Path] = typer.Option(None, "--json", help="also write the "
                                                    "result to FILE"),
           force: bool = typer.Option(False, "--force", help="replace an existing --json FILE"),
+          direct: bool = typer.Option(False, "--direct", help="only against the IR reference "
+                                      "(no two-step proof through the adder graph)"),
           quiet: bool = QUIET) -> None:
     """Prove each layer module of a Verilog export equal to the IR (yosys + ABC, all inputs);
     exit 1 when one is not equivalent, 2 when one is not proved in time."""
@@ -132,7 +134,7 @@ def prove(export_dir: Path = typer.Argument(..., help="a verilog export director
 
     if json_file is not None and json_file.exists() and not force:
         raise UserError(f"{json_file} already exists; use --force to replace it")
-    result = prove_export(export_dir, layer, timeout, progress=not quiet)
+    result = prove_export(export_dir, layer, timeout, progress=not quiet, direct=direct)
     print_prove(result)
     if json_file is not None:
         write_json(json_file, result)
