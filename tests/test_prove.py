@@ -124,6 +124,6 @@ def test_trained_cnn_nothing_is_not_equivalent(run_dir, tmp_path):
     from heatq.files import load_graph
 
     out = _export(tmp_path / "x", load_graph(run_dir))
-    r = prove_export(out, timeout=600, progress=False)
+    r = prove_export(out, timeout=300, progress=False)
     assert r["not_equivalent"] == 0, r
     assert all(v["matrix"] == "equal" for v in r["layers"].values())
