@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from heatq.ir import IntGraph, IntType, Op
 from heatq.ir.adders import AdderGraph
 
