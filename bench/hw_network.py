@@ -181,7 +181,6 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(6000, color="k", ls="--", lw=1, label="goal: 6,000 (heated, folded)")
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_ylabel("LUT + CARRY4 (yosys synth_xilinx, whole top)")
-    ax.set_yscale("log")
     ax.set_title("seed CNN, every module counted")
     ax.legend(fontsize=8)
     fig.tight_layout()
