@@ -46,6 +46,7 @@ SRL_XILINX = ("SRL16E", "SRLC32E", "SRLC16E")
 XILINX_SCRIPT = "synth_xilinx -flatten -nodsp -noiopad -noclkbuf -top {top}"
 LUT6_SCRIPT = "synth -flatten -top {top}; abc -lut 6; opt_clean"
 
+
 def yosys_cells(files: Iterable[str | Path], top: str, script: str,
                 timeout: float | None) -> dict[str, Any]:
     """``{"cells": {cell type: count}, "seconds"}`` of yosys ``script`` (``{top}`` filled in)
@@ -177,6 +178,8 @@ def _parallel(jobs: list[tuple[str, Callable[[], dict]]], workers: int, desc: st
 
 def _layer_jobs(out_dir: Path, report: dict, names: list[str], flows, timeout,
                 lut6_max_adders, skipped: dict[str, str]):
+    """``[(layer, job, lut6 skipped)]`` for the layer modules ``names``; a layer over
+    ``lut6_max_adders`` adders gets no lut6 flow, and ``skipped`` says why."""
     jobs = []
     for i, name in enumerate(names):
         fl = flows
