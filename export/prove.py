@@ -278,12 +278,12 @@ def prove_layer(export: Path, spec: LayerSpec, timeout: float = TIMEOUT,
         work = Path(tmp)
         ref = f"ref_{spec.module}"
         status, method = "not proved", "yosys (building the AIG)"
-        if _build(work, gate, reference_verilog(spec, ref), ref, spec, "check.aig", deadline):
-            lemma = not direct and _lemma_applies(spec, info or {})
-            status, method = _abc(work, spec, deadline if not lemma else
-                                  time.monotonic() + 0.25 * (deadline - time.monotonic()))
-            if lemma and status == "not proved":
-                status, method = _two_step(work, gate, spec, deadline)
+        lemma = not direct and _lemma_applies(spec, info or {})
+        first = t0 + 0.25 * timeout if lemma else deadline  # the direct proof's share
+        if _build(work, gate, reference_verilog(spec, ref), ref, spec, "check.aig", first):
+            status, method = _abc(work, spec, first)
+        if lemma and status == "not proved":
+            status, method = _two_step(work, gate, spec, deadline)
         if status == "not equivalent" and (work / "cex.txt").is_file():
             res["counterexample"] = _counterexample(spec, work)
     res.update(status=status, method=method, seconds=round(time.monotonic() - t0, 1),
