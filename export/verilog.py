@@ -116,6 +116,9 @@ class VerilogEmitter(Emitter):
             raise ValueError(f"--arith {arith!r}: choose one of {', '.join(ARITH_CHOICES)}")
         if fold not in FOLD_CHOICES:
             raise ValueError(f"--fold {fold!r}: choose one of {', '.join(FOLD_CHOICES)}")
+        if arith == "heap" and max_carry is not None:
+            raise ValueError("--arith heap builds combinational bit heaps and --max-carry "
+                             "pipelines adders: use one of them (or --arith auto)")
         if ii is not None and ii < 1:
             raise ValueError(f"--ii must be >= 1, got {ii}")
         self.top = top

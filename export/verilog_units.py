@@ -21,7 +21,7 @@ from .rtl import netlist as nl
 from .rtl.requant import threshold_cells
 from .rtl.verilog import print_module
 from .verilog_info import layer_entry, layer_header, layer_kind, layer_tokens
-from .verilog_layers import LOGIC_ADD, RequantSpec, layer_netlist
+from .verilog_layers import LOGIC_ADD, RequantSpec, layer_netlist, resolve_arith
 from .fold import FoldChoice, folded_netlist
 from .verilog_schedule import Stage, simulate
 
@@ -138,8 +138,8 @@ class TopBuilder:
         lat = g.latency + 1 if parallel else fc.cycles + 1
         src = self.g.nodes[n.args[0]]
         tokens = layer_tokens(n, src, arg.domain)
-        header = layer_header(mod, n, rq, src, arg.etype, out, lat, fc,
-                              None if fc is None else (tokens, self.fold_ii))
+        busy = None if fc is None else (tokens, self.fold_ii)
+        header = layer_header(mod, n, rq, src, arg.etype, out, lat, fc, busy)
         if parallel:
             net, lat = layer_netlist(mod, g, [arg.etype] * g.n_in, offs, nx, out.type, spec,
                                      header, logic_add=LOGIC_ADD, in_names=names,
@@ -147,9 +147,15 @@ class TopBuilder:
         else:
             net, lat, _ = folded_netlist(fc, mod, g, arg.etype, offs, nx, out.type, spec,
                                          header, self.arith, names)
+            # the builder knows its latency (an MVAU's input stage adds one): restate it,
+            # keeping the lines the builder appended
+            net.header = layer_header(mod, n, rq, src, arg.etype, out, lat, fc, busy) + \
+                net.header[len(header):]
         self.files[f"{mod}.v"] = print_module(net)
         self.adder_graphs[nm] = g
         self.layers[nm] = layer_entry(mod, layer_kind(n, rq), g, lat, fc, tokens)
+        if parallel:
+            self.layers[nm]["arith"] = resolve_arith(g, self.arith)
         if arg.domain == "stream":
             p = {"lat": lat} if a.layout == "conv2d" else {"lat": lat, "n_host": self._n_host()}
             self.stages.append(Stage("delay", p, nm))
