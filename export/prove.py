@@ -135,6 +135,7 @@ hierarchy -check -top prove_check
 proc
 {coarse}
 flatten; opt -fast
+memory -nomap; memory_map; opt -fast
 techmap; opt -fast
 setundef -zero -init
 dffunmap

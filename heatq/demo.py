@@ -38,6 +38,10 @@ EXPORTED_ROW = {"heated": "heated (torch)", "source run (unheated)": "4-bit, unh
                 "best found (constraint NOT met)": "best found (torch)"}
 
 
+VERILOG_OPTIONS = {"fold": "auto", "arith": "auto"}  # the smallest design that keeps the II
+VERILOG_FLAGS = "--fold auto --arith auto"
+
+
 def _stage(name: str, t0: float, progress: bool) -> None:
     if wanted(progress):
         typer.echo(f"[{time.time() - t0:6.1f} s] {name}", err=True)
@@ -66,9 +70,11 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
            t0, progress)
     check = pipeline.check_run(run_dir, n=settings["n_images"], progress=progress)
     targets = _run_c_targets(run_dir, out, "export", "", settings, t0, progress)
-    _stage("exporting verilog, simulating in Icarus (cocotb) and Verilator", t0, progress)
+    _stage(f"exporting verilog ({VERILOG_FLAGS}), simulating in Icarus (cocotb) and "
+           "Verilator", t0, progress)
     export_dir = out / "export-verilog"
-    pipeline.export_run(run_dir, "verilog", export_dir, force=True)
+    exported = pipeline.export_run(run_dir, "verilog", export_dir, force=True,
+                                   **VERILOG_OPTIONS)
     every = settings["n_images"] or train["n_test"]  # sim's own default is 20 images
     sims = {sim: pipeline.sim_run(export_dir, sim, n=n, progress=progress)
             for sim, n in (("icarus", settings["n_icarus"]), ("verilator", every))}
@@ -81,11 +87,36 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
                          "layers": check["layers"]},
                "weight_bits": heated["weight_bits"], "act_bits": heated["act_bits"],
                "targets": targets, "simulations": sims, "split": split,
+               "verilog": verilog_design(exported["report"]),
                "seconds": round(time.time() - t0, 1)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     print_demo(summary)
     return summary
+
+
+def verilog_design(report: dict) -> dict:
+    """What the demo states about its Verilog design: options, II, latency and per layer the
+    folded design the planner chose (``summary.json["report"]`` of the export)."""
+    d = report["design"]
+    layers = {k: {f: v.get(f) for f in ("design", "lanes", "cycles_per_position", "arith",
+                                         "estimated_cost")}
+              for k, v in report.items() if isinstance(v, dict) and "design" in v}
+    return {"options": VERILOG_FLAGS, "ii": d["ii"], "latency": d["latency"],
+            "layers_estimated_cost": d.get("layers_estimated_cost"), "layers": layers}
+
+
+def print_verilog(v: dict) -> None:
+    """One line per the Verilog design: what each layer was built as."""
+    parts = []
+    for name, L in v["layers"].items():
+        cyc = L["cycles_per_position"]
+        how = L["design"] if L["design"] != "mvau" else f"mvau {L['lanes']}"
+        parts.append(f"{name.split('_conv2d')[0].split('_lin')[0]} {how}"
+                     + (f" ({cyc} cycles/position)" if cyc != 1 else ""))
+    typer.echo(f"verilog ({v['options']}): II {v['ii']}, latency {v['latency']} cycles; "
+               + ", ".join(parts) + f"; planner's estimate {v['layers_estimated_cost']} "
+               "LUT+CARRY4 for the layers")
 
 
 def _run_c_targets(run_dir: Path, out: Path, stem: str, what: str, settings: dict, t0: float,
@@ -185,6 +216,8 @@ def print_demo(s: dict) -> None:
                    f"{r.get('clock_mhz', 100.0):g} MHz (clock / II, II {r.get('ii')} cycles); "
                    "simulator speed: " + ", ".join(
                        f"{x['simulator']} {rate(x.get('sim_images_per_s'))}" for x in sims))
+    if s.get("verilog"):
+        print_verilog(s["verilog"])
     if sp:
         print_split(sp)
     typer.echo(f"done in {s['seconds']} s")

@@ -320,7 +320,9 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
         "acc_float": 0.98, "acc_quant": 0.97, "acc_ir": 0.97, "n_test": 1000}))
     monkeypatch.setattr(command, "heat", record("heat", heated))
     monkeypatch.setattr(pipeline, "check_run", record("check", base["check"]))
-    monkeypatch.setattr(pipeline, "export_run", record("export", {}))
+    report = {"design": {"ii": 1024, "latency": 2415, "layers_estimated_cost": 321},
+              "fc_lin": {"design": "mvau", "lanes": "1 x 1", "cycles_per_position": 960}}
+    monkeypatch.setattr(pipeline, "export_run", record("export", {"report": report}))
     monkeypatch.setattr(pipeline, "run_target", record("run", base["targets"]["c"]))
     from heatq.split import command as split_command
 
@@ -329,6 +331,8 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
     monkeypatch.setattr(pipeline, "sim_run", record(
         "sim", lambda args: base["simulations"][args[1]]))
     s = demo.run_demo(tmp_path / "d", quick=True, progress=False, strict=True)
+    folded = [kw for kw in calls["export"] if kw.get("fold")]
+    assert folded == [{"force": True, "fold": "auto", "arith": "auto"}]
     assert calls["heat"][0]["strict"] is True and calls["heat"][0]["force"] is True
     assert all(kw["force"] for kw in calls["train"] + calls["export"] + calls["split"])
     assert len(calls["export"]) == 5 and len(calls["run"]) == 4 and len(calls["check"]) == 2
@@ -338,6 +342,8 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
     assert saved["weight_bits"] == {"fc": 2}
     out = capsys.readouterr().out
     assert "exported network: heated: fewest bits" in out
+    assert "verilog (--fold auto --arith auto): II 1024, latency 2415 cycles; fc mvau 1 x 1 " \
+        "(960 cycles/position); planner's estimate 321 LUT+CARRY4" in out
 
 
 def test_demo_writes_only_entries_a_rerun_recognises(tmp_path, monkeypatch):
@@ -361,7 +367,8 @@ def test_demo_writes_only_entries_a_rerun_recognises(tmp_path, monkeypatch):
         "acc_float": 0.98, "acc_quant": 0.97, "acc_ir": 0.97, "n_test": 1000}))
     monkeypatch.setattr(command, "heat", stub(1, {**base["heated"], "weight_bits": {},
                                                   "act_bits": {}}))
-    monkeypatch.setattr(pipeline, "export_run", stub(2, {}))
+    report = {"design": {"ii": 1024, "latency": 2415, "layers_estimated_cost": 321}}
+    monkeypatch.setattr(pipeline, "export_run", stub(2, {"report": report}))
     monkeypatch.setattr(split_command, "split_run", stub(1, {
         k: _SPLIT[k] for k in ("binarization", "totals", "weight_bits")}))
     monkeypatch.setattr(pipeline, "check_run", lambda *a, **k: base["check"])
