@@ -63,14 +63,6 @@ class FoldChoice:
     g1: AdderGraph | None = field(default=None, repr=False, compare=False)
 
 
-def consumers(g: IntGraph) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {n.id: [] for n in g.nodes}
-    for n in g.nodes:
-        for a in n.args:
-            out[a].append(n.id)
-    return out
-
-
 def requant_after(g: IntGraph, n, cons) -> object | None:
     """The REQUANT that forms one layer with CMVM ``n`` (its only consumer), or None."""
     c = cons[n.id]
@@ -82,7 +74,7 @@ def requant_after(g: IntGraph, n, cons) -> object | None:
 def host_window(g: IntGraph):
     """The conv CMVM that reads the host's stream (directly or through elementwise units),
     or None."""
-    cons, n = consumers(g), 0
+    cons, n = g.consumers(), 0
     while len(set(cons[n])) == 1 and n not in g.outputs:
         nxt = g.nodes[cons[n][0]]
         layout = nxt.attrs.layout if nxt.op is Op.CMVM else None
@@ -206,7 +198,7 @@ def plan_folds(lowered: IntGraph, ii: int | None, arith: str, cse: bool = True,
     g, force = lowered, dict(force or {})
     T, gap0 = stream_ii(g, ii, lambda n: name_of(n, None))
     stream = len(g.nodes[0].shape) == 3
-    cons, hw = consumers(g), host_window(g) if stream else None
+    cons, hw = g.consumers(), host_window(g) if stream else None
     plan: dict[str, FoldChoice] = {}
     for n in g.nodes:
         if n.op is not Op.CMVM:

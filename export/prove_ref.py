@@ -84,14 +84,6 @@ def _node_map(fused: IntGraph, lowered: IntGraph) -> dict[int, int | None]:
     return out
 
 
-def _consumers(g: IntGraph) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {n.id: [] for n in g.nodes}
-    for n in g.nodes:
-        for a in n.args:
-            out[a].append(n.id)
-    return out
-
-
 def _elements(g: IntGraph, cons, arg) -> tuple[int, list[int]]:
     """(physical elements per token, logical input element -> physical element) of the
     flow ``arg`` as the Verilog top carries it (a CONCAT read only by CMVMs carries each
@@ -140,7 +132,7 @@ def layer_specs(graph: IntGraph, design, report: dict) -> dict[str, LayerSpec]:
     fused = fuse_split_products(graph, fold_requant=True)
     low = design.lowered
     fmap = _node_map(fused, low)
-    cons = _consumers(low)
+    cons = low.consumers()
     by_graph = {id(g): name for name, g in design.adder_graphs.items()}
     specs: dict[str, LayerSpec] = {}
     for n in low.nodes:

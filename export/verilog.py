@@ -191,19 +191,11 @@ def _ports(m: nl.Module, g: IntGraph) -> tuple[dict[str, nl.Signal], Flow, list]
     return sig, src, outs
 
 
-def _consumers(g: IntGraph) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {n.id: [] for n in g.nodes}
-    for n in g.nodes:
-        for a in n.args:
-            out[a].append(n.id)
-    return out
-
-
 def _paced_window(g: IntGraph):
     """The conv CMVM reached from the input through a chain of valid-only elementwise units
     (THRESHOLD, BIT, REQUANT, pointwise CMVM), or None: its window walks the padded raster slower
     than the host streams it, so the host must be paced (``hq_pace``)."""
-    cons, n, unit = _consumers(g), 0, False
+    cons, n, unit = g.consumers(), 0, False
     while len(set(cons[n])) == 1 and n not in g.outputs:
         nxt = g.nodes[cons[n][0]]
         layout = nxt.attrs.layout if nxt.op is Op.CMVM else None
@@ -223,7 +215,7 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
         if n.op is Op.ADD and len(n.shape) != 1:
             raise refuse(n, "an add of feature maps (the stream domain has no add unit; "
                          "vectors are added)")
-    consumers = _consumers(g)
+    consumers = g.consumers()
     first = [g.nodes[c] for c in dict.fromkeys(consumers[0])]
     seen = first + [g.nodes[c] for n in first if n.op is Op.CONCAT for c in consumers[n.id]]
     if src.domain == "stream" and len(first) > 1 and any(

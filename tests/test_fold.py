@@ -36,34 +36,11 @@ from heatq_export.verilog_layers import RequantSpec
 from heatq_export.verilog_schedule import Stage, simulate as model
 from heatq_sim.graphs import mlp_graph, seed_cnn_graph
 
-from tools import needs
+from tools import check_folded_module, needs
 
 needs_iverilog = needs("iverilog")
 needs_verilator = needs("verilator")
 
-_TB = """`timescale 1ns/1ps
-module tb;
-    reg clk = 1'b0;
-    reg [{nc}:0] row;
-    wire out_valid;
-    wire [{ny1}:0] y;
-    reg [{nc}:0] mem [0:{n1}];
-    integer i, f;
-    dut_m dut (.clk(clk), .rst(row[{nc}]), .in_valid(row[{niv}]), .x(row[{nx1}:0]),
-               .out_valid(out_valid), .y(y));
-    initial begin
-        $readmemh("{inp}", mem);
-        f = $fopen("{out}", "w");
-        for (i = 0; i < {n}; i = i + 1) begin
-            row = mem[i];
-            #1 $fdisplay(f, "%b %h", out_valid, y);
-            clk = 1'b1; #1 clk = 1'b0; #1;
-        end
-        $fclose(f);
-        $finish;
-    end
-endmodule
-"""
 
 
 def _acc_types(W, c, it: IntType) -> list[tuple[int, int]]:
@@ -99,34 +76,8 @@ def _bench(tmp: Path, W, c, it: IntType, rq, n_vec: int = 10, seed: int = 0,
     for k in range(n_vec):  # back to back at exactly `cycles`, then with gaps
         starts.append(t)
         t += cycles + (int(rng.integers(0, 3)) if k >= n_vec // 2 else 0)
-    n_cyc = starts[-1] + lat + 3
-    rows = [1 << (nx + 1)] + [int(rng.integers(0, 1 << min(nx, 62))) for _ in range(n_cyc - 1)]
-    for k, t in enumerate(starts):
-        rows[t] = (1 << nx) | sum((int(a) % (1 << it.width)) << o for a, o in zip(X[k], offs))
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "dut_m.v").write_text(print_module(m))
-    (tmp / "in.hex").write_text("".join(f"{r:x}\n" for r in rows))
-    (tmp / "tb.v").write_text(_TB.format(nc=nx + 1, niv=nx, nx1=nx - 1,
-                                         ny1=n_out * ot.width - 1, n1=n_cyc - 1, n=n_cyc,
-                                         inp=tmp / "in.hex", out=tmp / "out.txt"))
-    r = subprocess.run(["iverilog", "-g2001", "-o", str(tmp / "a.vvp"), str(tmp / "tb.v"),
-                        str(tmp / "dut_m.v")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    subprocess.run(["vvp", "-n", str(tmp / "a.vvp")], check=True, capture_output=True)
-    lines = (tmp / "out.txt").read_text().split("\n")
-    done = {t + lat: k for k, t in enumerate(starts)}
-    held = None
-    for t in range(1, n_cyc):
-        ov, yv = lines[t].split()
-        assert ov == ("1" if t in done else "0"), (t, ov, sorted(done))
-        if t in done:
-            val = int(yv, 16)
-            got = [(val >> (j * ot.width)) & ((1 << ot.width) - 1) for j in range(n_out)]
-            got = [e - (1 << ot.width) if ot.signed and e >> (ot.width - 1) else e for e in got]
-            assert got == [int(a) for a in want[done[t]]], (done[t], got, list(want[done[t]]))
-            held = yv
-        elif held is not None:
-            assert yv == held, f"y changed in cycle {t} without out_valid"
+    check_folded_module(tmp, print_module(m), lat, X, want, offs, it.width, nx, ot, starts,
+                        rng)
 
 
 BITSERIAL_CASES = [  # (n_out, n_in, input type, requant)

@@ -21,31 +21,8 @@ from heatq_export.rtl.mvau import (
 from heatq_export.rtl.verilog import print_module
 from heatq_export.verilog_layers import RequantSpec
 
-from tools import needs
+from tools import check_folded_module, needs
 
-_TB = """`timescale 1ns/1ps
-module tb;
-    reg clk = 1'b0;
-    reg [{nc}:0] ctl_x;
-    wire out_valid;
-    wire [{ny1}:0] y;
-    reg [{nc}:0] mem [0:{n1}];
-    integer i, f;
-    dut_m dut (.clk(clk), .rst(ctl_x[{nc}]), .in_valid(ctl_x[{niv}]), .x(ctl_x[{nx1}:0]),
-               .out_valid(out_valid), .y(y));
-    initial begin
-        $readmemh("{inp}", mem);
-        f = $fopen("{out}", "w");
-        for (i = 0; i < {n}; i = i + 1) begin
-            ctl_x = mem[i];
-            #1 $fdisplay(f, "%b %h", out_valid, y);
-            clk = 1'b1; #1 clk = 1'b0; #1;
-        end
-        $fclose(f);
-        $finish;
-    end
-endmodule
-"""
 
 
 def _acc_types(W, c, it: IntType) -> list[IntType]:
@@ -94,40 +71,7 @@ def simulate(tmp: Path, W, c, it: IntType, simd: int, pe: int, rq, n_vec: int = 
     v = X @ W.T + c
     want = v if rq is None else requant_array(v, rq)
     starts = _schedule(cycles, n_vec, rng)
-    n_cyc = starts[-1] + lat + 3
-    rows = [1 << (nx + 1)] + [0] * (n_cyc - 1)  # cycle 0: reset
-    for k, t in enumerate(starts):
-        packed = sum((int(a) & ((1 << it.width) - 1)) << o for a, o in zip(X[k], offs))
-        rows[t] = (1 << nx) | packed
-    for t in range(n_cyc):  # x is garbage outside in_valid: the module must not read it
-        if not rows[t] >> nx:
-            rows[t] |= int(rng.integers(0, 1 << min(nx, 62)))
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "dut_m.v").write_text(text)
-    (tmp / "in.hex").write_text("".join(f"{r:x}\n" for r in rows))
-    (tmp / "tb.v").write_text(_TB.format(nc=nx + 1, niv=nx, nx1=nx - 1,
-                                         ny1=n_out * ot.width - 1, n1=n_cyc - 1, n=n_cyc,
-                                         inp=tmp / "in.hex", out=tmp / "out.txt"))
-    r = subprocess.run(["iverilog", "-g2001", "-o", str(tmp / "a.vvp"), str(tmp / "tb.v"),
-                        str(tmp / "dut_m.v")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    subprocess.run(["vvp", "-n", str(tmp / "a.vvp")], check=True, capture_output=True)
-    lines = (tmp / "out.txt").read_text().split("\n")
-    done = {t + lat: k for k, t in enumerate(starts)}
-    held = None
-    for t in range(1, n_cyc):
-        ov, yv = lines[t].split()
-        assert ov == ("1" if t in done else "0"), (t, ov, sorted(done))
-        if t in done:
-            val = int(yv, 16)
-            got = []
-            for j in range(n_out):
-                e = (val >> (j * ot.width)) & ((1 << ot.width) - 1)
-                got.append(e - (1 << ot.width) if ot.signed and e >> (ot.width - 1) else e)
-            assert got == [int(a) for a in want[done[t]]], (done[t], got, list(want[done[t]]))
-            held = yv
-        elif held is not None:
-            assert yv == held, f"y changed in cycle {t} without out_valid"
+    check_folded_module(tmp, text, lat, X, want, offs, it.width, nx, ot, starts, rng)
     return text
 
 

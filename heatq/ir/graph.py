@@ -66,6 +66,14 @@ class IntGraph:
                 return n
         raise KeyError(name)
 
+    def consumers(self) -> dict[int, list[int]]:
+        """Node id -> the ids of the nodes that read it (once per argument, in order)."""
+        out: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for a in n.args:
+                out[a].append(n.id)
+        return out
+
     def named(self) -> list[Node]:
         """Nodes that have a layer name, in order."""
         return [n for n in self.nodes if n.name]
