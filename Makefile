@@ -50,6 +50,9 @@ bench: install
 	  --out bench/results/accuracy_bits
 	OMP_WAIT_POLICY=PASSIVE $(PY) bench/hw_cmvm.py --n-vectors 100 --out bench/results/hw_cmvm_run.json \
 	  --md bench/results/hw_cmvm_run.md
+	test -f heatq-out/run/model.ir.json || $(MAKE) demo
+	$(PY) bench/hw_network.py --networks heated --fold none,auto --arith adders,auto --ice40 \
+	  --jobs $(or $(BENCH_JOBS),2) --out bench/results/hw_network_run
 
 clean:
 	rm -rf heatq-out sim_build .pytest_cache

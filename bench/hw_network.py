@@ -3,10 +3,13 @@
 
 Networks (run directories, each a ``model.ir.json`` + ``model.npz``):
 
-* ``4bit``: the trained 4-bit seed CNN (``--run-4bit``, default ``/tmp/base/runs/cnn``);
-* ``heated``: the heated demo run (``--run-heated``, default ``/tmp/demo_run``);
-* ``binary``: the heated run split until binary (``--run-binary``, default ``/tmp/h3_bin``:
-  ``heatq split /tmp/demo_run --to binary --weights bitplane --acts bitplane -o /tmp/h3_bin``).
+* ``4bit``: the trained 4-bit seed CNN (``--run-4bit``, default ``heatq-out/run-4bit``);
+* ``heated``: the heated demo run (``--run-heated``, default ``heatq-out/run``);
+* ``binary``: the heated run split until binary (``--run-binary``, default
+  ``heatq-out/run-binary``: ``heatq split heatq-out/run --to binary --weights bitplane
+  --acts bitplane``).
+The defaults are ``make demo``'s outputs (the recorded results used runs of the same
+commands kept under /tmp: see bench/results/hw_network.md).
 
 For each network x ``--fold`` (none / auto) x ``--arith`` (adders / heap / auto) this
 exports the Verilog (``heatq_export.export.export_graph``), reads II and latency from the
@@ -40,7 +43,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-RUNS = {"4bit": "/tmp/base/runs/cnn", "heated": "/tmp/demo_run", "binary": "/tmp/h3_bin"}
+RUNS = {"4bit": "heatq-out/run-4bit", "heated": "heatq-out/run", "binary": "heatq-out/run-binary"}
 OUT = Path(__file__).resolve().parent / "results" / "hw_network"
 
 
