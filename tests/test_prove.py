@@ -113,6 +113,19 @@ def test_conv_layer_window_offsets(tmp_path):
     assert r["layers"]["conv1"]["matrix"] == "equal"
 
 
+def test_a_folded_layer_gets_a_checker(tmp_path):
+    """A folded MVAU layer (its weight ROM is a yosys memory, mapped to logic before the AIG):
+    the flow runs and finds nothing wrong (proving it takes longer than a fast test may)."""
+    require_tool("yosys")
+    g = seed_cnn_graph(0, channels=(2, 2, 2, 2, 2), kernels=(3, 3, 3, 3), size=16, w_bits=3,
+                       act_bits=2)
+    out = _export(tmp_path / "cnn", g, fold="auto", fold_force={"conv4": "mvau"})
+    assert "w_rom" in (out / "heatq_top_conv4.v").read_text()
+    r = prove_export(out, layers=["conv4"], timeout=20, progress=False)
+    assert r["not_equivalent"] == 0 and r["layers"]["conv4"]["status"] in ("proved",
+                                                                            "not proved"), r
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("run_dir", ["/tmp/base/runs/cnn", "/tmp/demo_run"])
 def test_trained_cnn_nothing_is_not_equivalent(run_dir, tmp_path):
