@@ -270,7 +270,9 @@ def test_folded_export_lint_clean(tmp_path, small_cnn):
 
 
 # ---------------------------------------------------------------------- slow: trained CNNs
-RUNS = {"cnn4": "/tmp/base/runs/cnn", "heated": "/tmp/demo_run"}
+# make demo's runs (the trained 4-bit seed CNN and the heated one): run `make demo` first
+_DEMO = Path(__file__).resolve().parents[1] / "heatq-out"
+RUNS = {"cnn4": str(_DEMO / "run-4bit"), "heated": str(_DEMO / "run")}
 
 
 @pytest.mark.slow
@@ -283,7 +285,7 @@ def test_trained_cnn_folded_icarus_and_verilator(tmp_path, run):
 
     src = Path(RUNS[run])
     if not (src / "model.ir.json").is_file():
-        pytest.skip(f"{src} not there (make_baseline / make demo)")
+        pytest.skip(f"{src} not there (run make demo first)")
     g = load(src / "model.ir.json")
     s = _export(tmp_path / "v", g, fold="auto")
     d = s["report"]["design"]

@@ -127,13 +127,14 @@ def test_a_folded_layer_gets_a_checker(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run_dir", ["/tmp/base/runs/cnn", "/tmp/demo_run"])
+@pytest.mark.parametrize("run_dir", [str(Path(__file__).resolve().parents[1] / "heatq-out" / r)
+                                     for r in ("run-4bit", "run")])  # make demo's runs
 def test_trained_cnn_nothing_is_not_equivalent(run_dir, tmp_path):
     """The whole trained / heated seed CNN: no layer is NOT EQUIVALENT (layers the time
     limit stops are reported as not proved: docs/prove.md)."""
     require_tool("yosys")
     if not Path(run_dir, "model.ir.json").is_file():
-        pytest.skip(f"{run_dir} not present")
+        pytest.skip(f"{run_dir} not there (run make demo first)")
     from heatq.files import load_graph
 
     out = _export(tmp_path / "x", load_graph(run_dir))
