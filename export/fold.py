@@ -40,7 +40,9 @@ from heatq.ir import IntGraph, IntType, Op
 from heatq.ir.adders import AdderGraph
 
 from .base import EmitError
+from .rtl import mvau as mv
 from .rtl.bitserial import bitserial_netlist, signed_offset_const
+from .rtl.cost import adders_cost, carry_adder_cost, heap_cost
 from .verilog_schedule import max_gap, walk_ii
 
 DESIGNS = ("parallel", "bitserial", "mvau")
@@ -120,21 +122,12 @@ def stream_ii(g: IntGraph, ii: int | None, name_of) -> tuple[int, int]:
 
 
 def _arith_cost(g: AdderGraph, arith: str) -> int:
-    """LUT + CARRY4 of ``g``'s sums (H1's cost model; a sum of carry-adder costs without
-    it)."""
-    try:
-        from .rtl.cost import adders_cost, heap_cost
-    except ImportError:  # the cost model not built: every adder a carry chain
-        return sum(ad.carry + (ad.carry + 3) // 4 for ad in g.adders)
+    """LUT + CARRY4 of ``g``'s sums by :mod:`heatq_export.rtl.cost`."""
     if arith == "adders" or g.pipelined:
         return adders_cost(g)
     if arith == "heap":
         return heap_cost(g)
     return min(adders_cost(g), heap_cost(g))
-
-
-def _carry(bits: int) -> int:
-    return bits + (bits + 3) // 4
 
 
 def bitserial_cost(g1: AdderGraph, g: AdderGraph, w, c, in_type: IntType, n_fields: int,
@@ -143,19 +136,9 @@ def bitserial_cost(g1: AdderGraph, g: AdderGraph, w, c, in_type: IntType, n_fiel
     adder and (non-zero constant) a constant adder of the accumulator's width, and the
     input shift register's 2:1 multiplexers (two per LUT6_2)."""
     cp = signed_offset_const(w, c, in_type)
-    acc = sum(_carry(o.type.width) * (2 if cj % (1 << o.type.width) else 1)
+    acc = sum(carry_adder_cost(o.type.width) * (2 if cj % (1 << o.type.width) else 1)
               for o, cj in zip(g.outputs, cp))
     return _arith_cost(g1, arith) + acc + (n_fields * in_type.width + 1) // 2
-
-
-def _mvau():
-    """H5's MVAU functions, or None while they are not built."""
-    try:
-        from .rtl import mvau
-    except ImportError:
-        return None
-    need = ("mvau_netlist", "mvau_cost", "mvau_shapes")
-    return mvau if all(hasattr(mvau, f) for f in need) else None
 
 
 def layer_candidates(n, in_type: IntType, budget: int, arith: str, cse: bool,
@@ -174,15 +157,12 @@ def layer_candidates(n, in_type: IntType, budget: int, arith: str, cse: bool,
         out.append(FoldChoice("bitserial", a, cost=bitserial_cost(g1, g, w, c, in_type,
                                                                    n_fields, arith),
                               budget=budget, g1=g1))
-    mv = _mvau()
-    if mv is not None:
-        n_out, n_in = w.shape
-        for simd, pe in mv.mvau_shapes(n_in, n_out, budget):
-            cyc = mv.mvau_cycles(n_in, n_out, simd, pe)
-            if cyc <= budget:
-                out.append(FoldChoice("mvau", cyc, simd, pe, int(mv.mvau_cost(w, in_type, simd,
-                                                                               pe)),
-                                      budget=budget))
+    n_out, n_in = w.shape
+    for simd, pe in mv.mvau_shapes(n_in, n_out, budget):
+        cyc = mv.mvau_cycles(n_in, n_out, simd, pe)
+        if cyc <= budget:
+            out.append(FoldChoice("mvau", cyc, simd, pe, int(mv.mvau_cost(w, in_type, simd, pe)),
+                                  budget=budget))
     return out
 
 
@@ -258,7 +238,6 @@ def folded_netlist(c: FoldChoice, name: str, g: AdderGraph, in_type: IntType,
                                  requant, header, arith, in_names, weights=w,
                                  acc_ranges=[(o.lo, o.hi) for o in g.outputs])
     if c.design == "mvau":
-        mv = _mvau()
         return mv.mvau_netlist(name, w, const, in_type, in_off, nx, out_type, acc_types,
                                requant, header, c.simd, c.pe, in_names=in_names,
                                arith="heap" if arith == "heap" else "adders")

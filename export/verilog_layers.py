@@ -31,7 +31,7 @@ from heatq.ir.requant import requant_plan
 
 from .base import EmitError
 from .rtl import netlist as nl
-from .rtl.adders import AdderNetlist, map_adders
+from .rtl.adders import LOGIC_ADD, AdderNetlist, map_adders
 from .rtl.cost import adders_cost, best_arith, heap_cost
 from .rtl.heap import heap_sums
 from .rtl.lint import add_unused_sink
@@ -51,7 +51,6 @@ class RequantSpec:
     rounding: Rounding = Rounding.FLOOR
 
 
-LOGIC_ADD = 3  # default of layer_module(logic_add=...): see there
 
 
 def _adder_sum(an: AdderNetlist, g: AdderGraph, j: int) -> nl.Value:

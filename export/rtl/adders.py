@@ -217,6 +217,12 @@ class SegmentedAdders:
         return m.comb(name, nl.cat(pk, s_last) if p else s_last, ad.type.signed)
 
 
+LOGIC_ADD = 3
+"""The default ``logic_add``: in a combinational graph, adders of at most this many carry bits
+are ripple-carry gates (yosys ``synth_xilinx`` measured fewer LUTs on the binary input planes;
+docs/verilog.md)."""
+
+
 def adder_mapper(g: AdderGraph, logic_add: int):
     """The mapper for graph ``g``: segmented when pipelined, else ripple gates for adders of
     at most ``logic_add`` carry bits (0: carry chains only)."""

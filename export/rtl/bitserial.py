@@ -43,11 +43,12 @@ from heatq.ir.adders import AdderGraph
 from heatq.ir.requant import requant_plan
 
 from . import netlist as nl
-from .adders import AdderNetlist, map_adders
+from .adders import LOGIC_ADD, AdderNetlist, map_adders
+from .cost import best_arith
+from .heap import heap_sums
 from .lint import add_unused_sink
 from .requant import requant_cells
 
-LOGIC_ADD = 3  # as heatq_export.verilog_layers.LOGIC_ADD: narrow carry chains as gates
 
 
 def bitserial_cycles(in_type: IntType) -> int:
@@ -67,22 +68,10 @@ def signed_offset_const(weights: np.ndarray, const, in_type: IntType) -> list[in
 
 
 def _plane_sums(m: nl.Module, g1: AdderGraph, planes, names, arith: str) -> list[nl.Value]:
-    """The tree's outputs over the plane bits: H1's bit heap when ``arith`` asks for it and
-    it is built (``heatq_export.rtl.heap``), else the adder mapper."""
-    if arith in ("heap", "auto"):
-        try:
-            from .heap import heap_sums  # noqa: PLC0415  (optional: another mapper)
-        except ImportError:
-            heap_sums = None
-        use = heap_sums is not None
-        if use and arith == "auto":
-            try:
-                from .cost import best_arith  # noqa: PLC0415
-                use = best_arith(g1) == "heap"
-            except ImportError:
-                use = False
-        if use:
-            return list(heap_sums(m, g1, planes, names, [False] * g1.n_in))
+    """The tree's outputs over the plane bits: the bit heap (:mod:`heatq_export.rtl.heap`)
+    for ``arith`` heap, or auto when the cost model finds it cheaper; else the adder mapper."""
+    if arith == "heap" or (arith == "auto" and best_arith(g1) == "heap"):
+        return list(heap_sums(m, g1, planes, names, [False] * g1.n_in))
     an = AdderNetlist(m, g1, planes, names, [False] * g1.n_in)
     map_adders(an, LOGIC_ADD)
     out: list[nl.Value] = []

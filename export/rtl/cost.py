@@ -30,12 +30,13 @@ import weakref
 
 from heatq.ir.adders import AdderGraph
 
+from .adders import LOGIC_ADD
+
 # fitted coefficients (module docstring): LUT+CARRY4 per modelled unit
 CARRY_ADDER_SCALE = 0.90  # carry-chain adders: x (L LUT + ceil(L / 4) CARRY4)
 GATE_LUT_PER_BIT = 0.42  # ripple-gate adders: per carry bit (ABC merges them with neighbours)
 COUNTER_SCALE = 1.18  # bit heap: per counter output bit (one LUT each before ABC)
 CPA_SCALE = 1.34  # bit heap: x (L LUT + ceil(L / 4) CARRY4) of each final adder
-LOGIC_ADD = 3  # the layer modules' default (verilog_layers.LOGIC_ADD)
 
 _PLANS: "weakref.WeakKeyDictionary[AdderGraph, object]" = weakref.WeakKeyDictionary()
 

@@ -49,7 +49,8 @@ from heatq.ir.requant import requant_plan
 from heatq.lower import lower_cmvm
 
 from . import netlist as nl
-from .adders import AdderNetlist, map_adders
+from .adders import LOGIC_ADD, AdderNetlist, map_adders
+from .heap import heap_sums
 from .lint import add_unused_sink
 from .mvau_lanes import (  # mvau_cycles, mvau_shapes, is_binary: part of this module's API
     Fold, Lanes, is_binary, lane_terms, mvau_cycles, mvau_shapes, rom_entries, term_graph,
@@ -57,7 +58,6 @@ from .mvau_lanes import (  # mvau_cycles, mvau_shapes, is_binary: part of this m
 )
 from .requant import requant_cells
 
-LOGIC_ADD = 3  # ripple-gate adders up to this many carry bits (as the layer modules)
 REG_ROM = True
 
 
@@ -140,7 +140,6 @@ def _lane_sums(m: nl.Module, fd: Fold, lanes: Lanes, xs: list[nl.Signal], index,
         names.append(f"t_p{t.p}_s{t.k}" if lanes.binary else f"t_p{t.p}_s{t.k}_d{t.d}")
     signed = [inp.type.signed for inp in g.inputs]
     if arith == "heap":
-        from .heap import heap_sums  # written in parallel (H1); imported only when asked
         return [(v, 0) for v in heap_sums(m, g, inputs, names, signed)]
     an = AdderNetlist(m, g, inputs, names, signed)
     map_adders(an, LOGIC_ADD)
