@@ -218,34 +218,46 @@ def _requant_lines(j: int, acc: str, spec: LayerSpec, A: int) -> list[str]:
     return lines
 
 
-def reference_verilog(spec: LayerSpec, name: str) -> str:
-    """The reference module ``name`` of ``spec`` (see the module docstring)."""
-    A, w, wy = _acc_bits(spec), spec.in_type.width, spec.out_type.width
-    n_out = len(spec.weights)
-    L = spec.latency
-    out = [f"// {name}: reference for {spec.module} from the IR: {spec.product}",
-           f"// y_j = requant(sum_i W[j,i] * x_i + b_j), {A}-bit signed arithmetic; "
-           f"latency {L}",
-           f"module {name} (input wire clk, input wire rst, input wire in_valid,",
+def _module_head(spec: LayerSpec, name: str, A: int, n_out: int, prefix: str) -> list[str]:
+    """The ports of a reference module ``name`` (the layer module's) and every input ``i``
+    as ``<prefix><i>``, sign- or zero-extended to ``A`` signed bits."""
+    w, wy = spec.in_type.width, spec.out_type.width
+    out = [f"module {name} (input wire clk, input wire rst, input wire in_valid,",
            f"    input wire [{spec.nx - 1}:0] x, output wire out_valid,",
            f"    output wire [{n_out * wy - 1}:0] y);"]
     for i, off in enumerate(spec.in_off):
         bits = f"x[{off + w - 1}:{off}]"
         ext = f"{{{{{A - w}{{x[{off + w - 1}]}}}}, {bits}}}" if spec.in_type.signed else \
             f"{{{A - w}'d0, {bits}}}"
-        out.append(f"    wire signed [{A - 1}:0] x{i} = {ext};")
-    for j, (row, b) in enumerate(zip(spec.weights, spec.bias)):
-        terms = [f"{_lit(v, A)} * x{i}" for i, v in enumerate(row) if v] + [_lit(b, A)]
-        out.append(f"    wire signed [{A - 1}:0] acc_o{j} = " + " + ".join(terms) + ";")
+        out.append(f"    wire signed [{A - 1}:0] {prefix}{i} = {ext};")
+    return out
+
+
+def _module_tail(spec: LayerSpec, A: int, accs: list[str]) -> list[str]:
+    """Output ``j``'s ``acc_o<j> = accs[j]`` (``A`` signed bits), the REQUANT, the packed
+    ``value`` and the delay line to ``y`` / ``out_valid``; ``endmodule``."""
+    wy, out = spec.out_type.width, []
+    for j, acc in enumerate(accs):
+        out.append(f"    wire signed [{A - 1}:0] acc_o{j} = {acc};")
         if spec.requant is None:
             out.append(f"    wire signed [{A - 1}:0] r_o{j} = acc_o{j};")
         else:
             out += _requant_lines(j, f"acc_o{j}", spec, A)
-    value = ", ".join(f"r_o{j}[{wy - 1}:0]" for j in reversed(range(n_out)))
-    out.append(f"    wire [{n_out * wy - 1}:0] value = {{{value}}};")
-    out += _delay_lines(L, n_out * wy)
-    out.append("endmodule")
-    return "\n".join(out) + "\n"
+    value = ", ".join(f"r_o{j}[{wy - 1}:0]" for j in reversed(range(len(accs))))
+    out.append(f"    wire [{len(accs) * wy - 1}:0] value = {{{value}}};")
+    return out + _delay_lines(spec.latency, len(accs) * wy) + ["endmodule"]
+
+
+def reference_verilog(spec: LayerSpec, name: str) -> str:
+    """The reference module ``name`` of ``spec`` (see the module docstring)."""
+    A = _acc_bits(spec)
+    out = [f"// {name}: reference for {spec.module} from the IR: {spec.product}",
+           f"// y_j = requant(sum_i W[j,i] * x_i + b_j), {A}-bit signed arithmetic; "
+           f"latency {spec.latency}"]
+    out += _module_head(spec, name, A, len(spec.weights), "x")
+    accs = [" + ".join([f"{_lit(v, A)} * x{i}" for i, v in enumerate(row) if v] + [_lit(b, A)])
+            for row, b in zip(spec.weights, spec.bias)]
+    return "\n".join(out + _module_tail(spec, A, accs)) + "\n"
 
 
 def _delay_lines(L: int, width: int) -> list[str]:
@@ -268,19 +280,12 @@ def model_verilog(spec: LayerSpec, g, name: str) -> str:
     IR's product exactly when ``g.matrix()`` does (:func:`matrix_check`), so a proof of the
     gate against it, with ``matrix == "equal"``, is a proof against the IR; its internal
     nodes give SAT sweeping the cut points the direct reference lacks."""
-    A, w, wy = _acc_bits(spec), spec.in_type.width, spec.out_type.width
     rc = rounding_const(spec.requant) if spec.requant is not None else 0
-    A = max(A, max((abs(a.lo) for a in g.adders), default=0).bit_length() + 2,
+    A = max(_acc_bits(spec),
+            max((abs(a.lo) for a in g.adders), default=0).bit_length() + 2,
             max((abs(a.hi) for a in g.adders), default=0).bit_length() + 2)
-    out = [f"// {name}: the adder graph of {spec.module} at {A} bits (see model_verilog)",
-           f"module {name} (input wire clk, input wire rst, input wire in_valid,",
-           f"    input wire [{spec.nx - 1}:0] x, output wire out_valid,",
-           f"    output wire [{len(g.outputs) * wy - 1}:0] y);"]
-    for i, off in enumerate(spec.in_off):
-        bits = f"x[{off + w - 1}:{off}]"
-        ext = f"{{{{{A - w}{{x[{off + w - 1}]}}}}, {bits}}}" if spec.in_type.signed else \
-            f"{{{A - w}'d0, {bits}}}"
-        out.append(f"    wire signed [{A - 1}:0] n{i} = {ext};")
+    out = [f"// {name}: the adder graph of {spec.module} at {A} bits (see model_verilog)"]
+    out += _module_head(spec, name, A, len(g.outputs), "n")
 
     def term(t) -> str:
         return f"{'-' if t.neg else ''}(n{t.node} <<< {t.shift})"
@@ -288,19 +293,9 @@ def model_verilog(spec: LayerSpec, g, name: str) -> str:
     for ad in g.adders:
         rhs = term(ad.a) + (f" + {term(ad.b)}" if ad.b is not None else f" + {_lit(ad.const, A)}")
         out.append(f"    wire signed [{A - 1}:0] n{ad.id} = {rhs};")
-    for j, o in enumerate(g.outputs):
-        val = _lit(o.const, A) if o.node is None else \
-            f"(n{o.node} <<< {o.shift}) + {_lit(o.const - rc, A)}"
-        out.append(f"    wire signed [{A - 1}:0] acc_o{j} = {val};")
-        if spec.requant is None:
-            out.append(f"    wire signed [{A - 1}:0] r_o{j} = acc_o{j};")
-        else:
-            out += _requant_lines(j, f"acc_o{j}", spec, A)
-    value = ", ".join(f"r_o{j}[{wy - 1}:0]" for j in reversed(range(len(g.outputs))))
-    out.append(f"    wire [{len(g.outputs) * wy - 1}:0] value = {{{value}}};")
-    out += _delay_lines(spec.latency, len(g.outputs) * wy)
-    out.append("endmodule")
-    return "\n".join(out) + "\n"
+    accs = [_lit(o.const, A) if o.node is None else
+            f"(n{o.node} <<< {o.shift}) + {_lit(o.const - rc, A)}" for o in g.outputs]
+    return "\n".join(out + _module_tail(spec, A, accs)) + "\n"
 
 
 __all__ = ["LayerSpec", "layer_specs", "matrix_check", "reference_verilog", "model_verilog"]
