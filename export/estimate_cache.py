@@ -25,11 +25,13 @@ _running: set[subprocess.Popen] = set()
 tool_lock = threading.Lock()  # guards _running (and the callers' shared progress state)
 
 
-def run_tool(cmd: list[str], timeout: float | None) -> subprocess.CompletedProcess:
-    """Run one yosys / nextpnr process (the only place this module starts one); on an
-    interrupt or an error elsewhere :func:`kill_running` stops it."""
+def run_tool(cmd: list[str], timeout: float | None,
+             cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run one yosys / nextpnr / ABC process in ``cwd`` (the one place the estimate and
+    ``heatq prove`` start one), stdout and stderr together; on an interrupt or an error
+    elsewhere :func:`kill_running` stops it.  RuntimeError after ``timeout`` seconds."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
+                            errors="replace", cwd=cwd)
     with tool_lock:
         _running.add(proc)
     try:
@@ -38,6 +40,10 @@ def run_tool(cmd: list[str], timeout: float | None) -> subprocess.CompletedProce
         proc.kill()
         proc.communicate()
         raise RuntimeError(f"{Path(cmd[0]).name} timed out after {timeout} s") from None
+    except BaseException:  # Ctrl-C while waiting: the tool must not outlive us
+        proc.kill()
+        proc.communicate()
+        raise
     finally:
         with tool_lock:
             _running.discard(proc)

@@ -30,7 +30,6 @@ import json
 import re
 import resource
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from heatq.errors import UserError
 from heatq.files import load_graph, read_json
 from heatq.ir.requant import requant_scalar
 
+from .estimate_cache import run_tool
 from .prove_ref import LayerSpec, layer_specs, model_verilog, reference_verilog
 
 TIMEOUT = 300.0
@@ -154,10 +154,10 @@ def _run(cmd: list[str], cwd: Path, deadline: float) -> tuple[int | None, str]:
     if left <= 0:
         return None, ""
     try:
-        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=left)
-    except subprocess.TimeoutExpired:
+        r = run_tool(cmd, left, cwd)
+    except RuntimeError:  # the deadline
         return None, ""
-    return r.returncode, r.stdout + r.stderr
+    return r.returncode, r.stdout
 
 
 def _child_cpu() -> float:

@@ -55,6 +55,7 @@ from .rtl.lint import add_unused_sink
 from .rtl.verilog import print_module
 from .skeletons import read_template
 from .verilog_concat import concat
+from .verilog_layers import ARITH_CHOICES
 from .verilog_schedule import simulate
 from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
 
@@ -75,7 +76,6 @@ class Design:
     adder_graphs: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-ARITH_CHOICES = ("adders", "heap", "auto")
 FOLD_CHOICES = ("none", "auto")
 
 
@@ -298,7 +298,7 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     mode = "stream" if len(inp.shape) == 3 else "parallel"
     m = nl.Module(em.top)
     sig, src, outs = _ports(m, g)
-    tb = TopBuilder(em.top, g, m, sig["clk"], sig["rst"], em.arith, em.fold, em.ii)
+    tb = TopBuilder(em.top, g, m, sig["clk"], sig["rst"], em.arith)
     tb.fold_ii, _ = stream_ii(g, em.ii, lambda n: tb.lname(n))  # checks the target
     if em.fold == "auto":
         tb.folds = plan_folds(g, em.ii, em.arith, em.cse, force=em.fold_force)

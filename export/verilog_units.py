@@ -72,9 +72,9 @@ class TopBuilder:
     """Builds the top module's units in graph order; see the module docstring."""
 
     def __init__(self, top: str, graph: IntGraph, m: nl.Module, clk: nl.Signal, rst: nl.Signal,
-                 arith: str = "adders", fold: str = "none", ii: int | None = None):
+                 arith: str = "adders"):
         self.top, self.g, self.m, self.clk, self.rst = top, graph, m, clk, rst
-        self.arith, self.fold, self.ii = arith, fold, ii
+        self.arith = arith
         self.files: dict[str, str] = {}
         self.stages: list[Stage] = []
         self.layers: dict[str, dict] = {}
