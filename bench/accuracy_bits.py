@@ -142,7 +142,7 @@ def _quantized_row(method: str, model, xte, ds, oc, qat_epochs: int, t0: float) 
 
 def _save_run(p: dict, model, ic, oc, cfg, acc_float: float, row: dict) -> None:
     """Save ``model`` as a heatq run directory at ``p["run_dir"]`` (``heatq heat`` input)."""
-    from heatq.convert import convert
+    from heatq.qnet_ir import convert
     from heatq.rundir import atomic_dir, save_run, write_json
 
     config = {"model": model.spec, "dataset": p["dataset"],

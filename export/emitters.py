@@ -6,12 +6,16 @@ from __future__ import annotations
 from heatq.errors import UserError
 
 from .base import Emitter
+from .bundle import BundleEmitter
 from .c import CEmitter
 from .hls import HLSEmitter
+from .hls4ml_project import Hls4mlEmitter
+from .qonnx import QonnxEmitter
 from .verilog import VerilogEmitter
 
 EMITTERS: dict[str, type[Emitter]] = {"c": CEmitter, "hls": HLSEmitter,
-                                      "verilog": VerilogEmitter}
+                                      "verilog": VerilogEmitter, "qonnx": QonnxEmitter,
+                                      "hls4ml": Hls4mlEmitter, "bundle": BundleEmitter}
 
 
 def emitter_class(target: str) -> type[Emitter]:

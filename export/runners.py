@@ -163,6 +163,15 @@ def _runners() -> dict[str, Runner]:
                               "hls": CompiledRunner("hls", "g++"),
                               "icarus": SimRunner("icarus"), "verilator": SimRunner("verilator")}
     out["interp-lowered"] = LoweredInterpRunner()
+    # interop runners (issue 12, in development): registered once their module exists
+    import importlib
+    import importlib.util
+
+    for name, (module, cls) in {"torch": ("heatq_export.torch_run", "TorchRunner"),
+                                "qonnx": ("heatq_export.qonnx_run", "QonnxRunner"),
+                                "hls4ml": ("heatq_export.hls4ml_run", "Hls4mlRunner")}.items():
+        if importlib.util.find_spec(module) is not None:
+            out[name] = getattr(importlib.import_module(module), cls)()
     return out
 
 

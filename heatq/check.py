@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .convert import CLASS, CODE_BITS
+from .qnet_ir import CLASS, CODE_BITS
 from .ir import IntGraph
 from .ir.interp import run
 from .ir.ops.hamming_decode import hamming_distances

@@ -11,6 +11,7 @@ from . import pipeline
 from .cli_common import fail_cleanly, force_option
 from .cli_help import version_callback
 from .heat.command import heat
+from .interop.command import import_model
 from .report import print_check, print_run, print_sim, print_train
 from .split.command import split as split_command
 
@@ -162,6 +163,17 @@ def demo(quick: bool = typer.Option(False, help="fewer epochs and images (a smok
 
 app.command("heat")(heat)
 app.command("split")(split_command)
+app.command("import")(import_model)
+
+
+def _bundle_commands() -> None:
+    from heatq_export.bundle_command import handoff, verify_bundle
+
+    app.command("handoff")(handoff)
+    app.command("verify-bundle")(verify_bundle)
+
+
+_bundle_commands()
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import torch
 
 from .check import validate_activations
 from .codes import parse_input_code, parse_output_code
-from .convert import convert
+from .qnet_ir import convert
 from .data import Dataset, load_dataset, split_validation
 from .files import prepare_output
 from .inputs import (

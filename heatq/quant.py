@@ -5,7 +5,7 @@ Every quantized tensor is ``integer * 2**-frac`` with a power-of-two scale per l
 * weights: signed, symmetric narrow range ``|w_int| <= 2**(bits-1) - 1`` (1 bit: w in {-1,+1}),
   ``w_int = clamp(round(w * 2**w_frac))``; ``w_frac`` is the largest exponent at which the
   largest weight needs no clipping, re-chosen from the weights in training mode and frozen
-  in a buffer, so evaluation and :mod:`heatq.convert` read the very same integers;
+  in a buffer, so evaluation and :mod:`heatq.qnet_ir` read the very same integers;
 * biases: ``round(b * 2**(in_frac + w_frac))`` at the accumulator's binary point;
 * activations after ReLU: unsigned ``bits``, ``a_int = clamp(floor(y * 2**a_frac + 1/2), 0,
   2**bits - 1)`` (the IR's REQUANT with HALF_UP rounding and SATURATE to 0..2**bits-1);
@@ -21,7 +21,7 @@ A step's ``step_rule`` (a plain attribute, default ``"max"``: the rule above) ma
 ``"mse"``: in training mode the binary point is then the one, from the no-clipping one up to a
 few finer ones, with the least squared rounding error (clipping the largest values); low bit
 widths need it.  Either way the chosen point is frozen in the buffer that evaluation and
-:mod:`heatq.convert` read.
+:mod:`heatq.qnet_ir` read.
 
 Each layer's bit width is a buffer (``w_bits`` / ``a_bits``, read and written through the
 ``bits`` attribute), so per-layer widths travel with the state dict; a state dict saved

@@ -290,7 +290,7 @@ def digits_run(tmp_path_factory):
     from dataclasses import asdict
 
     from heatq.codes import parse_input_code, parse_output_code
-    from heatq.convert import convert
+    from heatq.qnet_ir import convert
     from heatq.models import build_model
     from heatq.rundir import atomic_dir, save_run, write_json
     from heatq.train import TrainConfig, encode, train

@@ -177,7 +177,10 @@ def naive_dense(x, weight, bias):
 def naive_requant_scalar(v: int, shift: int, lo: int, hi: int, rounding, overflow) -> int:
     if shift > 0:
         q = Fraction(v, 1 << shift)
-        v = math.floor(q) if rounding is Rounding.FLOOR else math.floor(q + Fraction(1, 2))
+        if rounding is Rounding.HALF_EVEN:
+            v = round(q)  # Fraction.__round__: nearest, ties to even
+        else:
+            v = math.floor(q) if rounding is Rounding.FLOOR else math.floor(q + Fraction(1, 2))
     elif shift < 0:
         v = v * (1 << -shift)
     if overflow is Overflow.SATURATE:

@@ -328,8 +328,8 @@ def test_reject_unknown_attribute_and_mode(tmp_path):
     edit_json(path, lambda d: d["nodes"][nid]["attrs"].update(gain=3))
     rejected(path, "relu1", "unknown attribute(s) ['gain']")
     saved(tmp_path)
-    edit_json(path, lambda d: d["nodes"][nid]["attrs"].update(rounding="half_even"))
-    rejected(path, "relu1", "unknown rounding mode 'half_even'")
+    edit_json(path, lambda d: d["nodes"][nid]["attrs"].update(rounding="half_down"))
+    rejected(path, "relu1", "unknown rounding mode 'half_down'")
 
 
 @pytest.mark.parametrize("value", [2.5, "3", True, None])

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from heatq.check import validate_activations
-from heatq.convert import convert
+from heatq.qnet_ir import convert
 from heatq.data import load_dataset
 from heatq.errors import UserError
 from heatq.ir import Op, run

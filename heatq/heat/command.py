@@ -31,7 +31,7 @@ import typer
 from tqdm import tqdm
 
 from ..check import validate_activations
-from ..convert import convert
+from ..qnet_ir import convert
 from ..data import load_dataset, split_validation
 from ..errors import UserError
 from ..files import FORCE_HELP, prepare_output

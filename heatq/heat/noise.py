@@ -25,7 +25,7 @@ The gradient in ``beta`` always comes from a zero-valued "ghost" noise term at f
 regime gets it too.
 
 Everything here is used only in the training forward pass (``mode == "heat"``); evaluation and
-:mod:`heatq.convert` always read the hard integers, so the result maps to REQUANT shifts.
+:mod:`heatq.qnet_ir` always read the hard integers, so the result maps to REQUANT shifts.
 """
 
 from __future__ import annotations

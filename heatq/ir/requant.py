@@ -8,6 +8,12 @@
     y = lo + (r - lo) mod (hi - lo + 1) (Overflow.WRAP; hi - lo + 1 is a power of two)
 
 with ``round_const = 2**(shift-1)`` for ``Rounding.HALF_UP`` and ``shift > 0``, else 0.
+``Rounding.HALF_EVEN`` (``shift > 0``) rounds to nearest with ties to even:
+
+    r = (v + 2**(shift-1) - 1 + ((v >> shift) & 1)) >> shift
+
+(the tie bit is the lowest kept bit of ``v``, so its rounding increment depends on the data
+and no constant can be folded upstream: ``round_const`` is 0 and a target renders the rule).
 Every consumer calls these functions: the range rule and the interpreter directly, the
 C-like targets render a :class:`RequantPlan`, the Verilog netlist builds cells from one.
 ``attrs`` is anything with ``shift``, ``lo``, ``hi``, ``rounding`` and ``overflow`` (a
@@ -33,9 +39,19 @@ def rounding_const(attrs) -> int:
     return 0
 
 
+def half_even_increment(attrs) -> int:
+    """HALF_EVEN's constant part, ``2**(shift-1) - 1`` (``shift > 0``; else 0): the rounded
+    value is ``(v + half_even_increment + ((v >> shift) & 1)) >> shift``."""
+    if attrs.shift > 0 and attrs.rounding is Rounding.HALF_EVEN:
+        return (1 << (attrs.shift - 1)) - 1
+    return 0
+
+
 def _shifted(v: int, attrs) -> int:
     """``(v + round_const) >> shift`` (or ``v << -shift``) of one Python int: no clip."""
     if attrs.shift > 0:
+        if attrs.rounding is Rounding.HALF_EVEN:
+            return (v + half_even_increment(attrs) + ((v >> attrs.shift) & 1)) >> attrs.shift
         return (v + rounding_const(attrs)) >> attrs.shift
     return v << -attrs.shift
 
@@ -79,6 +95,8 @@ def requant_array(v: np.ndarray, attrs) -> np.ndarray:
     rc = rounding_const(attrs)
     if rc:
         v = v + rc
+    if attrs.shift > 0 and attrs.rounding is Rounding.HALF_EVEN:
+        v = v + (half_even_increment(attrs) + ((v >> attrs.shift) & 1))
     if attrs.shift > 0:
         v = v >> attrs.shift
     elif attrs.shift < 0:
@@ -133,4 +151,4 @@ def requant_plan(attrs, src_lo: int, src_hi: int) -> RequantPlan:
         out_lo=out[0], out_hi=out[1])
 
 
-__all__ = ["rounding_const", "requant_scalar", "requant_array", "RequantPlan", "requant_plan"]
+__all__ = ["rounding_const", "half_even_increment", "requant_scalar", "requant_array", "RequantPlan", "requant_plan"]

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 
 class Rounding(enum.Enum):
-    """How REQUANT drops low bits: FLOOR (toward -inf) or HALF_UP (nearest, ties toward +inf)."""
+    """How REQUANT drops low bits: FLOOR (toward -inf), HALF_UP (nearest, ties toward +inf) or
+    HALF_EVEN (nearest, ties to the even neighbour: ONNX / QONNX ``ROUND``, NumPy's ``rint``)."""
 
     FLOOR = "floor"
     HALF_UP = "half_up"
+    HALF_EVEN = "half_even"
 
 
 class Overflow(enum.Enum):

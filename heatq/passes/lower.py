@@ -87,7 +87,9 @@ class LowerProducts(Pass):
                 arg = folded.get(n.id)
                 if arg is None:
                     arg = self._pointwise(b, graph, n, new)
-                new[n.id] = b.add(Op.REQUANT, replace(n.attrs, rounding=Rounding.FLOOR), [arg],
+                rounding = (Rounding.FLOOR if n.attrs.rounding is Rounding.HALF_UP
+                            else n.attrs.rounding)  # HALF_EVEN's increment is data-dependent
+                new[n.id] = b.add(Op.REQUANT, replace(n.attrs, rounding=rounding), [arg],
                                   n.name)
             else:
                 new[n.id] = b.add(n.op, n.attrs, [new[a] for a in n.args], n.name)
