@@ -172,6 +172,11 @@ def check_run(directory: Path, dataset: str | None = None, split: str = "test",
     of ``split`` (train | validation | test, :func:`split_images`) and write
     ``directory/check.json`` (recording the split)."""
     check_count("--n", n, why="check has no corner vectors")
+    summary = Path(directory) / "summary.json"
+    if summary.is_file() and read_json(summary).get("source") == "qonnx":  # heatq import's run
+        from .interop.qonnx_check import check_imported
+
+        return check_imported(directory, read_json(summary), n)
     config = read_json(Path(directory) / "config.json")
     dataset = check_split(config, split, dataset, f"run {directory}")
     if "split" in config:

@@ -49,7 +49,7 @@ def load_model(source) -> tuple[object, str, bytes | None]:
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
-        proto = onnx.load_from_string(data)
+        proto = onnx.load(str(path))  # also reads external data beside the file
     except Exception as e:  # protobuf raises DecodeError and others on a foreign file
         raise UserError(f"{path}: not an ONNX model ({type(e).__name__})") from None
     if not proto.graph.node:
