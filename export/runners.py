@@ -117,10 +117,13 @@ class SimRunner(Runner):
             raise RunnerError(f"{self.name}: {e}") from None
         rows = r.pop("rows")
         self.last_result = r
-        if r["err"] or len(rows) != len(x):
+        st = r["stall"]  # the back-pressure phase (m_tready stalls), checked in simulate
+        if r["err"] or len(rows) != len(x) or st["mismatches"] or st["hold_violations"]:
             first = next((m["index"] for m in r["first_mismatches"] if "ports" in m), None)
             raise RunnerError(f"{self.name}: {len(rows)} results for {len(x)} inputs, err flag "
-                              f"{r['err']}, first wrong result: vector {first}")
+                              f"{r['err']}, first wrong result: vector {first}; under "
+                              f"m_tready stalls {st['mismatches']} wrong, "
+                              f"{st['hold_violations']} held results changed")
         _, ports, _ = load_ports(export_dir)
         return unpack_rows(graph, ports, rows)
 
@@ -171,7 +174,9 @@ def _runners() -> dict[str, Runner]:
                                 "qonnx": ("heatq_export.qonnx_run", "QonnxRunner"),
                                 "hls4ml": ("heatq_export.hls4ml_run", "Hls4mlRunner")}.items():
         if importlib.util.find_spec(module) is not None:
-            out[name] = getattr(importlib.import_module(module), cls)()
+            mod = importlib.import_module(module)
+            if hasattr(mod, cls):  # else that module is importing this one: it registers itself
+                out[name] = getattr(mod, cls)()
     return out
 
 

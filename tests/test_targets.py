@@ -1,5 +1,24 @@
 """The conformance suite (ladder rung 4): every target runner x every corpus graph, exact.
 
+The executors (issue 12: all agree bit for bit on the corpus and on the trained seed CNN,
+tests/test_executors_trained.py), each with the rule it runs by:
+
+* ``interp``: :func:`heatq.ir.run`, the reference interpreter (docs/ir.md section 6): every
+  other executor is compared with it;
+* ``torch``: the graph on PyTorch operators in float64 (export/torch_run.py), exact below
+  ``2**53``; refuses a node whose range or partial sums leave it;
+* ``c``: the C99 export compiled by gcc (-Werror, UB + address sanitizers), 64-bit integers;
+* ``hls``: the HLS C++ export (ap_int / ap_uint) compiled by g++;
+* ``icarus``: the Verilog export in cocotb + Icarus (also checks latency / II against the
+  report's cycle model);
+* ``verilator``: the Verilog export through the Verilator harness (same checks);
+* ``qonnx``: the QONNX export (``model.onnx``) executed by qonnx's ``execute_onnx``
+  (onnxruntime underneath);
+* ``hls4ml``: the hls4ml project's C simulation (``compile()`` + ``predict()``, g++);
+
+and ``interp-lowered``: ``lower_products``' adder-graph form run by the interpreter (what
+the Verilog target builds from).  ``test_the_executors_are_registered`` pins this list.
+
 Each case exports a graph of :func:`heatq.ir.testing.corpus` for the runner's target, runs it
 on :func:`heatq.ir.testing.corner_vectors` with ``thorough=True`` (range corners, per-channel
 extremes of the first weighted layer, conv windows at the borders, seeded random vectors) and requires every output of every vector to equal
@@ -41,6 +60,11 @@ REFUSED: dict[tuple[str, str], str] = {
                    "also feeds in_bit1 (the window stalls the host, in_bit1 would not wait)",
     }.items()},
     ("interp-lowered", "conv_stride2"): "lower_products lowers CONV2D with stride 1 only",
+    **{("torch", g): "a node beyond float64's exact integers (|v| < 2**53)"
+       for g in ("wide64", "acc73", "half_even_wide")},
+    **{("qonnx", g): "a node beyond float32's exact integers (|v| <= 2**24): onnxruntime's "
+       "Conv / Gemm and QONNX's Quant compute in float32" for g in (
+           "wide64", "acc73", "s16_dense", "half_even_wide")},
 }
 VERILATOR_FAST = ("requant_fanout", "bits1", "wide64", "acc73")  # 1-bit, 64- and 73-bit ports
 
@@ -99,6 +123,17 @@ def test_target(runner_name, graph_name, tmp_path):
 @pytest.mark.parametrize("runner_name,graph_name", _cases(slow=True))
 def test_target_slow(runner_name, graph_name, tmp_path):
     check_target(runner_name, graph_name, tmp_path)
+
+
+EXECUTORS = {"c", "hls", "icarus", "verilator", "interp-lowered", "torch", "qonnx", "hls4ml"}
+
+
+def test_the_executors_are_registered():
+    """RUNNERS holds exactly the executors of the module docstring (interp is the reference,
+    not a runner); qonnx and hls4ml register once export/qonnx_run.py and export/hls4ml_run.py
+    exist, so this fails until both have landed."""
+    assert set(RUNNERS) == EXECUTORS, f"missing {sorted(EXECUTORS - set(RUNNERS))}, " \
+        f"unexpected {sorted(set(RUNNERS) - EXECUTORS)}"
 
 
 def test_refusal_list_names_real_cases():
@@ -196,3 +231,62 @@ def test_require_tool_skips_elsewhere_and_fails_in_ci(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         require_tool(missing)
     assert require_tool("sh")  # present: its path
+
+
+# ------------------------------------------------------------ torch: its float64 edge cases
+def _torch_edges():
+    """A signed input of magnitude up to 2**52 (54 bits) through REQUANT with shifts up to
+    70 either way in every rounding x overflow mode, THRESHOLD at int64's ends and at
+    +-2**52, and BIT up to the sign bit: the torch runner's exactness arguments, tested."""
+    from heatq.ir import BitAttrs, GraphBuilder, InputAttrs, RequantAttrs, ThresholdAttrs
+
+    big, FL, SAT, WRAP = 1 << 52, Rounding.FLOOR, Overflow.SATURATE, Overflow.WRAP
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((6,), -big, big), name="in")
+    outs = [g.add(Op.REQUANT, RequantAttrs(s, -big, big, r, SAT), [x], f"sat{s}_{r.value}")
+            for s in (1, 2, 51, 52, 53, 54, 62, 63, 70) for r in Rounding]
+    for s, lo, hi in [(1, -(1 << 20), (1 << 20) - 1), (53, 0, 1), (3, 0, (1 << 53) - 1),
+                      (0, -(1 << 60), (1 << 60) - 1), (-3, -big, big - 1), (-60, 0, 7),
+                      (-2, -4, 3), (-1, -3, 4)]:
+        outs += [g.add(Op.REQUANT, RequantAttrs(s, lo, hi, r, WRAP), [x], f"wrap{s}_{lo}_{r.value}")
+                 for r in Rounding]
+    outs += [g.add(Op.REQUANT, RequantAttrs(s, lo, hi, FL, SAT), [x], f"shl{s}_{hi}")
+             for s, lo, hi in [(-1, -big, big), (-54, -5, 5), (-70, -big, (1 << 53) - 1)]]
+    t = [[-(1 << 63), -big, -1, 0, big, (1 << 63) - 1]] * 6
+    outs.append(g.add(Op.THRESHOLD, ThresholdAttrs(t), [x], "th"))
+    outs += [g.add(Op.BIT, BitAttrs(b), [x], f"bit{b}") for b in (0, 51, 52, 53)]
+    return g.build(outs)
+
+
+def test_torch_exact_at_the_edge_of_float64(tmp_path):
+    g = _torch_edges()
+    ties = [k << s for s in (0, 1, 50, 51, 52) for k in range(-4, 5) if abs(k << s) <= 1 << 52]
+    vals = np.array(sorted(set(ties + [v + d for v in ties for d in (-1, 1)
+                                       if abs(v + d) <= 1 << 52])), dtype=np.int64)
+    x = np.concatenate([corner_vectors(g, thorough=True),
+                        np.resize(vals, (len(vals) // 6 + 1) * 6).reshape(-1, 6)])
+    torch_runner = RUNNERS["torch"]
+    torch_runner.export(g, tmp_path / "t")
+    assert (tmp_path / "t" / "summary.json").is_file()
+    for k, (got, want) in enumerate(zip(torch_runner.run(tmp_path / "t", g, x), run(g, x))):
+        assert got.dtype == np.int64 and np.array_equal(got, want), \
+            f"{g.nodes[g.outputs[k]].label()}: {_first_mismatch(got, want)}"
+
+
+def test_torch_refuses_partial_sums_beyond_2_53(tmp_path):
+    """An ADD whose range fits but whose terms' sum of magnitudes reaches 2**53, and the
+    options torch does not take: one-line EmitErrors naming the node, nothing written."""
+    from heatq.ir import AddAttrs, DenseAttrs, GraphBuilder, InputAttrs
+
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((1,), 0, 3 << 50), name="in")
+    neg = g.add(Op.DENSE, DenseAttrs([[-1]], [0], 2), [x], "neg")
+    s = g.add(Op.ADD, AddAttrs((1, 1)), [x, neg], "sum")
+    g = g.build([s])
+    assert -(1 << 53) < g.nodes[s].lo and g.nodes[s].hi < 1 << 53
+    with pytest.raises(EmitError, match=r"add node 2 \(sum\): its terms and partial sums"):
+        RUNNERS["torch"].export(g, tmp_path / "t")
+    with pytest.raises(EmitError, match="torch takes no options"):
+        RUNNERS["torch"].export(CORPUS["bits1"], tmp_path / "t",
+                                fold="auto")
+    assert not (tmp_path / "t").exists()
