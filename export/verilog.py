@@ -56,11 +56,12 @@ from .rtl.verilog import print_module
 from .skeletons import read_template
 from .verilog_concat import concat
 from .verilog_layers import ARITH_CHOICES
+from .verilog_ports import handshake, out_queue, port_map, top_header, top_ports
 from .verilog_schedule import simulate
-from .verilog_units import Flow, TopBuilder, fifo_entries, ident, refuse
+from .verilog_units import Flow, TopBuilder, fifo_entries, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
-              "hq_collect.v", "hq_hamming.v", "hq_pace.v", "hq_raster.v")
+              "hq_collect.v", "hq_hamming.v", "hq_pace.v", "hq_raster.v", "hq_outq.v")
 
 
 @dataclass
@@ -155,42 +156,6 @@ class VerilogEmitter(Emitter):
 
 
 
-def _out_port_names(g: IntGraph) -> list[str]:
-    names: list[str] = []
-    for k, o in enumerate(g.outputs):
-        n = g.nodes[o]
-        base = f"m_{ident(n.name)}" if n.name else f"m_out{k}"
-        if base in names or base == "m_tvalid":
-            base = f"m_out{k}"
-        names.append(base)
-    return names
-
-
-def _ports(m: nl.Module, g: IntGraph) -> tuple[dict[str, nl.Signal], Flow, list]:
-    """The top's ports: (clk/rst/handshake signals, the input flow, [(port, node id)])."""
-    inp = g.nodes[0]
-    stream = len(inp.shape) == 3
-    sig = {"clk": m.input("clk", 1), "rst": m.input("rst", 1)}
-    elems = inp.shape[0] if stream else inp.size
-    sig["s_tdata"] = m.input("s_tdata", elems * inp.type.width)
-    sig["s_tvalid"] = m.input("s_tvalid", 1)
-    sig["s_tready"] = m.output("s_tready", 1)
-    if stream:
-        sig["s_tlast"] = m.input("s_tlast", 1)
-        src = Flow(sig["s_tvalid"], sig["s_tdata"], inp.type, "stream", elems,
-                   ready=sig["s_tready"], last=sig["s_tlast"])
-    else:
-        src = Flow(sig["s_tvalid"], sig["s_tdata"], inp.type, "vector", elems)
-        m.assign(sig["s_tready"], nl.Const(1, 1))
-    sig["m_tvalid"] = m.output("m_tvalid", 1)
-    outs = []
-    for pname, o in zip(_out_port_names(g), g.outputs):
-        n = g.nodes[o]
-        outs.append((m.output(pname, n.size * n.type.width), o))
-    sig["err"] = m.output("err", 1)
-    return sig, src, outs
-
-
 def _paced_window(g: IntGraph):
     """The conv CMVM reached from the input through a chain of valid-only elementwise units
     (THRESHOLD, BIT, REQUANT, pointwise CMVM), or None: its window walks the padded raster slower
@@ -249,40 +214,33 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     return flows
 
 
-def _outputs(m: nl.Module, tb: TopBuilder, g: IntGraph, sig, flows, outs) -> int:
-    """Outputs aligned in time to ``m_tvalid``; returns the vector latency."""
+def _outputs(m: nl.Module, tb: TopBuilder, g: IntGraph, sig, flows, outs) -> tuple[int, dict]:
+    """Outputs aligned in time to the last one, then through the output queue (``hq_outq``)
+    to ``m_tvalid`` / the ``m_<name>`` ports; returns (the vector latency, the queue's
+    figures)."""
     for port, o in outs:
         if flows[o].domain != "vector":
             raise refuse(g.nodes[o], "a feature map as a graph output (only vector "
                          "outputs are supported)")
     t_max = max(flows[o].time for _, o in outs)
     src = max((flows[o] for _, o in outs), key=lambda f: f.time)
-    m.assign(sig["m_tvalid"], src.valid)
+    aligned: list[nl.Value] = []
     for port, o in outs:
         f = flows[o]
         d = t_max - f.time
         if d == 0:
-            m.assign(port, f.data)
+            aligned.append(f.data)
         else:
+            q = m.signal(f"{port.name}_aligned", port.width)
             m.instance("hq_delay", f"u_align_{port.name}", [("WIDTH", port.width), ("DEPTH", d)],
-                       [nl.Port("clk", sig["clk"]), nl.Port("d", f.data),
-                        nl.Port("q", port, True)])
+                       [nl.Port("clk", sig["clk"]), nl.Port("d", f.data), nl.Port("q", q, True)])
+            aligned.append(q)
+    queue = out_queue(m, tb, g, sig, src.valid, aligned, [p for p, _ in outs], t_max)
     err: nl.Value = nl.Const(1, 0)
     for e in tb.errs:
         err = e if isinstance(err, nl.Const) else nl.Or(err, e)
     m.assign(sig["err"], err)
-    return t_max
-
-
-def _header(top: str, mode: str, sched) -> list[str]:
-    return [
-        f"{top}: heatq design ({mode} mode), generated from an IntGraph.",
-        "Ports: clk, rst (sync, active high); s_tdata/s_tvalid/s_tready"
-        + ("/s_tlast (one pixel per beat)" if mode == "stream" else " (one vector per beat)")
-        + "; m_tvalid with m_<output> data; err (sticky).",
-        f"Latency: {sched['latency']} cycles from the first input beat to m_tvalid; "
-        f"II: {sched['ii']} cycles per {'image' if mode == 'stream' else 'vector'}.",
-    ]
+    return t_max, queue
 
 
 def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
@@ -297,19 +255,18 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
         raise EmitError(f"verilog: {e}") from None
     mode = "stream" if len(inp.shape) == 3 else "parallel"
     m = nl.Module(em.top)
-    sig, src, outs = _ports(m, g)
+    sig, src, outs = top_ports(m, g)
     tb = TopBuilder(em.top, g, m, sig["clk"], sig["rst"], em.arith)
     tb.fold_ii, _ = stream_ii(g, em.ii, lambda n: tb.lname(n))  # checks the target
     if em.fold == "auto":
         tb.folds = plan_folds(g, em.ii, em.arith, em.cse, force=em.fold_force)
     flows = _units(tb, g, src)
-    if mode == "stream" and not tb.host_ready_used:
-        m.assign(sig["s_tready"], nl.Const(1, 1))
-    t_max = _outputs(m, tb, g, sig, flows, outs)
+    handshake(m, sig, mode == "stream", tb.host_ready_used)
+    t_max, queue = _outputs(m, tb, g, sig, flows, outs)
     sched = simulate(tb.stages, t_max)
     if em.ii is not None and sched["ii"] is not None and sched["ii"] > em.ii:
         raise EmitError(f"verilog: --ii {em.ii}: the design's II is {sched['ii']} cycles")
-    m.header = _header(em.top, mode, sched)
+    m.header = top_header(em.top, mode, sched, sig, outs, queue)
     if em.fold != "none":
         why = "--ii" if em.ii else "the unfolded design's II"
         m.header.append(f"Folding: --fold {em.fold}, target II {em.ii or tb.fold_ii} ({why}); "
@@ -319,8 +276,8 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     files = dict(tb.files)
     files[f"{em.top}.v"] = print_module(m)
     _add_primitives(files)
-    return Design(em.top, files, _report(em, tb, sched, t_max, mode, files),
-                  _port_map(mode, g, src, outs), g, dict(tb.adder_graphs))
+    return Design(em.top, files, _report(em, tb, sched, t_max, mode, files, queue),
+                  port_map(m, mode, g, src, outs, queue), g, dict(tb.adder_graphs))
 
 
 def _instantiated(module: str, text: str) -> bool:
@@ -343,7 +300,8 @@ def _add_primitives(files: dict[str, str]) -> None:
             texts.append(files[p])
 
 
-def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str, Any]:
+def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files, queue
+            ) -> dict[str, Any]:
     report: dict[str, Any] = dict(tb.layers)
     lay = tb.layers.values()
     report["design"] = {
@@ -352,6 +310,7 @@ def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str
         "latency": sched["latency"], "latency_from_last_input": sched["latency_last"],
         "ii": sched["ii"], "vector_latency": t_max,
         "fifo_depths": {k: fifo_entries(v) for k, v in sched["fifo_depths"].items()},
+        "output_queue": queue,
         "adders": sum(v["adders"] for v in lay),
         "adder_bits": sum(v["adder_bits"] for v in lay),
         "longest_carry": max((v["longest_carry"] for v in lay), default=0),
@@ -364,19 +323,6 @@ def _report(em, tb: TopBuilder, sched, t_max: int, mode: str, files) -> dict[str
         report["design"]["ii_target"] = em.ii or tb.fold_ii
         report["design"]["layers_estimated_cost"] = sum(v.get("estimated_cost", 0) for v in lay)
     return report
-
-
-def _port_map(mode: str, g: IntGraph, src: Flow, outs) -> dict[str, Any]:
-    inp = g.nodes[0]
-    return {
-        "mode": mode,
-        "clock": "clk", "reset": "rst (synchronous, active high)",
-        "s_tdata": {"width": src.data.width, "elem_width": inp.type.width,
-                    "elem_signed": inp.type.signed, "elems": src.elems},
-        "outputs": [{"port": port.name, "node": o, "name": g.nodes[o].name,
-                     "elems": g.nodes[o].size, "elem_width": g.nodes[o].type.width,
-                     "elem_signed": g.nodes[o].type.signed} for port, o in outs],
-    }
 
 
 __all__ = ["VerilogEmitter", "Design", "PRIMITIVES", "build_design"]

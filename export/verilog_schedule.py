@@ -160,3 +160,19 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
         "results": results,
         "first_accept": first,
     }
+
+
+def results_in_flight(stages: list[Stage], vector_latency: int) -> int:
+    """The most results still in flight (started, not yet at ``m_tvalid``) at the cycle of a
+    later result's first input beat, when the host streams back to back: for image ``i``
+    (first beat at ``a_i``), ``#{j < i: out_j >= a_i}``, maximised over enough images to
+    reach the steady state.  Parallel mode (no stream stage): ``vector_latency`` (one
+    vector per cycle, ``L`` in flight).  An output queue (``hq_outq``) whose credit limit
+    is above it never stalls the host while ``m_tready`` is 1."""
+    s = simulate(stages, vector_latency)
+    if not s["results"]:
+        return vector_latency
+    n = max(4, -(-s["latency"] // max(1, s["ii"] or 1)) + 4)
+    s = simulate(stages, vector_latency, n_img=n)
+    out, first = s["results"], s["first_accept"]
+    return max(sum(1 for j in range(i) if out[j] >= first[i]) for i in range(n))

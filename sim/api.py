@@ -35,10 +35,13 @@ from heatq.ir import IntGraph, run, save
 from heatq.progress import activity
 
 from . import verilator as vl
+from .stall import Plan
 from .vectors import compare, input_beats, load_ports
 
 CACHE = ".heatq-sim"
 WAVE_FORMATS = ("vcd", "fst")
+HANDSHAKE_COUNTERS = ("m_tvalid_held", "m_tready_low", "hold_violations", "host_waits")
+STALL, STALL_BURST, GAPS = 0.25, 8, 0.1  # the default stalled phase
 
 
 def manifest_changes(export_dir: str | Path) -> dict[str, list[str]]:
@@ -119,7 +122,8 @@ def _icarus_runner(waves: str | None):
 
 
 def _icarus(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, work: Path,
-            bdir: Path, max_cycles: int, waves: Path | None, progress: bool) -> dict[str, Any]:
+            bdir: Path, max_cycles: int, waves: Path | None, progress: bool, plan: Plan
+            ) -> dict[str, Any]:
     if shutil.which("iverilog") is None:
         raise FileNotFoundError("iverilog not found on PATH")
     fmt = _wave_format(waves)
@@ -127,7 +131,8 @@ def _icarus(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, w
     save(graph, work, "graph")
     np.save(work / "inputs.npy", np.asarray(x, dtype=np.int64))
     job = {"ports": ports, "graph": str(work / "graph.ir.json"), "inputs": str(work / "inputs.npy"),
-           "result": str(work / "result.json"), "max_cycles": max_cycles}
+           "result": str(work / "result.json"), "max_cycles": max_cycles,
+           "plan": plan.as_dict()}
     (work / "job.json").write_text(json.dumps(job))
     srcs = sorted(str(p) for p in Path(export_dir).resolve().glob("*.v"))
     runner = _icarus_runner(fmt)
@@ -163,34 +168,86 @@ def _icarus(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, w
 
 
 def _verilator(export_dir: Path, graph: IntGraph, x: np.ndarray, top: str, ports, work: Path,
-               bdir: Path, max_cycles: int, waves: Path | None, progress: bool
+               bdir: Path, max_cycles: int, waves: Path | None, progress: bool, plan: Plan
                ) -> dict[str, Any]:
     exe, cached = vl.build(export_dir, top, ports, bdir, waves=_wave_format(waves),
                            progress=progress)
     r = vl.run(exe, input_beats(ports, x), len(x), work, max_cycles, waves=waves,
-               progress=progress)
+               progress=progress, plan=plan)
     cmp = compare(ports, r["rows"], run(graph, x))
-    return {**cmp, "rows": r["rows"], "out_cycles": r["out_cycles"], "first_accept": r["info"].get("first_accept"),
-            "cycles": r["info"].get("cycles", 0), "err": r["info"].get("err", 0),
-            "wall_s": r["wall_s"], "build_cached": cached}
+    info = r["info"]
+    return {**cmp, "rows": r["rows"], "out_cycles": r["out_cycles"],
+            "first_accept": info.get("first_accept"), "cycles": info.get("cycles", 0),
+            "err": info.get("err", 0), "wall_s": r["wall_s"], "build_cached": cached,
+            "handshake": {k: info.get(k) for k in HANDSHAKE_COUNTERS}}
 
 
 SIMULATORS = {"icarus": _icarus, "verilator": _verilator}
+
+
+def _stall_plan(ports: dict, d: dict, x: np.ndarray, stall: float, burst: int,
+                hold: int | None, images: int | None, gaps: float, seed: int
+                ) -> tuple[Plan, np.ndarray]:
+    """The handshake plan and the whole batch: ``x`` (the timing phase) then the stalled
+    phase's images, ``x`` in reverse order, repeated as needed (default count: the output
+    queue's entries + 4, so the default hold, the latency + entries + 2 results' IIs of
+    ``m_tready`` low, fills the queue and stalls the host)."""
+    entries = ports.get("output_queue", {}).get("entries", 2)
+    ii, lat = d.get("ii") or 1, d.get("latency") or 0
+    if images is None:
+        images = entries + 4 if (stall or gaps or hold) else 0
+    if images < 0 or len(x) == 0 and images:
+        raise UserError(f"stall images {images}: must be >= 0 (and the batch not empty)")
+    if hold is None:
+        hold = lat + (entries + 2) * ii if images else 0
+    beats_plain = len(input_beats(ports, x[:1])) * len(x)
+    try:
+        plan = Plan(len(x), beats_plain, stall, burst, hold, gaps, seed)
+    except ValueError as e:
+        raise UserError(f"stall plan: {e}") from None
+    order = (len(x) - 1 - np.arange(images)) % max(len(x), 1)
+    return plan, np.concatenate([x, x[order]]) if images else x
+
+
+def _max_cycles(d: dict, plan: Plan, n: int, n_all: int) -> int:
+    """A cycle budget for the whole run: the timing phase back to back, the stalled phase
+    slowed by its pattern (m_tready high a fraction ~ 1 / (1 + stall * (burst + 1) / 2) of the
+    cycles, the host idle a fraction ``gaps``), with a factor 2 of margin."""
+    ii, lat = d.get("ii") or 1, d.get("latency") or 0
+    base = (n + 4) * ii + 4 * lat + 10_000
+    slow = (1 + plan.stall * (plan.burst + 1) / 2) / (1 - plan.gaps)
+    return int(base + plan.hold + 2 * ((n_all - n + 4) * ii + lat) * slow)
 
 
 def simulate(export_dir: str | Path, graph: IntGraph, x: np.ndarray,
              simulator: str = "icarus", work_dir: str | Path | None = None,
              max_cycles: int | None = None, waves: str | Path | None = None,
              clock_mhz: float = 100.0, progress: bool = True,
-             keep_rows: bool = False) -> dict[str, Any]:
+             keep_rows: bool = False, stall: float = STALL, stall_burst: int = STALL_BURST,
+             stall_hold: int | None = None, stall_images: int | None = None,
+             gaps: float = GAPS, seed: int = 0) -> dict[str, Any]:
     """Simulate ``export_dir`` (a Verilog export) on the batch ``x`` and compare with
     ``heatq.ir.run(graph, x)``.  The build is kept under ``work_dir`` (default
     ``export_dir/.heatq-sim``); ``waves``: also write a waveform (``.vcd`` or ``.fst``).
-    Returns ``{"simulator", "n", "mismatches", "first_mismatches", "err", "cycles_per_image",
-    "latency", "ii", "model_latency", "model_ii", "timing_matches_model", "sim_images_per_s"
-    (the simulator's speed), "clock_mhz" (assumed), "hw_images_per_s" (clock / II: the
-    hardware's throughput at that clock), "build_cached", "manifest", "wall_s"}``, and with
-    ``keep_rows`` the raw output-port words (``"rows"``: one list per result, in port order)."""
+
+    Two phases in one run (:mod:`heatq_sim.stall`): ``x`` with ``m_tready`` held 1 and the
+    host back to back (latency and II measured here), then ``stall_images`` more images
+    (``x`` reversed; default: the output queue's entries + 4, none when ``stall``,
+    ``gaps`` and ``stall_hold`` are all 0) under back-pressure: ``m_tready`` low for the
+    first ``stall_hold`` cycles (default: long enough to fill the queue and stall the host),
+    then a stall of 1..``stall_burst`` cycles starts in a cycle with probability ``stall``;
+    the host idles before a beat with probability ``gaps``; ``seed`` seeds both.  Every
+    result of both phases is compared, in order.
+
+    Returns ``{"simulator", "n", "mismatches" (both phases), "first_mismatches", "err",
+    "cycles_per_image", "latency", "ii", "model_latency", "model_ii", "timing_matches_model",
+    "sim_images_per_s" (the simulator's speed), "clock_mhz" (assumed), "hw_images_per_s"
+    (clock / II: the hardware's throughput at that clock), "build_cached", "manifest",
+    "wall_s", "stall"}`` (``stall``: the plan, ``images``, ``mismatches`` among them, and
+    the counters ``m_tvalid_held`` (cycles a result waited for m_tready), ``m_tready_low``,
+    ``hold_violations`` (a held result that changed or vanished: must be 0) and
+    ``host_waits`` (cycles s_tvalid && !s_tready)), and with ``keep_rows`` the raw
+    output-port words of ``x`` (``"rows"``: one list per result, in port order)."""
     if simulator not in SIMULATORS:
         raise UserError(f"unknown simulator {simulator!r} (icarus or verilator)")
     if not clock_mhz > 0:
@@ -202,27 +259,32 @@ def simulate(export_dir: str | Path, graph: IntGraph, x: np.ndarray,
     x = np.asarray(x)
     n = len(x)
     d = report.get("design", {})
-    max_cycles = max_cycles or (n + 4) * (d.get("ii") or 1) + 4 * (d.get("latency") or 0) + 10_000
+    plan, x_all = _stall_plan(ports, d, x, stall, stall_burst, stall_hold, stall_images,
+                              gaps, seed)
+    max_cycles = max_cycles or _max_cycles(d, plan, n, len(x_all))
     root = Path(work_dir) if work_dir is not None else export_dir / CACHE
     bdir = build_dir(root, export_dir, simulator, ports, _wave_format(waves))
     bdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="heatq_sim_") as tmp:
-        r = SIMULATORS[simulator](export_dir, graph, x, top, ports, Path(tmp), bdir,
-                                  max_cycles, waves, progress)
+        r = SIMULATORS[simulator](export_dir, graph, x_all, top, ports, Path(tmp), bdir,
+                                  max_cycles, waves, progress, plan)
     out = {"simulator": simulator, "n": n, "mismatches": r["mismatches"]}
-    out.update(_timing(r["out_cycles"], r["first_accept"], n, r["cycles"], report))
+    out.update(_timing(r["out_cycles"][:n], r["first_accept"], n, r["cycles"], report))
     wall = r["wall_s"]
     ii = out["ii"] or out["model_ii"] or out["cycles_per_image"]
     out.update({
-        "sim_images_per_s": n / wall if wall > 0 else None,
+        "sim_images_per_s": len(x_all) / wall if wall > 0 else None,
         "clock_mhz": float(clock_mhz),
         "hw_images_per_s": clock_mhz * 1e6 / ii if ii else None,
         "wall_s": wall, "err": int(bool(r["err"])), "first_mismatches": r["first"],
         "build_cached": bool(r["build_cached"]), "manifest": changes,
         "waves": None if waves is None else str(waves),
+        "stall": {**plan.as_dict(), "images": len(x_all) - n,
+                  "mismatches": sum(1 for i in r["bad"] if i >= n),
+                  **r["handshake"]},
     })
     if keep_rows:
-        out["rows"] = r["rows"]
+        out["rows"] = r["rows"][:n]
     return out
 
 

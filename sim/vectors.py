@@ -59,7 +59,8 @@ def unpack_output(spec: dict[str, Any], value: int) -> np.ndarray:
 
 def compare(ports: dict[str, Any], got: list[list[int]], ref: list[np.ndarray]) -> dict[str, Any]:
     """In-order check of raw output words (one list of port values per result) against the
-    oracle's outputs (``heatq.ir.run``).  Returns counts and the first mismatches."""
+    oracle's outputs (``heatq.ir.run``).  Returns counts, the first mismatches and the
+    index of every mismatch (``bad``)."""
     outs = ports["outputs"]
     n_ref = len(ref[0]) if ref else 0
     mism = []
@@ -75,4 +76,5 @@ def compare(ports: dict[str, Any], got: list[list[int]], ref: list[np.ndarray]) 
                 bad[spec["port"]] = {"got": [int(a) for a in v], "want": [int(a) for a in r]}
         if bad:
             mism.append({"index": i, "ports": bad})
-    return {"n": n_ref, "results": len(got), "mismatches": len(mism), "first": mism[:5]}
+    return {"n": n_ref, "results": len(got), "mismatches": len(mism), "first": mism[:5],
+            "bad": [m["index"] for m in mism]}

@@ -3,8 +3,11 @@
 Debian's Verilator 5.006 is too old for cocotb 2.x's Verilator support (cocotb needs
 >= 5.036), so instead of cocotb this path compiles the design with a small generated
 ``main()`` that reads input beats from a text file (``<tdata hex> <tlast>`` per line),
-drives the AXI-Stream-like port back to back honouring ``s_tready``, and writes one line
-per ``m_tvalid`` (``<cycle> <port hex> ...``).  Port values are sampled at the rising edge,
+drives both AXI-Stream ports under a handshake plan (:mod:`heatq_sim.stall`: the timing
+phase back to back with ``m_tready`` held 1, then seeded random ``m_tready`` stalls and host
+gaps, the same draws as the cocotb bench), and writes one line per ``m_tvalid && m_tready``
+(``<cycle> <port hex> ...``) and the handshake counters (cycles ``m_tvalid`` was held, held
+results that changed).  Port values are sampled at the rising edge,
 exactly as the cocotb monitor and the Icarus testbench do.
 """
 
@@ -20,6 +23,8 @@ from string import Template
 from typing import Any
 
 from heatq.progress import activity, run_streaming
+
+from .stall import Plan
 
 HARNESS = Template(r"""// heatq Verilator harness for $top (generated)
 #include <cstdio>
@@ -44,13 +49,54 @@ static std::vector<uint32_t> parse_hex(const char* s, int words) {
     return w;
 }
 
+// splitmix64 and the stalled phase's draws: a copy of heatq_sim.stall (same numbers, same cycles)
+struct SplitMix64 {
+    uint64_t s;
+    uint64_t next() {
+        uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+};
+struct Pattern {
+    SplitMix64 r, g;
+    uint64_t t_stall, t_gap, burst, left;
+    int ready() {
+        if (left > 0) { left--; return 0; }
+        if (t_stall == 0) return 1;
+        uint64_t x = r.next();
+        if ((x >> 40) < t_stall) { left = (x & 0xFFFFFFFFULL) % burst; return 0; }
+        return 1;
+    }
+    bool offer() { return t_gap == 0 || (g.next() >> 40) >= t_gap; }
+};
+
+static void put_hex(std::string& s, unsigned long long v) {
+    char b[24]; snprintf(b, sizeof b, " %llx", v); s += b;
+}
+static void put_word(std::string& s, unsigned v) {
+    char b[16]; snprintf(b, sizeof b, "%08x", v); s += b;
+}
+
 int main(int argc, char** argv) {
     Verilated::commandArgs(argc, argv);
-    if (argc < 4) { fprintf(stderr, "usage: %s IN OUT N_RESULTS [MAX_CYCLES]\n", argv[0]); return 2; }
+    if (argc < 12) {
+        fprintf(stderr, "usage: %s IN OUT N_RESULTS MAX_CYCLES N_PLAIN BEATS_PLAIN STALL_T BURST "
+                "HOLD GAP_T SEED [WAVES]\n", argv[0]);
+        return 2;
+    }
     FILE* fi = fopen(argv[1], "r");
     FILE* fo = fopen(argv[2], "w");
     long want = atol(argv[3]);
-    long max_cycles = argc > 4 ? atol(argv[4]) : 100000000L;
+    long max_cycles = atol(argv[4]);
+    long n_plain = atol(argv[5]);
+    size_t beats_plain = (size_t)atol(argv[6]);
+    Pattern pat;
+    uint64_t seed = strtoull(argv[11], 0, 10);
+    pat.r.s = seed; pat.g.s = seed ^ 0x5DEECE66DULL;
+    pat.t_stall = strtoull(argv[7], 0, 10); pat.burst = strtoull(argv[8], 0, 10);
+    pat.left = strtoull(argv[9], 0, 10); pat.t_gap = strtoull(argv[10], 0, 10);
     if (!fi || !fo) { fprintf(stderr, "cannot open files\n"); return 2; }
     std::vector<std::vector<uint32_t>> beats;
     std::vector<int> lasts;
@@ -63,15 +109,17 @@ int main(int argc, char** argv) {
     fclose(fi);
     V$top* top = new V$top;
 $trace_open
-    top->clk = 0; top->rst = 1; top->s_tvalid = 0;$set_last0
+    top->clk = 0; top->rst = 1; top->s_tvalid = 0; top->m_tready = 1;$set_last0
     top->eval(); DUMP();
     for (int i = 0; i < 4; i++) {
         top->clk = 1; top->eval(); DUMP(); top->clk = 0; top->eval(); DUMP();
     }
     top->rst = 0;
     size_t k = 0;
+    bool offered = false;
     auto drive = [&]() {
-        if (k < beats.size()) {
+        if (!offered && k < beats.size()) offered = k < beats_plain || pat.offer();
+        if (offered) {
             const std::vector<uint32_t>& w = beats[k];
 $set_data
             top->s_tvalid = 1;$set_last
@@ -80,25 +128,40 @@ $set_data
         }
     };
     drive();
+    top->m_tready = n_plain > 0 ? 1 : pat.ready();
     top->eval();
     long results = 0, cyc = 0, first_accept = -1;
+    long held = 0, ready_low = 0, violations = 0, host_waits = 0;
+    bool was_held = false;
+    std::string row, prev;
     while (results < want && cyc < max_cycles) {
         bool fire = top->s_tvalid && top->s_tready;
-        bool outv = top->m_tvalid;
+        bool outv = top->m_tvalid, outr = top->m_tready;
         if (fire && first_accept < 0) first_accept = cyc;
+        row.clear();
         if (outv) {
-            fprintf(fo, "%ld", cyc);
 $dump
-            fprintf(fo, "\n");
+        }
+        if (was_held && (!outv || row != prev)) violations++;
+        was_held = outv && !outr;
+        if (was_held) { held++; prev = row; }
+        if (!outr) ready_low++;
+        if (top->s_tvalid && !top->s_tready) host_waits++;
+        if (outv && outr) {
+            fprintf(fo, "%ld%s\n", cyc, row.c_str());
             results++;
         }
         if (top->err) { fprintf(stderr, "err flag set at cycle %ld\n", cyc); }
         top->clk = 1; top->eval(); DUMP();
-        if (fire) { k++; drive(); }
+        if (fire) { k++; offered = false; }
+        drive();
+        top->m_tready = results < n_plain ? 1 : pat.ready();
         top->clk = 0; top->eval(); DUMP();
         cyc++;
     }
-    fprintf(fo, "# cycles %ld first_accept %ld err %d\n", cyc, first_accept, (int)top->err);
+    fprintf(fo, "# cycles %ld first_accept %ld err %d m_tvalid_held %ld m_tready_low %ld "
+            "hold_violations %ld host_waits %ld\n", cyc, first_accept, (int)top->err, held,
+            ready_low, violations, host_waits);
     fclose(fo);
     top->final();$trace_close
     delete top;
@@ -117,12 +180,13 @@ def _set_port(name: str, width: int, src: str, indent: str) -> str:
 
 
 def _dump_port(name: str, width: int, indent: str) -> str:
+    """C++ appending the port's value (hex, after a space) to the string ``row``."""
     if width <= 64:
-        return f'{indent}fprintf(fo, " %llx", (unsigned long long)top->{name});'
+        return f'{indent}put_hex(row, (unsigned long long)top->{name});'
     words = (width + 31) // 32
-    parts = [f'{indent}fprintf(fo, " ");']
+    parts = [f'{indent}row += " ";']
     for i in reversed(range(words)):
-        parts.append(f'{indent}fprintf(fo, "%08x", (unsigned)top->{name}[{i}]);')
+        parts.append(f'{indent}put_word(row, (unsigned)top->{name}[{i}]);')
     return "\n".join(parts)
 
 
@@ -141,7 +205,7 @@ _TRACE = {  # waveform format -> (header, class, verilator flag)
 
 def _trace_parts(waves: str | None) -> dict[str, str]:
     """Harness snippets: without ``waves`` DUMP() is empty; with "vcd" / "fst" the harness
-    dumps every signal after each eval (two time steps per clock) to argv[5]."""
+    dumps every signal after each eval (two time steps per clock) to argv[12]."""
     if waves is None:
         return {"trace_include": "#define DUMP()", "trace_open": "", "trace_close": ""}
     header, cls = _TRACE[waves][:2]
@@ -149,7 +213,7 @@ def _trace_parts(waves: str | None) -> dict[str, str]:
         "trace_include": f'#include "{header}"\n#define DUMP() tfp->dump(t_trace++)',
         "trace_open": (f"    Verilated::traceEverOn(true);\n    {cls}* tfp = new {cls};\n"
                        "    uint64_t t_trace = 0;\n    top->trace(tfp, 99);\n"
-                       "    tfp->open(argc > 5 ? argv[5] : \"waves\");"),
+                       "    tfp->open(argc > 12 ? argv[12] : \"waves\");"),
         "trace_close": "\n    tfp->close();",
     }
 
@@ -217,13 +281,16 @@ def build(export_dir: str | Path, top: str, ports: dict[str, Any], build_dir: st
 
 def run(exe: Path, beats: list[tuple[int, int]], n_results: int, work: Path,
         max_cycles: int = 100_000_000, waves: Path | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """Run the harness (built with waves when ``waves`` is given: the file to write);
-    returns raw results, cycle count and wall time."""
+        progress: bool = True, plan: Plan | None = None) -> dict[str, Any]:
+    """Run the harness (built with waves when ``waves`` is given: the file to write) under
+    the handshake ``plan`` (default: all results with ``m_tready`` held 1, the host back to
+    back); returns raw results, cycle count, the handshake counters and wall time."""
     work.mkdir(parents=True, exist_ok=True)
     fin, fout = work / "in.txt", work / "out.txt"
     fin.write_text("".join(f"{d:x} {l}\n" for d, l in beats))
-    args = [str(exe), str(fin), str(fout), str(n_results), str(max_cycles)]
+    plan = plan or Plan(n_results, len(beats))
+    args = [str(exe), str(fin), str(fout), str(n_results), str(max_cycles),
+            *plan.harness_args()]
     if waves is not None:
         args.append(str(Path(waves).resolve()))
     t0 = time.perf_counter()
