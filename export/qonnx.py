@@ -116,7 +116,7 @@ def check_exact(graph: IntGraph) -> None:
             raise EmitError(
                 f"qonnx: {node.op.value} {node.label()} ({node.type.c_style()}, range "
                 f"{node.lo}..{node.hi}) computes integers up to {need} "
-                f"({need.bit_length()} bits): beyond float32's exact integers (|v| <= 2**24), "
+                f"(a {need.bit_length()}-bit magnitude): beyond float32's exact integers (|v| <= 2**24), "
                 "in which onnxruntime's Conv / Gemm and QONNX's Quant compute")
         if max(abs(f) for f in fracs) > FRAC_LIMIT:
             raise EmitError(f"qonnx: {node.op.value} {node.label()}: binary point "
@@ -141,7 +141,7 @@ class QonnxEmitter(Emitter):
         from .qonnx_build import FLAVOURS
 
         if flavour not in FLAVOURS:
-            raise EmitError(f"qonnx: unknown flavour {flavour!r} (choose {' or '.join(FLAVOURS)})")
+            raise EmitError(f"unknown flavour {flavour!r} (choose {' or '.join(FLAVOURS)})")
         self.flavour = flavour
 
     def check_graph(self, graph: IntGraph) -> None:
