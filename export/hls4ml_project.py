@@ -1,14 +1,174 @@
-"""``--target hls4ml``: an hls4ml project built through hls4ml's API."""
+"""``--target hls4ml``: an hls4ml 1.3 project built through hls4ml's own API.
+
+The graph is planned into hls4ml layer dictionaries with every precision pinned
+(:mod:`heatq_export.hls4ml_layers`), converted by ``hls4ml.model.graph.ModelGraph
+.from_layer_list`` (the call hls4ml's Keras and PyTorch frontends end with) under a config from
+``hls4ml.utils.config.create_config``, and written by the backend's own writer into a temporary
+directory whose files become the export: ``firmware/`` (the HLS C++, weights, ap_types,
+nnet_utils), ``build_prj.tcl`` (the vendor build; needs Vivado / Vitis HLS), ``build_lib.sh``
+(the C-simulation library), ``<project>_bridge.cpp``, ``<project>_test.cpp``,
+``hls4ml_config.yml`` and a ``README.md`` with the pinned settings.
+
+Pinned settings (docs/hls4ml.md says why): ``IOType: io_parallel``, ``Strategy: Latency``,
+``ReuseFactor: 1`` (the Resource and distributed-arithmetic strategies reorganise the
+accumulation; DA ignores ``accum_t``), every layer's ``result`` / ``accum`` / ``weight`` /
+``bias`` precision explicit (no ``ap_fixed<16,6>`` model default is used: :func:`_check_pins`
+reads each one back from the converted model and refuses the export if hls4ml changed it).
+
+Deterministic: hls4ml's random library stamp is replaced by one derived from the project's
+contents and the temporary output directory is written as ``.`` in ``hls4ml_config.yml``.
+"""
 
 from __future__ import annotations
 
-from .base import EmitError, Emitter
+import contextlib
+import hashlib
+import io
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .base import EmitError, EmitOption, Emitter
+from .hls4ml_layers import SUPPORTED, Plan, plan
+
+PROJECT = "heatq_model"
+SETTINGS = {"IOType": "io_parallel", "Strategy": "Latency", "ReuseFactor": 1}
+BACKENDS = ("Vivado", "Vitis")
+DEFAULT_PRECISION = "ap_fixed<16,6>"  # hls4ml's model default; every layer overrides it
+STAMP_PLACEHOLDER = "00000000"
+
+
+def _config(p: Plan, out: Path, backend: str, part: str, clock_period: float) -> dict[str, Any]:
+    from hls4ml.utils.config import create_config
+
+    cfg = create_config(output_dir=str(out), project_name=PROJECT, backend=backend, part=part,
+                        clock_period=clock_period, io_type=SETTINGS["IOType"])
+    layers = {name: {"Precision": dict(prec)} for name, prec in p.precisions.items()}
+    for layer in p.layers:
+        if layer["class_name"] == "Softmax":
+            layers[layer["name"]]["Implementation"] = "argmax"
+    cfg["HLSConfig"] = {"Model": {"Precision": DEFAULT_PRECISION,
+                                  "ReuseFactor": SETTINGS["ReuseFactor"],
+                                  "Strategy": SETTINGS["Strategy"], "BitExact": False},
+                        "LayerName": layers}
+    return cfg
+
+
+def _check_pins(model, p: Plan) -> None:
+    """Every pinned precision, read back from the converted model, is the planned one."""
+    backend = model.config.backend
+    found = {layer.name: layer for layer in model.get_layers()}
+    for name, prec in p.precisions.items():
+        layer = found.get(name)
+        if layer is None:
+            raise EmitError(f"hls4ml: the converted model has no layer {name} (an optimizer "
+                            "pass removed it)")
+        for var, text in prec.items():
+            attr = "result_t" if var == "result" else f"{var}_t"
+            got = layer.get_attr(attr)
+            got = layer.get_output_variable().type if var == "result" else got
+            want = backend.convert_precision_string(text)
+            if got is None or str(got.precision) != str(want):
+                raise EmitError(f"hls4ml: layer {name}: {var} precision is "
+                                f"{got.precision if got else None}, pinned {want}")
+
+
+def build_model(graph, backend: str = "Vivado", part: str = "xcu250-figd2104-2L-e",
+                clock_period: float = 5.0, out: Path | None = None):
+    """``(hls4ml ModelGraph, plan)`` for ``graph``, written nowhere yet (``out`` is the
+    OutputDir in its config)."""
+    from hls4ml.model.graph import ModelGraph
+
+    p = plan(graph)
+    cfg = _config(p, out or Path(PROJECT), backend, part, clock_period)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the argmax Softmax's unused exp table size
+        model = ModelGraph.from_layer_list(cfg, p.layers, [p.layers[0]["name"]], p.outputs)
+    _check_pins(model, p)
+    return model, p
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes()
+            for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def _readme(p: Plan, backend: str, version: str) -> str:
+    lines = [f"# {PROJECT}: heatq's network as an hls4ml {version} project", "",
+             "Generated by `heatq-export RUN -t hls4ml` through hls4ml's API (ModelGraph."
+             "from_layer_list); docs/hls4ml.md in heatq explains the mapping.", "",
+             "- C simulation: `./build_lib.sh` builds `firmware/"
+             f"{PROJECT}-<stamp>.so` (g++), which `hls4ml.converters.link_existing_project"
+             "(DIR).compile()` / `.predict(x)` use (heatq's `hls4ml` runner does this).",
+             f"- Vendor build ({backend} HLS): `vitis_hls -f build_prj.tcl` (or `vivado_hls`); "
+             "arguments as in hls4ml's docs, e.g. `\"csim=1 synth=1\"`.", "",
+             "## Pinned settings", ""]
+    lines += [f"- `{k}: {v}`" for k, v in SETTINGS.items()]
+    lines += [f"- `{k}`: {why}" for k, why in p.notes.items()]
+    lines += ["", "## Precisions (every variable pinned; value = integer * 2**-frac)", "",
+              "| layer | variable | precision |", "|---|---|---|"]
+    for name, prec in p.precisions.items():
+        lines += [f"| {name} | {var} | `{text}` |" for var, text in sorted(prec.items())]
+    return "\n".join(lines) + "\n"
 
 
 class Hls4mlEmitter(Emitter):
-    """an hls4ml project built through hls4ml's API."""
+    """An hls4ml project (io_parallel, Latency, ReuseFactor 1, every precision pinned) whose
+    C simulation equals heatq's interpreter."""
 
     target = "hls4ml"
+    supported_ops = SUPPORTED
+    options = (EmitOption("hls4ml_backend", str, "hls4ml: the hls4ml backend, Vivado | Vitis",
+                          default="Vivado", choices=BACKENDS),
+               EmitOption("xilinx_part", str, "hls4ml: the FPGA part in build_prj.tcl",
+                          default="xcu250-figd2104-2L-e"),
+               EmitOption("clock_period", float, "hls4ml: the clock period in ns",
+                          default=5.0))
+
+    def __init__(self, hls4ml_backend: str = "Vivado", xilinx_part: str = "xcu250-figd2104-2L-e",
+                 clock_period: float = 5.0):
+        if hls4ml_backend not in BACKENDS:
+            raise EmitError(f"hls4ml: backend {hls4ml_backend!r} is not one of "
+                            f"{', '.join(BACKENDS)}")
+        self.backend, self.part, self.clock_period = hls4ml_backend, xilinx_part, clock_period
+        self._plan: Plan | None = None
+
+    def check_graph(self, graph):
+        """Refuse (one line, naming the node) what hls4ml cannot compute exactly."""
+        plan(graph)
 
     def emit(self, graph):
-        raise EmitError("hls4ml: not built yet")
+        import hls4ml
+
+        with tempfile.TemporaryDirectory(prefix="heatq-hls4ml-") as tmp:
+            out = Path(tmp) / PROJECT
+            model, p = build_model(graph, self.backend, self.part, self.clock_period, out)
+            model.config.config["Stamp"] = STAMP_PLACEHOLDER
+            with contextlib.redirect_stdout(io.StringIO()):  # its progress lines
+                model.config.backend.writer.write_hls(model)  # the writer, no random stamp
+            files = _read_tree(out)
+        prefix = str(out).encode()
+        files = {k: v.replace(prefix, b".") for k, v in files.items()}
+        stamp = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(files.items()))
+                               ).hexdigest()[:8]
+        for k in ("build_lib.sh", "hls4ml_config.yml"):
+            files[k] = files[k].replace(STAMP_PLACEHOLDER.encode(), stamp.encode())
+        files["README.md"] = _readme(p, self.backend, hls4ml.__version__).encode()
+        self._plan, self._stamp, self._version = p, stamp, hls4ml.__version__
+        return files
+
+    def finish(self, export_dir: Path) -> None:
+        """``build_lib.sh`` executable, as hls4ml writes it (it runs ``./build_lib.sh``)."""
+        (Path(export_dir) / "build_lib.sh").chmod(0o755)
+
+    def summary(self, graph, files):
+        p = self._plan or plan(graph)
+        return {"hls4ml": {
+            "version": getattr(self, "_version", None), "backend": self.backend,
+            "part": self.part, "clock_period": self.clock_period, "project": PROJECT,
+            "stamp": getattr(self, "_stamp", None), **SETTINGS,
+            "outputs": p.outputs,
+            "graph_outputs": [p.tensors[o].info() for o in graph.outputs],
+            "input": p.tensors[0].info(),
+            "precisions": p.precisions, "notes": p.notes}}
