@@ -32,7 +32,12 @@ def _model(export_dir: str | Path, batch: int):
     path = Path(export_dir) / "model.onnx"
     if not path.is_file():
         raise RunnerError(f"qonnx: {path} not found (export with -t qonnx)")
-    model = ModelWrapper(str(path))
+    return set_batch(ModelWrapper(str(path)), batch)
+
+
+def set_batch(model, batch: int):
+    """Set the symbolic batch dimension ``N`` of every value info of ``model`` (a
+    ModelWrapper or ModelProto) to ``batch``, in place (execute_onnx needs concrete shapes)."""
     g = model.graph
     for vi in [*g.input, *g.output, *g.value_info]:
         dims = vi.type.tensor_type.shape.dim
@@ -100,4 +105,4 @@ class QonnxRunner(Runner):
 if hasattr(_runners, "RUNNERS"):  # this module was imported first: RUNNERS was built without it
     _runners.RUNNERS.setdefault(QonnxRunner.name, QonnxRunner())
 
-__all__ = ["QonnxRunner", "qonnx_node_values"]
+__all__ = ["QonnxRunner", "qonnx_node_values", "set_batch"]

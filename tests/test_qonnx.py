@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from heatq.ir import GraphBuilder, InputAttrs, Op, Overflow, RequantAttrs, Rounding, run
-from heatq.ir import DenseAttrs
+from heatq.ir import Conv2dAttrs, DenseAttrs, FlattenAttrs, MaxPool2dAttrs
 from heatq.ir.testing import corner_vectors, corpus
 from heatq_export.base import EmitError, write_export
 from heatq_export.qonnx import QonnxEmitter, tensor_names
-from heatq_export.qonnx_run import QonnxRunner, qonnx_node_values
+from heatq_export.qonnx_run import QonnxRunner, qonnx_node_values, set_batch
 from heatq_export.runners import RunnerError
 
 onnx = pytest.importorskip("onnx")
@@ -139,6 +139,36 @@ def test_model_is_valid_deterministic_and_uses_qonnx_ops(tmp_path):
     assert set(names) <= tensors and model.graph.input[0].name == "in.raw"
     plain = onnx.load(_export(g, tmp_path / "p", "plain") / "model.onnx")
     onnx.checker.check_model(plain, full_check=True)
+
+
+def test_qonnx_transformations_accept_the_model(tmp_path):
+    """qonnx's cleanup, InferShapes and InferDataTypes run on the model; a Quant at binary
+    point 0 gets the IR node's type; the transformed model (datatype annotations make
+    execute_onnx sanitize the tensors) still computes every layer exactly."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
+
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs((2, 4, 4), 0, 1), name="in")
+    w = np.random.default_rng(5).integers(-7, 8, (3, 2, 3, 3))
+    c = b.add(Op.CONV2D, Conv2dAttrs(w, [1, -2, 3], 4, w_frac=2, padding=1), [x], "conv")
+    r = b.add(Op.REQUANT, RequantAttrs(2, 0, 15, Rounding.HALF_UP, Overflow.SATURATE), [c],
+              "relu")
+    p = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(), [r], "pool")
+    g = b.build([b.add(Op.FLATTEN, FlattenAttrs(), [p], "flat")])
+    out = _export(g, tmp_path / "q")
+    m = ModelWrapper(str(out / "model.onnx")).transform(InferShapes()).transform(InferDataTypes())
+    assert g.nodes[r].type.c_style() == "u4.0" and str(m.get_tensor_datatype("relu")) == "UINT4"
+    assert str(m.get_tensor_datatype("in")) == "BINARY"
+    m.save(str(out / "model.onnx"))
+    xs = corner_vectors(g)
+    _assert_layers_equal(g, out, xs)
+    clean = cleanup_model(m)  # qonnx's tidy-up renames every tensor (global_in, ...)
+    res = execute_onnx(set_batch(clean, len(xs)), {"global_in": xs.astype(np.float32)})
+    assert np.array_equal(res["global_out"], run(g, xs)[0])  # frac 0: the integers
 
 
 def test_unnamed_nodes_get_stable_names():
