@@ -14,7 +14,9 @@ Exactness without implementation-defined or undefined behaviour:
   numbers).  HALF_UP adds ``2**(s-1)`` in ``int64_t`` / ``uint64_t`` (at least one bit wider
   than any input of at most 63 bits); a 64-bit input uses the identity
   ``floor((x + 2**(s-1)) / 2**s) == floor(x / 2**s) + bit s-1 of x`` instead, which needs no
-  wider type.
+  wider type.  HALF_EVEN adds ``2**(s-1) - 1`` and the tie bit ``bit s`` of ``x`` (read from
+  ``(uint64_t)x``, a defined conversion) the same way; a 64-bit input uses
+  ``floor(x / 2**s) + (bit s-1 AND (any of bits s-2..0 OR bit s))``.
 * Left shifts happen on ``uint64_t`` (modular, defined) and come back to signed through
   ``hq_u2s`` (no implementation-defined conversion); SATURATE compares the input with the
   bounds divided by ``2**k`` first, so the shifted value is formed only where it fits.
@@ -114,6 +116,28 @@ class CEmitter(CLikeEmitter):
         self._used.add("floor_shr")
         return (f"(hq_floor_shr({x}, {min(s, 63)}) + "
                 f"(int64_t)(((uint64_t){x} >> {s - 1}) & 1u))")
+
+    def half_even_shr(self, x: str, src: IntType, s: int) -> str:
+        w, inc = src.width, int_literal((1 << (s - 1)) - 1)
+
+        def bit(k: int) -> str:  # bit k of x's two's complement pattern, as uint64_t
+            return f"(((uint64_t){x} >> {k}) & 1u)"
+
+        if w <= 63:  # the add in a 64-bit type: |x| < 2^62 (signed) or x < 2^63, inc < 2^62
+            plus = f" + {inc}" if s > 1 else ""
+            if not src.signed:
+                return f"(((uint64_t){x}{plus} + {bit(s)}) >> {s})"
+            self._used.add("floor_shr")
+            return f"hq_floor_shr((int64_t){x}{plus} + (int64_t){bit(s)}, {s})"
+        # 64-bit input: floor(x / 2^s) + (bit s-1 of x AND (a lower bit set OR bit s of x))
+        sticky = f" | (uint64_t)(((uint64_t){x} & {inc}) != 0u)" if s > 1 else ""
+        odd = bit(s) if s < 64 else "0u"
+        up = f"({bit(s - 1)} & ({odd}{sticky}))"
+        if not src.signed:
+            high = f"({x} >> {s})" if s < 64 else "0"
+            return f"({high} + {up})"
+        self._used.add("floor_shr")
+        return f"(hq_floor_shr({x}, {s}) + (int64_t){up})"
 
     def _from_u64(self, expr: str, dst: IntType) -> str:
         if not dst.signed:

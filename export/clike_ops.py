@@ -5,7 +5,8 @@ variable is typed from ``node.type`` (signedness and width) or from an exact ran
 from the node ranges, never guessed.  ``RENDERERS`` maps each supported :class:`~heatq.ir.Op`
 to its renderer; :class:`~heatq_export.clike.CLikeEmitter` derives ``supported_ops`` from it.
 A target subclass implements the abstract hooks: type names, casts, literals, the signed
-floor shift, the rounding add, left shift and wrap.
+floor shift, the rounding add (HALF_UP's constant; HALF_EVEN's constant plus the tie bit
+``bit_s(x)``), left shift and wrap.
 
 REQUANT renders :func:`heatq.ir.requant.requant_plan`, the one statement of its semantics:
 the plan says which of rounding, clip-low, clip-high and wrap the node's ranges can reach, and
@@ -27,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from heatq.ir import IntGraph, IntType, Node, Op
+from heatq.ir import IntGraph, IntType, Node, Op, Rounding
 from heatq.ir.requant import RequantPlan, requant_plan
 
 from .clike_types import add_type, threshold_table
@@ -85,11 +86,18 @@ class CLikeOps(abc.ABC):
     def mac(self, acc: str, w: str, x: str, mt: IntType) -> str:
         """The statement ``acc += w * x`` computed exactly in ``mt``."""
 
-    def shr(self, x: str, src: IntType, s: int, round_const: int) -> str:
+    def shr(self, x: str, src: IntType, s: int, round_const: int,
+            half_even: bool = False) -> str:
         """``floor((x + round_const) / 2**s)`` for s >= 1 and ``round_const`` 0 (FLOOR) or
-        ``2**(s-1)`` (HALF_UP).  The cases every target shares are here; the target renders
+        ``2**(s-1)`` (HALF_UP); ``half_even`` (``round_const`` 0): ``x / 2**s`` rounded to
+        nearest, ties to even.  The cases every target shares are here; the target renders
         the signed floor shift and the rounding add."""
         w = src.width
+        if half_even:
+            # |x / 2^s| < 1/2, or exactly -1/2 (signed, s == w), which rounds to 0 (even)
+            if s > w or (src.signed and s == w):
+                return "0"
+            return self.half_even_shr(x, src, s)
         if not round_const:
             if not src.signed:
                 return "0" if s >= w else f"({x} >> {s})"
@@ -107,6 +115,11 @@ class CLikeOps(abc.ABC):
     def half_up_shr(self, x: str, src: IntType, s: int, round_const: int) -> str:
         """``floor((x + round_const) / 2**s)`` with the plan's ``round_const = 2**(s-1)``,
         1 <= s <= width, without overflow."""
+
+    @abc.abstractmethod
+    def half_even_shr(self, x: str, src: IntType, s: int) -> str:
+        """``x / 2**s`` rounded half to even, ``floor((x + 2**(s-1) - 1 + bit_s(x)) / 2**s)``,
+        for 1 <= s < width (signed ``x``) or 1 <= s <= width (unsigned), without overflow."""
 
     @abc.abstractmethod
     def shl(self, x: str, k: int, dst: IntType) -> str:
@@ -225,7 +238,8 @@ class CLikeOps(abc.ABC):
         if plan.shift <= 0:
             return _Operand(x, src.type, src.lo, src.hi, -plan.shift, "")
         vt = IntType.for_range(plan.q_lo, plan.q_hi)
-        q = self.shr(x, src.type, plan.shift, plan.round_const)
+        q = self.shr(x, src.type, plan.shift, plan.round_const,
+                     node.attrs.rounding is Rounding.HALF_EVEN)
         decl = f"const {self.ctype(vt, node.label())} q = {self.cast(q, vt)};"
         return _Operand("q", vt, plan.q_lo, plan.q_hi, 0, decl)
 

@@ -8,7 +8,8 @@ node's width; weights are stored as plain C integer arrays and read as ``ap_int<
 Arithmetic is in ap_int, which is exact: a product has the sum of its operands' widths, a sum
 one more bit, and an assignment keeps the low bits, which is exact because every partial sum
 lies in the accumulator's range.  ``>>`` on a signed ap_int is arithmetic (floor); HALF_UP
-adds ``2**(s-1)`` in a type one bit wider than the input; WRAP keeps the low ``m`` bits with an
+adds ``2**(s-1)`` in a type one bit wider than the input, HALF_EVEN ``2**(s-1) - 1`` plus
+the tie bit ``bit s`` of the input; WRAP keeps the low ``m`` bits with an
 ``ap_uint<m>`` conversion; THRESHOLD counts ``table[c, k] <= x`` in a loop the element loop's
 pipeline unrolls.  Nodes of any width are supported; the text protocol in
 ``main.cpp`` reads inputs of at most 64 bits and prints outputs of any width.
@@ -95,6 +96,17 @@ class HLSEmitter(CLikeEmitter):
         wide = IntType(src.signed, src.width + 1)
         half = self.lit(round_const, IntType(False, s))
         return f"(({self.cast(x, wide)} + {half}) >> {s})"
+
+    def half_even_shr(self, x: str, src: IntType, s: int) -> str:
+        """``(x + (2**(s-1) - 1) + x[s]) >> s`` in a type one bit wider than ``x`` (ap_int's
+        sum widens further); the tie bit ``x[s]`` as ``ap_uint<1>(x >> s)``, absent when
+        ``s == width`` (unsigned ``x``: bit s is 0)."""
+        terms = [self.cast(x, IntType(src.signed, src.width + 1))]
+        if s > 1:
+            terms.append(self.lit((1 << (s - 1)) - 1, IntType(False, s - 1)))
+        if s < src.width:
+            terms.append(f"ap_uint<1>({x} >> {s})")
+        return f"(({' + '.join(terms)}) >> {s})"
 
     def shl(self, x: str, k: int, dst: IntType) -> str:
         return f"({self.cast(x, dst)} << {k})"

@@ -11,12 +11,13 @@ Input ``i`` of the adder graph is ``x[off_i +: w_i]`` (read only in the cycle of
 :func:`heatq_export.rtl.adders.adder_mapper` selects (``arith="adders"``) or from bit heaps
 (``arith="heap"``, :mod:`heatq_export.rtl.heap`; ``"auto"``: the cheaper by
 :mod:`heatq_export.rtl.cost`), the requantizer from
-:func:`heatq_export.rtl.requant.requant_cells` on the REQUANT's plan.
+:func:`heatq_export.rtl.requant.spec_requant_cells` on the REQUANT's plan.
 
 Signal names: inputs as the caller names them (``x_c3_k12``: input channel 3, window tap 12;
 ``x_e7``: vector element 7), adders ``s<level>_n<id>`` (adder-graph node ``id`` at adder-tree
 level ``level``; ``_d<k>``: delayed ``k`` cycles), outputs ``acc_o<j>`` (the product plus
-constants of output ``j``), ``q_o<j>`` (after the shift), ``w_o<j>`` (wrapped) and ``y_o<j>``
+constants of output ``j``), ``rnd_o<j>`` (HALF_EVEN: plus its rounding increment), ``q_o<j>`` (after the shift),
+``w_o<j>`` (wrapped) and ``y_o<j>``
 (the output element); bit-heap names (``h_o<j>``, counters ``<sum>_t<stage>_k<col>_<n>``):
 :mod:`heatq_export.rtl.heap`.
 """
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 
 from heatq.ir import IntType, Overflow, Rounding
 from heatq.ir.adders import AdderGraph
-from heatq.ir.requant import requant_plan
 
 from .base import EmitError
 from .rtl import netlist as nl
@@ -35,14 +35,15 @@ from .rtl.adders import LOGIC_ADD, AdderNetlist, map_adders
 from .rtl.cost import adders_cost, best_arith, heap_cost
 from .rtl.heap import heap_sums
 from .rtl.lint import add_unused_sink
-from .rtl.requant import requant_cells
+from .rtl.requant import spec_requant_cells
 from .rtl.verilog import print_module
 
 
 @dataclass(frozen=True)
 class RequantSpec:
-    """The requantizer after the product, whose rounding constant is already inside the
-    adder graph (so ``rounding`` is FLOOR): the REQUANT attributes the plan is made from."""
+    """The requantizer after the product: the REQUANT attributes the plan is made from.
+    ``rounding`` is FLOOR (a HALF_UP constant is already inside the adder graph) or HALF_EVEN
+    (its increment depends on the data: the requantizer adds it, one adder with a carry-in)."""
 
     shift: int
     lo: int
@@ -73,7 +74,7 @@ def _outputs(m: nl.Module, sum_of, g: AdderGraph, requant, out_type: IntType):
         if requant is None:
             e = nl.shifted(acc, 0, 0, out_type.width - 1)
         else:
-            e = requant_cells(m, acc, requant_plan(requant, o.lo, o.hi), out_type, f"o{j}")
+            e = spec_requant_cells(m, acc, requant, o.lo, o.hi, out_type, f"o{j}")
         ys.append(m.comb(f"y_o{j}", e, out_type.signed))
     return ys
 

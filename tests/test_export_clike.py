@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heatq.errors import UserError
 from heatq.ir import IntType, Op, run
@@ -21,7 +23,7 @@ from heatq.ir.testing import corner_vectors
 from heatq.ir.testing import small_cnn as build_cnn
 from heatq.ir.testing import threshold_mix as build_threshold
 from heatq.ir.testing import wide64 as build_wide
-from heatq_export.build import compare_with_interp, compile_target, run_executable
+from heatq_export.build import SANITIZER_ENV, compare_with_interp, compile_target, run_executable
 from heatq_export.clike import EmitError
 from heatq_export.clike_types import threshold_table
 from heatq_export.emitters import EMITTERS, get_emitter
@@ -143,3 +145,71 @@ def test_compare_counts_mismatching_samples(graphs):
     got[5][3, 1] += 1
     got[6][10, 0] += 1
     assert compare_with_interp(g, got, want) == 2
+
+
+# ---- HALF_EVEN's C expression, alone: every width class, ties of both signs ---------------
+HE_TYPES = [IntType(s, w) for s, w in ((True, 5), (False, 5), (True, 8), (False, 8),
+                                       (True, 17), (False, 31), (True, 33), (False, 40),
+                                       (True, 63), (False, 63), (True, 64), (False, 64))]
+HE_CASES = [(t, s) for t in HE_TYPES
+            for s in sorted({1, 2, 3, t.width // 2, t.width - 1, t.width, t.width + 1})]
+
+
+@pytest.fixture(scope="module")
+def half_even_exe(tmp_path_factory):
+    """One C program (gcc -Werror, UB sanitizer) reading ``case x`` lines and printing
+    ``CEmitter.shr(x, type, shift, 0, half_even=True)`` of each."""
+    require_tool("gcc", "the C target")
+    from heatq_export.build import C_FLAGS
+    from heatq_export.c import CEmitter, stdint_name
+    import subprocess
+
+    em = CEmitter()
+    em._used = set()
+    body = []
+    for k, (t, s) in enumerate(HE_CASES):
+        conv, fmt, cast = ("strtoll", "%lld", "long long") if t.signed else \
+            ("strtoull", "%llu", "unsigned long long")
+        body.append(f"        case {k}: {{ const {stdint_name(t, 'x')} x = "
+                    f"({stdint_name(t, 'x')}){conv}(buf, 0, 10); (void)x; "
+                    f"printf(\"{fmt}\\n\", ({cast})({em.shr('x', t, s, 0, half_even=True)})); "
+                    "break; }")
+    src = "\n".join(["#include <stdint.h>", "#include <stdio.h>", "#include <stdlib.h>",
+                     *em.helpers(), "int main(void)", "{", "    int k; char buf[64];",
+                     '    while (scanf("%d %63s", &k, buf) == 2) {', "        switch (k) {",
+                     *body, "        default: return 1;", "        }", "    }",
+                     "    return 0;", "}", ""])
+    d = tmp_path_factory.mktemp("half_even_c")
+    (d / "he.c").write_text(src)
+    subprocess.run(["gcc", *C_FLAGS, "-o", str(d / "he"), str(d / "he.c")], check=True,
+                   capture_output=True)
+    return d / "he"
+
+
+@st.composite
+def _he_inputs(draw):
+    out = []
+    for _ in range(draw(st.integers(1, 40))):
+        k = draw(st.integers(0, len(HE_CASES) - 1))
+        t, s = HE_CASES[k]
+        tie = draw(st.integers(t.min >> s, t.max >> s)) * (1 << s) + (1 << (s - 1))
+        x = draw(st.one_of(st.integers(t.min, t.max), st.sampled_from([t.min, t.max]),
+                           st.sampled_from([tie - 1, tie, tie + 1])))
+        out.append((k, min(max(x, t.min), t.max)))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(_he_inputs())
+def test_c_half_even_shift_rounds_like_fraction_round(half_even_exe, pairs):
+    """C's HALF_EVEN shift against Python's ``round(Fraction(x, 2**s))`` (half to even,
+    exact at every width), ties included, without a sanitizer report."""
+    import subprocess
+    from fractions import Fraction
+
+    r = subprocess.run([str(half_even_exe)], input="".join(f"{k} {x}\n" for k, x in pairs),
+                       capture_output=True, text=True, env=SANITIZER_ENV, check=True)
+    got = [int(v) for v in r.stdout.split()]
+    want = [round(Fraction(x, 1 << HE_CASES[k][1])) for k, x in pairs]
+    assert got == want, [(HE_CASES[k], x, g, w) for (k, x), g, w in zip(pairs, got, want)
+                         if g != w][:3]

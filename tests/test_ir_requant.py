@@ -63,3 +63,18 @@ def test_array_switches_to_python_ints_beyond_int64():
     a = RequantAttrs(-10, -(1 << 70), 1 << 70, Rounding.FLOOR, Overflow.SATURATE)
     v = np.array([(1 << 60) - 1, -(1 << 60)], dtype=np.int64)
     assert [int(e) for e in requant_array(v, a)] == [((1 << 60) - 1) << 10, -(1 << 70)]
+
+
+def test_half_even_is_numpys_rint():
+    """HALF_EVEN over every integer of -300..300 and shifts 1..10 equals ``np.rint`` (IEEE
+    round half to even) of ``v / 2**s``; the examples of docs/ir.md section 5.4."""
+    v = np.arange(-300, 301, dtype=np.int64)
+    for s in range(1, 11):
+        a = RequantAttrs(s, -(1 << 20), 1 << 20, Rounding.HALF_EVEN, Overflow.SATURATE)
+        want = np.rint(v / float(1 << s)).astype(np.int64)
+        assert np.array_equal(requant_array(v, a), want), s
+        assert [requant_scalar(int(e), a) for e in v] == want.tolist(), s
+    for s, x, y in [(1, 5, 2), (1, -5, -2), (1, 7, 4), (2, -2, 0), (2, -6, -2), (2, 6, 2),
+                    (2, 10, 2)]:
+        a = RequantAttrs(s, -99, 99, Rounding.HALF_EVEN, Overflow.SATURATE)
+        assert requant_scalar(x, a) == y

@@ -150,6 +150,52 @@ def test_requant_cells_exhaustive(tmp_path, case):
     assert got == [requant_scalar(v, attrs) for v in range(xlo, xhi + 1)]
 
 
+def _rint_fit(v: int, shift: int, lo: int, hi: int, ov: Overflow) -> int:
+    """HALF_EVEN from numpy's ``rint`` (IEEE round half to even; exact for these small
+    values), then the clip or the wrap: not heatq's formula."""
+    r = int(np.rint(np.float64(v) / 2.0 ** shift))
+    if ov is Overflow.SATURATE:
+        return min(max(r, lo), hi)
+    return lo + (r - lo) % (hi - lo + 1)
+
+
+HALF_EVEN = [  # (x range, shift, lo, hi, overflow)
+    ((-40, 90), 1, -64, 63, Overflow.SATURATE),  # every odd x a tie, no clip
+    ((-40, 90), 2, -8, 7, Overflow.SATURATE),    # comparator clips
+    ((-40, 90), 3, -3, 4, Overflow.WRAP),        # odd-offset wrap
+    ((-40, 90), 1, -8, 7, Overflow.WRAP),        # symmetric wrap
+    ((0, 200), 3, 0, 31, Overflow.SATURATE),     # unsigned
+    ((0, 255), 8, 0, 1, Overflow.SATURATE),      # unsigned, shift = width: 128 -> 0, 129 -> 1
+    ((0, 255), 7, 0, 3, Overflow.SATURATE),      # 64 -> 0, 192 -> 2, 255 -> 2
+    ((-128, 127), 8, -1, 1, Overflow.SATURATE),  # signed, shift = width: always 0
+    ((-128, 127), 7, -1, 1, Overflow.SATURATE),  # -64 -> 0, -128 -> -1, 64 -> 0
+    ((-16, 15), 9, -1, 1, Overflow.SATURATE),    # shift > width: always 0
+    ((-40, 90), 0, -8, 7, Overflow.SATURATE),    # no shift: no rounding
+    ((-40, 90), -2, -128, 127, Overflow.WRAP),   # left shift: no rounding
+]
+
+
+@pytest.mark.parametrize("case", range(len(HALF_EVEN)))
+def test_requant_cells_half_even_against_rint(tmp_path, case):
+    """HALF_EVEN's RTL (one adder with the tie bit as carry-in) over every x of the range in
+    Icarus, against numpy's rint; the module lints clean with verilator -Wall."""
+    (xlo, xhi), shift, lo, hi, ov = HALF_EVEN[case]
+    attrs = RequantAttrs(shift, lo, hi, Rounding.HALF_EVEN, ov)
+    plan = requant_plan(attrs, xlo, xhi)
+    ot = IntType.for_range(plan.out_lo, plan.out_hi)
+    got = _exhaustive(tmp_path, xlo, xhi, xlo < 0,
+                      lambda m, x: requant_cells(m, x, plan, ot, "o0", half_even=True), ot)
+    want = [_rint_fit(v, shift, lo, hi, ov) for v in range(xlo, xhi + 1)]
+    assert got == want == [requant_scalar(v, attrs) for v in range(xlo, xhi + 1)]
+    text = (tmp_path / "dut_m.v").read_text()
+    assert ("rnd_o0" in text) == (0 < shift <= 7 or (xlo >= 0 and shift == 8))
+    import shutil
+    if shutil.which("verilator"):
+        r = subprocess.run(["verilator", "--lint-only", "-Wall", str(tmp_path / "dut_m.v")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("ts,lo,hi", [([-5, 0, 0, 7, 30], -10, 20), ([3, 4, 100], 0, 15),
                                       ([-50, -40], -8, 7)])
 def test_threshold_cells_exhaustive(tmp_path, ts, lo, hi):

@@ -29,7 +29,7 @@ Signal names: ``xr`` (the captured input fields, each shifting its next plane in
 ``p_<input name>`` (input ``i``'s current plane bit), the tree's adders ``s<level>_n<id>``,
 ``t_o<j>`` (the tree's output ``j``, extended to the accumulator), ``acc_o<j>`` (the
 accumulator), ``sum_o<j>`` (accumulator after this plane), ``v_o<j>`` (the product plus
-constants), ``q_o<j>`` / ``w_o<j>`` / ``y_o<j>`` (requantizer, as in
+constants), ``rnd_o<j>`` / ``q_o<j>`` / ``w_o<j>`` / ``y_o<j>`` (requantizer, as in
 :mod:`heatq_export.verilog_layers`), ``vpipe`` (plane phase: bit k high in the cycle of plane
 ``a-1-k``; bit ``a`` is ``out_valid``).
 """
@@ -40,14 +40,13 @@ import numpy as np
 
 from heatq.ir import IntType
 from heatq.ir.adders import AdderGraph
-from heatq.ir.requant import requant_plan
 
 from . import netlist as nl
 from .adders import LOGIC_ADD, AdderNetlist, map_adders
 from .cost import best_arith
 from .heap import heap_sums
 from .lint import add_unused_sink
-from .requant import requant_cells
+from .requant import spec_requant_cells
 
 
 
@@ -160,7 +159,7 @@ def bitserial_netlist(name: str, g1: AdderGraph, const, in_type: IntType, in_off
         if requant is None:
             e = nl.shifted(v, 0, 0, out_type.width - 1)
         else:
-            e = requant_cells(m, v, requant_plan(requant, *ranges[j]), out_type, f"o{j}")
+            e = spec_requant_cells(m, v, requant, *ranges[j], out_type, f"o{j}")
         ys.append(m.comb(f"y_o{j}", e, out_type.signed))
     m.reg(y, nl.cat(*ys), clk, last)
     add_unused_sink(m)

@@ -20,7 +20,7 @@ zero weights.  Two stages, one cycle apart:
   (first input fold ? c_p<p> : acc_p<p>) + sum_p<p>``; after the last input fold of output
   fold ``f < NF-1`` the lanes' results shift into ``slot_p<p>_f<k>`` (a shift register per
   lane: no write decoder); after the last step every output is requantized
-  (:func:`.requant.requant_cells` on :func:`heatq.ir.requant.requant_plan`) and ``y``
+  (:func:`.requant.spec_requant_cells`, on :func:`heatq.ir.requant.requant_plan`) and ``y``
   registered.
 
 Exactness: every cell adds, subtracts or selects, so arithmetic modulo ``2**WA_p`` is exact
@@ -45,7 +45,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from heatq.ir import IntType
-from heatq.ir.requant import requant_plan
 from heatq.lower import lower_cmvm
 
 from . import netlist as nl
@@ -56,7 +55,7 @@ from .mvau_lanes import (  # mvau_cycles, mvau_shapes, is_binary: part of this m
     Fold, Lanes, is_binary, lane_terms, mvau_cycles, mvau_shapes, rom_entries, term_graph,
     term_value,
 )
-from .requant import requant_cells
+from .requant import spec_requant_cells
 
 REG_ROM = True
 
@@ -283,8 +282,8 @@ def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int],
     """The folded layer module (see the module docstring) and its ``(module, latency,
     cycles)``.  ``weights`` integer ``[n_out, n_in]``, ``const`` ``[n_out]``; input ``i`` is
     ``x[in_off[i] +: in_type.width]`` (``in_type``'s signedness); ``acc_types[j]`` holds
-    output ``j`` before the requantizer (``requant``: a RequantSpec with FLOOR rounding, or
-    None: ``y`` is the low ``out_type.width`` bits); output ``j`` is ``y[j*WY +: WY]``,
+    output ``j`` before the requantizer (``requant``: a RequantSpec with FLOOR or HALF_EVEN
+    rounding, or None: ``y`` is the low ``out_type.width`` bits); output ``j`` is ``y[j*WY +: WY]``,
     ``WY = out_type.width``.  ``in_names``: the input registers' names (default ``x_e<i>``).
     ``arith``: "adders" (exact-width adders) or "heap" (bit heap) for the lane sums (heap
     measured 1.7x larger on fc 16x5).  ``acc_ranges``: output ``j``'s value range when known
@@ -322,7 +321,7 @@ def mvau_netlist(name: str, weights, const, in_type: IntType, in_off: list[int],
         if requant is None:
             e = nl.shifted(acc, 0, 0, out_type.width - 1)
         else:
-            e = requant_cells(m, acc, requant_plan(requant, lo, hi), out_type, f"o{j}")
+            e = spec_requant_cells(m, acc, requant, lo, hi, out_type, f"o{j}")
         ys.append(m.comb(f"y_o{j}", e, out_type.signed))
     m.reg(y, nl.cat(*ys), clk, sb.last)
     m.reg(out_valid, nl.Mux(rst, nl.Const(1, 0), sb.last), clk)

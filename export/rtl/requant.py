@@ -1,10 +1,14 @@
 """Mappers for the elementwise tails: REQUANT from its :class:`~heatq.ir.requant.RequantPlan`,
 and THRESHOLD.
 
-REQUANT (its rounding constant already added upstream, so the plan's ``round_const`` is 0):
+REQUANT (its HALF_UP rounding constant already added upstream, so the plan's ``round_const``
+is 0):
 
 * shift ``s > 0``: drop the ``s`` low bits (floor shift of a two's complement value is
-  wiring); ``s < 0``: append ``-s`` zero bits;
+  wiring); HALF_EVEN first adds ``2**(s-1) - 1`` and the tie bit ``v[s]`` (one adder with a
+  carry-in: ``(v + (2**(s-1) - 1) + v[s]) >>> s``) at ``width(v) + 1`` bits, which hold the
+  sum, and is the constant 0 when ``|v| / 2**s <= 1/2`` for every value of ``v``'s type;
+  ``s < 0``: append ``-s`` zero bits;
 * SATURATE: a lower clip when ``clip_lo`` (the sign bit when ``lo == 0`` and the value is
   signed, else a comparator), an upper clip when ``clip_hi`` (an OR of the high bits when
   ``hi + 1`` is a power of two and ``lo >= 0``, else a comparator); a bound that the shifted
@@ -19,8 +23,8 @@ Every function returns a value of exactly ``yt.width`` bits, two's complement wh
 
 from __future__ import annotations
 
-from heatq.ir import IntType
-from heatq.ir.requant import RequantPlan
+from heatq.ir import IntType, Rounding
+from heatq.ir.requant import RequantPlan, requant_plan
 
 from . import netlist as nl
 
@@ -37,6 +41,23 @@ def _shift(m: nl.Module, v: nl.Signal, shift: int, tag: str) -> nl.Signal | nl.C
     if shift < 0:
         return m.comb(f"q_{tag}", nl.cat(nl.Const(-shift, 0), v), v.signed)
     return v
+
+
+def _half_even_shift(m: nl.Module, v: nl.Signal, shift: int, tag: str) -> nl.Signal | nl.Const:
+    """``v / 2**shift`` (``shift > 0``) rounded half to even: ``rnd_<tag> = v + (2**(s-1) - 1)
+    + v[s]`` at ``W = width(v) + 1`` bits (``v`` sign- or zero-extended: the sum's magnitude
+    stays below ``2**(W-1)`` signed, ``2**W`` unsigned), then ``q_<tag> = rnd[W-1:s]``."""
+    wv = v.width
+    if shift > wv or (v.signed and shift == wv):
+        return nl.Const(1, 0)  # |v| / 2**s < 1/2, or exactly -1/2, which rounds to 0 (even)
+    total: nl.Value = nl.shifted(v, 0, 0, wv)
+    inc = (1 << (shift - 1)) - 1
+    if inc:
+        total = nl.Add(total, nl.Const(wv + 1, inc))
+    if shift < wv:  # bit s of an unsigned s-bit value is 0
+        total = nl.Add(total, nl.cat(nl.bit(v, shift), nl.Const(wv, 0)))
+    rnd = m.comb(f"rnd_{tag}", total, v.signed)
+    return m.comb(f"q_{tag}", nl.bits(rnd, wv, shift), v.signed)
 
 
 def _fits(c: int, width: int, signed: bool) -> bool:
@@ -105,15 +126,27 @@ def wrap_cells(m: nl.Module, q, plan: RequantPlan, wy: int, tag: str) -> nl.Valu
 
 
 def requant_cells(m: nl.Module, v: nl.Signal, plan: RequantPlan, yt: IntType,
-                  tag: str) -> nl.Value:
-    """The REQUANT of ``v`` (its plan's ``round_const`` already added upstream): a
-    ``yt.width``-bit value."""
+                  tag: str, half_even: bool = False) -> nl.Value:
+    """The REQUANT of ``v`` (its plan's ``round_const`` already added upstream; ``half_even``:
+    the node rounds half to even, which this adds): a ``yt.width``-bit value."""
     if plan.round_const:
         raise ValueError("requant_cells: the rounding constant belongs to the product")
-    q = _shift(m, v, plan.shift, tag)
+    if half_even and plan.shift > 0:
+        q = _half_even_shift(m, v, plan.shift, tag)
+    else:
+        q = _shift(m, v, plan.shift, tag)
     if plan.wrap:
         return wrap_cells(m, q, plan, yt.width, tag)
     return _clip(q, plan, yt.width)
+
+
+def spec_requant_cells(m: nl.Module, v: nl.Signal, spec, lo: int, hi: int, yt: IntType,
+                       tag: str) -> nl.Value:
+    """:func:`requant_cells` of ``v`` (value range ``lo..hi``) for ``spec``: the REQUANT's
+    attributes (a :class:`~heatq_export.verilog_layers.RequantSpec`, rounding FLOOR with any
+    HALF_UP constant upstream, or HALF_EVEN)."""
+    return requant_cells(m, v, requant_plan(spec, lo, hi), yt, tag,
+                         spec.rounding is Rounding.HALF_EVEN)
 
 
 def threshold_cells(x: nl.Value, signed: bool, thresholds, lo: int, hi: int,

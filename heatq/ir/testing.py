@@ -9,7 +9,8 @@ and int64-extreme thresholds, on 64- and 73-bit values), CMVM in each layout, a 
 CONV2D and a 3x3 MAXPOOL2D, ADD (two products of one input summed with alignment shifts, as
 a split's recombination; arguments of different latencies, one repeated) on vectors and
 feature maps, BIT (low, middle and sign bits, on the input and on a feature map feeding a
-conv), the seed CNN's shape and an MLP.  Every target runs all of it
+conv), the seed CNN's shape and an MLP; HALF_EVEN's graphs are in
+:mod:`heatq.ir.testing_half_even`.  Every target runs all of it
 (``tests/test_targets.py``); a target that cannot take a graph refuses it with ``EmitError``
 and the test lists that refusal.  A new op is added here too: the suite's coverage test fails
 until some graph uses it.
@@ -25,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .corners import corner_vectors
+from .testing_half_even import BUILDERS as HALF_EVEN_BUILDERS
 from .graph import GraphBuilder, IntGraph
 from .ops import (
     AddAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
@@ -390,6 +392,7 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], IntGraph]] = {
     "u16_conv": u16_conv, "conv_stride2": conv_stride2, "pool3": pool3,
     "threshold_map": threshold_map, "cmvm_layouts": cmvm_layouts, "add_vec": add_vec,
     "add_map": add_map, "bit_map": bit_map, "concat_mix": concat_mix,
+    **HALF_EVEN_BUILDERS,  # appended: the graphs above keep their seeds
 }
 
 
