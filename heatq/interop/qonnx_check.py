@@ -20,11 +20,15 @@ from ..ir import IntGraph, run
 
 
 def _load_source(source):
+    """The source as a ModelWrapper with every tensor's shape inferred (execute_onnx needs
+    them; qonnx's InferShapes changes no value)."""
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
 
     from .qonnx_model import load_model
 
-    return load_model(source)[0] if not isinstance(source, ModelWrapper) else source
+    model = load_model(source)[0] if not isinstance(source, ModelWrapper) else source
+    return model.transform(InferShapes())
 
 
 def qonnx_layer_values(source, graph: IntGraph, q: np.ndarray) -> dict[str, np.ndarray | None]:
