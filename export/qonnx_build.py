@@ -67,7 +67,7 @@ class ModelBuilder:
     flavour: str = "qonnx"
     nodes: list[_Node] = field(default_factory=list)
     inits: dict[str, np.ndarray] = field(default_factory=dict)
-    shapes: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)
+    shapes: dict[str, tuple[tuple[int, ...], int, bool]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ primitives
     def const(self, name: str, value) -> str:
@@ -82,7 +82,7 @@ class ModelBuilder:
         the output's name); ``elem`` is ``"float"``, ``"int64"`` or ``"bool"``."""
         assert output not in self.shapes and output not in self.inits, output
         self.nodes.append(_Node(op_type, list(inputs), output, domain, attrs))
-        self.shapes[output] = (tuple(shape), {"float": 1, "int64": 7, "bool": 9}[elem])
+        self.shapes[output] = (tuple(shape), {"float": 1, "int64": 7, "bool": 9}[elem], True)
         return output
 
     def scalar_op(self, op_type: str, x: str, value: float, out: str, shape) -> str:
@@ -109,6 +109,24 @@ class ModelBuilder:
                       out + ".clamped", shape)
         y = self.node("Round" if mode == "ROUND" else "Floor", [y], out + ".rounded", shape)
         return self.scalar_op("Mul", y, pow2(-frac), out, shape)
+
+    def param(self, name: str, ints: np.ndarray, frac: int, rng: tuple[bool, bool, int]) -> str:
+        """A constant integer tensor (weights, biases) as its real values ``ints * 2**-frac``:
+        in the QONNX flavour a float initializer ``<name>.float`` behind a ``Quant`` (scale
+        ``2**-frac``, clamp range ``rng``, ROUND: the identity on these values) whose output
+        ``<name>`` states the integer type, as Brevitas exports weights; else the
+        initializer ``<name>``."""
+        real = np.asarray(ints, dtype=np.float64) * pow2(-frac)
+        if self.flavour != "qonnx":
+            return self.const(name, real)
+        src = self.const(name + ".float", real)
+        signed, narrow, bits = rng
+        ins = [src, self.const(name + ".scale", pow2(-frac)), self.const(name + ".zeropt", 0.0),
+               self.const(name + ".bitwidth", bits)]
+        self.nodes.append(_Node("Quant", ins, name, QONNX_DOMAIN, {
+            "signed": int(signed), "narrow": int(narrow), "rounding_mode": "ROUND"}))
+        self.shapes[name] = (tuple(real.shape), 1, False)
+        return name
 
     def multithreshold(self, x: str, out: str, shape, thresholds: np.ndarray,
                        out_dtype: str) -> str:
@@ -143,14 +161,15 @@ class ModelBuilder:
         once), a value info for every other tensor, fixed producer fields."""
         from onnx import helper, numpy_helper
 
-        def vi(name, shape, elem=1):
-            return helper.make_tensor_value_info(name, elem, [BATCH, *shape])
+        def vi(name, shape, elem=1, batched=True):
+            return helper.make_tensor_value_info(name, elem,
+                                                 [BATCH, *shape] if batched else list(shape))
 
         nodes = [helper.make_node(n.op_type, n.inputs, [n.output], name=n.output,
                                   domain=n.domain or None, **n.attrs) for n in self.nodes]
         g_in = [vi(k, s) for k, s in inputs.items()]
         g_out = [vi(o, *self.shapes[o]) for o in outputs]
-        inner = [vi(k, s, e) for k, (s, e) in self.shapes.items() if k not in set(outputs)]
+        inner = [vi(k, *v) for k, v in self.shapes.items() if k not in set(outputs)]
         inits = [numpy_helper.from_array(v, k) for k, v in self.inits.items()]
         graph = helper.make_graph(nodes, graph_name, g_in, g_out, inits, doc_string=doc,
                                   value_info=inner)

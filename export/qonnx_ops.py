@@ -37,30 +37,39 @@ def _input(b, graph, node, names):
                    cover_range(node.lo, node.hi), "ROUND")
 
 
-def _conv(b, out, x, shape, weight, bias, w_frac, f_out, stride, padding):
-    k = weight.shape[-1]
-    ins = [x, b.const(out + ".weight", _real(weight, w_frac)),
-           b.const(out + ".bias", _real(bias, f_out))]
+def _params(b, out, weight, bias, w_frac, f_out, w_bits=None) -> list[str]:
+    """The weight and bias tensors of a product: weights signed narrow ``w_bits`` (1 bit:
+    QONNX's bipolar, the IR's +-1), biases the narrowest signed range holding them."""
+    w, c = np.asarray(weight), np.asarray(bias)
+    if w_bits is None:  # a CMVM's matrix: the narrowest symmetric range
+        w_bits = int(np.abs(w).max(initial=0)).bit_length() + 1
+    w_rng = (True, w_bits > 1, w_bits)
+    c_rng = cover_range(min(int(c.min(initial=0)), -1), int(c.max(initial=0)))
+    return [b.param(out + ".weight", w, w_frac, w_rng), b.param(out + ".bias", c, f_out, c_rng)]
+
+
+def _conv(b, out, x, shape, weight, bias, w_frac, f_out, stride, padding, w_bits=None):
+    k = np.asarray(weight).shape[-1]
+    ins = [x, *_params(b, out, weight, bias, w_frac, f_out, w_bits)]
     return b.node("Conv", ins, out, shape, kernel_shape=[k, k], strides=[stride, stride],
                   pads=[padding] * 4)
 
 
-def _gemm(b, out, x, shape, weight, bias, w_frac, f_out):
-    ins = [x, b.const(out + ".weight", _real(weight, w_frac)),
-           b.const(out + ".bias", _real(bias, f_out))]
+def _gemm(b, out, x, shape, weight, bias, w_frac, f_out, w_bits=None):
+    ins = [x, *_params(b, out, weight, bias, w_frac, f_out, w_bits)]
     return b.node("Gemm", ins, out, shape, transB=1)
 
 
 def _conv2d(b, graph, node, names):
     a = node.attrs
     return _conv(b, names[node.id], names[node.args[0]], node.shape, a.weight, a.bias,
-                 a.w_frac, node.type.frac, a.stride, a.padding)
+                 a.w_frac, node.type.frac, a.stride, a.padding, a.w_bits)
 
 
 def _dense(b, graph, node, names):
     a = node.attrs
     return _gemm(b, names[node.id], names[node.args[0]], node.shape, a.weight, a.bias,
-                 a.w_frac, node.type.frac)
+                 a.w_frac, node.type.frac, a.w_bits)
 
 
 def _cmvm(b, graph, node, names):

@@ -134,6 +134,10 @@ def test_model_is_valid_deterministic_and_uses_qonnx_ops(tmp_path):
     ops = {(n.domain, n.op_type) for n in model.graph.node}
     assert {("qonnx.custom_op.general", "Quant"), ("qonnx.custom_op.general", "MultiThreshold"),
             ("", "Conv"), ("", "Gemm"), ("", "MaxPool"), ("", "Flatten")} <= ops
+    quant_out = {n.output[0] for n in model.graph.node if n.op_type == "Quant"}
+    for n in model.graph.node:  # weights and biases are quantized, as Brevitas exports them
+        if n.op_type in ("Conv", "Gemm") and not n.output[0].endswith(".distance"):
+            assert set(n.input[1:]) <= quant_out, n.name
     names = tensor_names(g)
     tensors = {t for n in model.graph.node for t in n.output}
     assert set(names) <= tensors and model.graph.input[0].name == "in.raw"
@@ -202,25 +206,42 @@ def test_refusal_states_width_of_a_middle_layer():
         QonnxEmitter(flavour="fp64")
 
 
-def test_tampered_model_is_caught(tmp_path):
-    """A bias off by a quarter unit gives non-integers (RunnerError); off by one unit, a
-    layer that differs from the interpreter."""
+def _tamper(out: Path, name: str, f) -> None:
+    """Replace initializer ``name`` of ``out/model.onnx`` by ``f(its array)``."""
     from onnx import numpy_helper
 
+    model = onnx.load(out / "model.onnx")
+    init = next(t for t in model.graph.initializer if t.name == name)
+    init.CopyFrom(numpy_helper.from_array(f(numpy_helper.to_array(init).copy()), name))
+    onnx.save(model, out / "model.onnx")
+
+
+@pytest.mark.parametrize("flavour,param,change,expect", [
+    ("plain", "bias", lambda a, u: a + 0.25 * u, RunnerError),  # non-integers
+    ("plain", "bias", lambda a, u: a + u, AssertionError),      # integers, one off
+    ("qonnx", "bias.float", lambda a, u: a + 0.25 * u, None),   # the bias Quant rounds it back
+    ("qonnx", "bias.scale", lambda a, u: a * 4, AssertionError)])
+def test_tampered_model_is_caught(tmp_path, flavour, param, change, expect):
+    """A changed bias gives non-integers (RunnerError) or a layer that differs from the
+    interpreter; in the QONNX flavour the bias's Quant rounds a small change away."""
     g = CORPUS["mlp"]
-    x = corner_vectors(g)
-    names = tensor_names(g)
     dense = next(n for n in g.nodes if n.op is Op.DENSE)
-    for delta, expect in ((0.25, RunnerError), (1.0, AssertionError)):
-        out = _export(g, tmp_path / str(delta))
-        model = onnx.load(out / "model.onnx")
-        init = next(t for t in model.graph.initializer if t.name == names[dense.id] + ".bias")
-        arr = numpy_helper.to_array(init).copy()
-        arr[0] += delta * 2.0 ** -dense.type.frac
-        init.CopyFrom(numpy_helper.from_array(arr, init.name))
-        onnx.save(model, out / "model.onnx")
+    out = _export(g, tmp_path / "q", flavour)
+    unit = 2.0 ** -dense.type.frac
+
+    def f(a):
+        a = a.reshape(-1) if a.ndim else a
+        if a.ndim:
+            a[0] = change(a[0], unit)
+            return a
+        return np.asarray(change(a, unit), dtype=a.dtype)
+
+    _tamper(out, f"{tensor_names(g)[dense.id]}.{param}", f)
+    if expect is None:
+        _assert_layers_equal(g, out, corner_vectors(g))
+    else:
         with pytest.raises(expect):
-            _assert_layers_equal(g, out, x)
+            _assert_layers_equal(g, out, corner_vectors(g))
 
 
 def test_runner_is_registered_and_needs_the_model(tmp_path):
