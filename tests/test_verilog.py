@@ -272,3 +272,99 @@ def test_layer_header_and_names(small_cnn):
     assert re.search(r"\bx_c0_k12\b", text) and re.search(r"\bacc_o3\b", text)
     assert re.search(r"\bs\d+_n\d+\b", text)
     assert "@@" not in "".join(files.values())
+
+
+# ---------------------------------------------------------------- the handshake (m_tready)
+def test_top_ports_and_handshake_are_stated():
+    """The exact port list (stream and parallel), the header's handshake and queue lines,
+    and summary.json's port map (port_list, handshake, output_queue)."""
+    cases = {"stream": (seed_cnn_graph(1, channels=(1, 2, 4), kernels=(3, 3), size=8),
+                        ["clk", "rst", "s_tdata", "s_tvalid", "s_tready", "s_tlast",
+                         "m_tvalid", "m_tready", "m_fc", "m_bits", "m_decode", "err"]),
+             "parallel": (mlp_graph(0, n_in=16, hidden=8),
+                          ["clk", "rst", "s_tdata", "s_tvalid", "s_tready", "m_tvalid",
+                           "m_tready", "m_fc2", "m_bits", "m_decode", "err"])}
+    for mode, (g, names) in cases.items():
+        em = VerilogEmitter()
+        files = em.emit(g)
+        ports = em.summary(g, files)["ports"]
+        assert [p["name"] for p in ports["port_list"]] == names, mode
+        dirs = {p["name"]: p["dir"] for p in ports["port_list"]}
+        assert dirs["m_tready"] == "input" and dirs["m_tvalid"] == "output"
+        assert dirs["s_tready"] == "output"
+        text = files["heatq_top.v"]
+        assert re.search(r"^\s*input\s+wire\s+m_tready,$", text, re.M)
+        head = [ln for ln in text.splitlines() if ln.startswith("//")]
+        assert any(ln.startswith("// Handshake: AXI-Stream") for ln in head)
+        q = ports["output_queue"]
+        assert any(f"{q['entries']} results x {q['width']} bits" in ln for ln in head)
+        # the sizing rule: the smallest power of two >= max(2, results in flight + 1)
+        e = q["entries"]
+        assert e >= 2 and e & (e - 1) == 0 and e >= q["results_in_flight"] + 1
+        assert e == 2 or e // 2 < q["results_in_flight"] + 1
+        width = sum(o["elems"] * o["elem_width"] for o in ports["outputs"])
+        assert q["width"] == width and q["bits"] == e * width
+    # parallel: L vectors in flight at a new vector's beat (one per cycle)
+    d = VerilogEmitter().design(mlp_graph(0, n_in=16, hidden=8)).report["design"]
+    assert d["output_queue"]["results_in_flight"] == d["latency"]
+
+
+_OUTQ_PROPS = """
+module outq_props (input wire clk, input wire rst, input wire beat, input wire in_valid,
+                   input wire [2:0] in_data, input wire m_tready);
+    wire credit, m_tvalid, overflow;
+    wire [2:0] m_tdata;
+    hq_outq #(.WIDTH(3), .AW(1), .N(2), .NW(1)) dut (
+        .clk(clk), .rst(rst), .beat(beat), .credit(credit), .in_valid(in_valid),
+        .in_data(in_data), .m_tvalid(m_tvalid), .m_tready(m_tready), .m_tdata(m_tdata),
+        .overflow(overflow));
+    reg held = 1'b0;
+    reg [2:0] held_data = 3'd0;
+    reg cnt = 1'b0;
+    reg [2:0] pending = 3'd0;  // results started (first of 2 beats), not yet produced
+    always @(posedge clk) begin
+        held <= !rst && m_tvalid && !m_tready;
+        held_data <= m_tdata;
+        cnt <= rst ? 1'b0 : cnt ^ beat;
+        pending <= rst ? 3'd0 : pending + {2'b0, beat && !cnt} - {2'b0, in_valid};
+    end
+    always @* begin
+        assume(!beat || credit);                 // a beat needs s_tready, which needs credit
+        assume(!in_valid || pending != 3'd0);    // the pipeline only finishes started results
+        if (held && !rst) begin
+            assert(m_tvalid);                    // a held result stays valid ...
+            assert(m_tdata == held_data);        // ... and unchanged
+        end
+        assert(!overflow);                       // the credit keeps the queue from overflowing
+    end
+endmodule
+"""
+
+
+@needs_yosys
+@pytest.mark.parametrize("mutation", [None, "drop", "no-credit"])
+def test_output_queue_holds_its_result_formally(tmp_path, mutation):
+    """yosys SAT, bounded (16 cycles from reset; the 2-entry queue's states are all reached
+    well within that): for any m_tready / beat / in_valid pattern the pipeline can produce,
+    m_tvalid and m_tdata stay put while m_tvalid && !m_tready, and the queue never
+    overflows.  Two mutations of hq_outq.v show the check fails when it should."""
+    from heatq_export.skeletons import read_template
+
+    outq = read_template("hq_outq.v")
+    if mutation is not None:
+        old, new = {"drop": ("in_valid && (q_valid || !m_tready)", "in_valid && q_valid"),
+                    "no-credit": ("(inflight != CAP)", "1'b1")}[mutation]
+        assert old in outq
+        outq = outq.replace(old, new)
+    for name, text in (("hq_fifo.v", read_template("hq_fifo.v")), ("hq_outq.v", outq),
+                       ("props.v", _OUTQ_PROPS)):
+        (tmp_path / name).write_text(text)
+    script = ("read_verilog -formal hq_fifo.v hq_outq.v props.v; prep -top outq_props; "
+              "memory_map; opt; flatten; "
+              "sat -seq 16 -prove-asserts -set-assumes -set-init-zero -verify")
+    r = subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    if mutation is None:
+        assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    else:
+        assert r.returncode != 0 and "proof did fail" in r.stdout + r.stderr
