@@ -34,27 +34,10 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None) -> IntG
     frac = 0
     weight_bits, act_bits, regroup = {}, {}, {}
     for name, step in model.steps():
-        if isinstance(step, _WideParts):
-            node, regroup[name] = _widened(b, node, name, step, frac)
-            frac += int(step.w_frac)
-            weight_bits[name] = step.bits
-        elif isinstance(step, (QConv2d, QLinear)):
-            w, bias = (t.numpy() for t in step.integer_params(frac))
-            node = _product(b, node, name, step, w, bias)
-            frac += int(step.w_frac)
-            weight_bits[name] = step.bits
-        elif isinstance(step, QReLU):
-            a_frac = int(step.a_frac)
-            attrs = RequantAttrs(frac - a_frac, 0, step.top, Rounding.HALF_UP, Overflow.SATURATE)
-            node = b.add(Op.REQUANT, attrs, [node], name)
-            frac = a_frac
-            act_bits[name] = step.bits
-        elif isinstance(step, MaxPool):
-            node = b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [node], name)
-        elif isinstance(step, Flatten):
-            node = b.add(Op.FLATTEN, FlattenAttrs(), [node], name)
-        else:
-            raise TypeError(f"convert: no IR form for step {name} ({type(step).__name__})")
+        node, frac, parts = add_step(b, node, name, step, frac)
+        record_bits(weight_bits, act_bits, name, step)
+        if parts is not None:
+            regroup[name] = parts
     logits = node
     bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [logits], CODE_BITS)
     cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(codebook), [bits], CLASS)
@@ -63,6 +46,38 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None) -> IntG
         info.update(_split_meta(b, regroup))
     info.update(meta or {})
     return b.build([logits, bits, cls], info)
+
+
+def add_step(b: GraphBuilder, node: int, name: str, step,
+             frac: int) -> tuple[int, int, list | None]:
+    """Append the IR form of one quantized step reading ``node`` (binary point ``frac``), named
+    ``name``: (its node id, its output binary point, the regroup entries of a widened layer or
+    None).  QConv2d -> CONV2D, QLinear -> DENSE, a widened layer -> its parts and an ADD,
+    QReLU -> REQUANT (HALF_UP, SATURATE to 0..2**bits-1), MaxPool -> MAXPOOL2D, Flatten ->
+    FLATTEN; TypeError for any other step."""
+    if isinstance(step, _WideParts):
+        node, parts = _widened(b, node, name, step, frac)
+        return node, frac + int(step.w_frac), parts
+    if isinstance(step, (QConv2d, QLinear)):
+        w, bias = (t.numpy() for t in step.integer_params(frac))
+        return _product(b, node, name, step, w, bias), frac + int(step.w_frac), None
+    if isinstance(step, QReLU):
+        a_frac = int(step.a_frac)
+        attrs = RequantAttrs(frac - a_frac, 0, step.top, Rounding.HALF_UP, Overflow.SATURATE)
+        return b.add(Op.REQUANT, attrs, [node], name), a_frac, None
+    if isinstance(step, MaxPool):
+        return b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [node], name), frac, None
+    if isinstance(step, Flatten):
+        return b.add(Op.FLATTEN, FlattenAttrs(), [node], name), frac, None
+    raise TypeError(f"convert: no IR form for step {name} ({type(step).__name__})")
+
+
+def record_bits(weight_bits: dict, act_bits: dict, name: str, step) -> None:
+    """Note a step's width in ``weight_bits`` (weighted layers) or ``act_bits`` (QReLU)."""
+    if isinstance(step, (QConv2d, QLinear)):
+        weight_bits[name] = step.bits
+    elif isinstance(step, QReLU):
+        act_bits[name] = step.bits
 
 
 def _product(b: GraphBuilder, arg: int, name: str, step, w: np.ndarray, bias: np.ndarray) -> int:
