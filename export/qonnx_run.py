@@ -32,7 +32,15 @@ def _model(export_dir: str | Path, batch: int):
     path = Path(export_dir) / "model.onnx"
     if not path.is_file():
         raise RunnerError(f"qonnx: {path} not found (export with -t qonnx)")
-    return set_batch(ModelWrapper(str(path)), batch)
+    try:
+        return set_batch(ModelWrapper(str(path)), batch)
+    except Exception as e:  # a damaged file: protobuf / onnx errors of many kinds
+        raise RunnerError(f"qonnx: cannot load {path}: {_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 def set_batch(model, batch: int):
@@ -57,8 +65,11 @@ def _execute(export_dir, graph: IntGraph, x: np.ndarray, wanted: list[int]) -> d
     for start in range(0, max(len(x), 1), CHUNK):
         xb = x[start:start + CHUNK]
         real = (xb.astype(np.float64) * 2.0 ** -inp.type.frac).astype(np.float32)
-        ctx = execute_onnx(_model(export_dir, len(xb)), {f"{names[0]}.raw": real},
-                           return_full_exec_context=True)
+        model = _model(export_dir, len(xb))
+        try:
+            ctx = execute_onnx(model, {f"{names[0]}.raw": real}, return_full_exec_context=True)
+        except Exception as e:  # onnxruntime / qonnx failures of a damaged or foreign model
+            raise RunnerError(f"qonnx: execute_onnx failed: {_one_line(e)}") from None
         for i in wanted:
             parts[i].append(_integers(graph.nodes[i], names[i], ctx.get(names[i])))
     return {i: np.concatenate(v) for i, v in parts.items()}

@@ -248,8 +248,17 @@ def test_runner_is_registered_and_needs_the_model(tmp_path):
     from heatq_export.runners import RUNNERS
 
     assert isinstance(RUNNERS["qonnx"], QonnxRunner) and RUNNERS["qonnx"].target == "qonnx"
+    g, x = CORPUS["mlp"], corner_vectors(CORPUS["mlp"])
     with pytest.raises(RunnerError, match="model.onnx"):
-        QonnxRunner().run(tmp_path, CORPUS["mlp"], corner_vectors(CORPUS["mlp"]))
+        QonnxRunner().run(tmp_path, g, x)
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(RunnerError, match="cannot load") as e:
+        QonnxRunner().run(tmp_path, g, x)
+    assert "\n" not in str(e.value)
+    out = _export(CORPUS["bits1"], tmp_path / "other")  # another graph's export
+    with pytest.raises(RunnerError) as e:
+        QonnxRunner().run(out, g, x)
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------- slow
