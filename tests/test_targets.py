@@ -21,7 +21,8 @@ the Verilog target builds from).  ``test_the_executors_are_registered`` pins thi
 
 Each case exports a graph of :func:`heatq.ir.testing.corpus` for the runner's target, runs it
 on :func:`heatq.ir.testing.corner_vectors` with ``thorough=True`` (range corners, per-channel
-extremes of the first weighted layer, conv windows at the borders, seeded random vectors) and requires every output of every vector to equal
+extremes of the first weighted layer, conv windows at the borders, seeded random vectors) and requires every output of every
+vector to equal
 :func:`heatq.ir.run`'s (``np.array_equal`` on integers).  A target that cannot take a graph
 must refuse it with ``EmitError`` at export time, and each such refusal is listed in
 ``REFUSED`` below with its reason; a listed refusal that starts to export fails too, so the
