@@ -175,7 +175,7 @@ def test_brevitas_28x28_1000_images_c_verilator(tmp_path):
         export = tmp_path / f"export-{runner}"
         RUNNERS[runner].export(graph, export)
         assert _mismatches(RUNNERS[runner].run(export, graph, q), want) == 0, runner
-    print(f"1000 images: qonnx + C + Verilator in {time.time() - t0:.0f} s")
+    print(f"1000 images (accuracy {acc:.3f}): qonnx + C + Verilator in {time.time() - t0:.0f} s")
 
 
 # -------------------------------------------------------------------------- bad input
