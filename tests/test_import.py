@@ -70,7 +70,8 @@ def brevitas_cnn(size: int, c1: int, c2: int):
 
 
 def train_and_export(out: Path, size: int = 14, c1: int = 4, c2: int = 8, epochs: int = 1,
-                     n_train: int = 4000, seed: int = 0, lr: float = 1e-2) -> tuple[Path, np.ndarray, float]:
+                     n_train: int = 4000, seed: int = 0,
+                     lr: float = 1e-2) -> tuple[Path, np.ndarray, float]:
     """Train the Brevitas CNN on mnist5k (inputs ``x / 256``, so the 8-bit input Quant's
     integers are the pixels), ``export_qonnx`` it; (model path, test images, test accuracy)."""
     from brevitas.export import export_qonnx
@@ -224,8 +225,8 @@ def _tiny(scale_w: float = 0.25, zero_point: float = 0.0, op: str = "Gemm",
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, [1, 4])], [helper.make_tensor_value_info(
             "y", TensorProto.FLOAT, shape_out)], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                   helper.make_opsetid("qonnx.custom_op.general", 1)])
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("qonnx.custom_op.general", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
 
 
 @pytest.mark.parametrize("op, act_scale, rounding", [("Gemm", 2.0, "ROUND"),
@@ -310,3 +311,22 @@ def test_no_overwrite_without_force(tmp_path):
         import_run(good, out)
     import_run(good, out, force=True)
     assert (mine / "keep.txt").read_text() == "x"
+
+
+def test_check_on_an_imported_run(tmp_path):
+    """``heatq check`` on an imported run: every layer against qonnx on corner vectors and
+    random inputs; refused in one line once the source model changed."""
+    import onnx
+
+    from heatq import pipeline
+    from heatq.interop.command import import_run
+
+    model = tmp_path / "tiny.onnx"
+    onnx.save(_tiny(act_scale=2.0 ** -1), str(model))
+    import_run(model, tmp_path / "run")
+    result = pipeline.check_run(tmp_path / "run", n=32)
+    assert result["all_equal"] and result["n_samples"] > 32
+    assert list(result["layers"]) == ["input", "fc1", "q_act", "fc2"]
+    onnx.save(_tiny(act_scale=2.0 ** -2), str(model))
+    with pytest.raises(UserError, match="changed since the import"):
+        pipeline.check_run(tmp_path / "run")

@@ -154,7 +154,8 @@ def quant_info(model, label: str, node) -> QuantInfo:
     if signed and int(b) == 1:
         raise refuse(label, node, "a 1-bit signed Quant is bipolar (+-1), not supported")
     lo, hi = int(min_int(signed, narrow, int(b))), int(max_int(signed, narrow, int(b)))
-    return QuantInfo(fracs, lo, hi, signed, narrow, int(b), str(a.get("rounding_mode", "ROUND")).upper())
+    mode = str(a.get("rounding_mode", "ROUND")).upper()
+    return QuantInfo(fracs, lo, hi, signed, narrow, int(b), mode)
 
 
 def constant_integers(model, label: str, node, info: QuantInfo) -> np.ndarray:
