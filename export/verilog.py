@@ -2,7 +2,7 @@
 
 Two architectures, chosen by the input's shape:
 
-* **stream** (input ``[C, H, W]``): pixels enter one per clock on an AXI-Stream-like port
+* **stream** (input ``[C, H, W]``): pixels enter one per clock on an AXI-Stream port
   (``s_tdata`` = the C channel values of one pixel, channel c at bits ``[c*w +: w]``;
   ``s_tvalid`` / ``s_tready`` / ``s_tlast`` marking each image's last pixel).  Each CONV2D is a
   'same'-padded window unit (``hq_window``: line buffer as a shift register, walking the
@@ -13,8 +13,7 @@ Two architectures, chosen by the input's shape:
   fully connected layers, SIGN_BITS and the Hamming decoder (``hq_hamming``) run on whole
   vectors.  Between stream layers a FIFO (depth from the cycle model) absorbs the
   stalls of the next window's padding steps.  Internally every stage is valid-only.
-* **parallel** (input ``[n]``): one vector per clock (``s_tready`` is always 1), fully
-  pipelined, II = 1.
+* **parallel** (input ``[n]``): one vector per clock, fully pipelined, II = 1.
 
 BIT is a registered elementwise unit in either domain.  ADD adds vectors only: its arguments
 are delayed (``hq_delay``) to the latest one and summed modulo ``2**width`` (exact: the sum
@@ -24,8 +23,10 @@ over a CONCAT (:func:`heatq.passes.fuse.fuse_split_products`; CONCAT is wiring,
 ``EmitError``.
 
 Outputs: one port ``m_<name>`` per graph output (element j at ``[j*w +: w]``, w = the node's
-type width, two's complement when signed), all valid in the cycle ``m_tvalid`` is high;
-``err`` is a sticky flag (``s_tlast`` out of place, or a FIFO overflow: never, by the model's
+type width, two's complement when signed), all valid while ``m_tvalid`` is high; the output
+side is AXI-Stream with back-pressure (``m_tready``): an output queue (``hq_outq``) sized
+from the cycle model, whose credit lowers ``s_tready`` at a result's first beat
+(:mod:`heatq_export.verilog_ports`: ports, handshake, sizing); ``err`` is a sticky flag (``s_tlast`` out of place, or a FIFO overflow: never, by the model's
 sizing).  Reset: synchronous, active-high ``rst``.
 
 The emitter runs the fusion and the lowering pass (:func:`heatq.passes.lower.lower_products`),
