@@ -137,7 +137,8 @@ def _texts(c: BundleContext) -> dict[str, str]:
     stream = c.design.ports["mode"] == "stream"
     inp = ("AXI-Stream, one pixel per beat in raster order (row by row), `s_tlast` on each "
            "image's last pixel; a beat is taken at a rising edge with `s_tvalid && s_tready`; "
-           "`s_tready` drops while a conv window steps over padding." if stream else
+           "the host holds a beat until `s_tready` (low during a conv window's padding steps, "
+           "and while the output side is back-pressured)." if stream else
            "one whole vector per beat, taken at a rising edge with `s_tvalid` (`s_tready` is "
            "always 1): one vector per clock.")
     out = ("a result is taken at a rising edge with `m_tvalid && m_tready`; while `m_tvalid && "

@@ -286,11 +286,11 @@ def _seed_run() -> Path:
 
 
 @pytest.mark.slow
-@needs("iverilog", "verilator", "yosys")
-def test_trained_seed_cnn_bundle_sim_lint_synth(tmp_path):
+@needs("iverilog", "verilator", "make")
+def test_trained_seed_cnn_bundle(tmp_path, cocotb_only_env):
     """The heated seed CNN of make demo: the FuseSoC sim target passes (Icarus, 20 test
     images + the corner vectors, random m_tready stalls), lint is clean, Verilator runs the
-    same bench."""
+    same bench, and the standalone cocotb bench passes in the cocotb-only venv."""
     run_dir = _seed_run()
     if not (run_dir / "model.ir.json").is_file():
         pytest.skip(f"{run_dir}: no make demo run")
@@ -307,4 +307,6 @@ def test_trained_seed_cnn_bundle_sim_lint_synth(tmp_path):
     vl = _fusesoc(out, tmp_path, "run", "--build-root", str(tmp_path / "v"), "--target", "sim",
                   "--tool", "verilator", VLNV)
     assert vl.returncode == 0 and f"PASS: {n} results" in vl.stdout, vl.stdout[-3000:]
+    r = _in_env(cocotb_only_env, ["make", "-C", "tb"], out)
+    assert r.returncode == 0 and f"PASS: {n} results" in r.stdout, r.stdout[-3000:]
     assert _verify(out).returncode == 0
