@@ -29,7 +29,8 @@ def handoff(run: Path = typer.Argument(..., help="a run directory (or an IR file
             max_carry: Optional[int] = typer.Option(None, "--max-carry",
                                                     help="longest carry chain (bits)"),
             estimate: Optional[str] = typer.Option(None, "--estimate", help="also run the "
-                                                   "yosys estimate: xilinx | ice40 | all"),
+                                                   "yosys estimate: xilinx | ice40 | "
+                                                   "ice40-up5k | all (slow)"),
             golden_images: Optional[int] = typer.Option(None, "--golden-images",
                                                         help="test images in the golden "
                                                         "vectors (default 20; 0: corner "
