@@ -261,6 +261,30 @@ def test_runner_is_registered_and_needs_the_model(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_cli_exports_and_refuses_in_one_line(tmp_path):
+    """``heatq-export DIR -t qonnx -o OUT [--flavour plain]``; a refusal is one line naming
+    the node, exit != 0, nothing written."""
+    import subprocess
+    import sys
+
+    from heatq.ir import save
+
+    exe = str(Path(sys.executable).parent / "heatq-export")
+    save(CORPUS["mlp"], tmp_path / "mlp")
+    save(CORPUS["s16_dense"], tmp_path / "wide")
+    r = subprocess.run([exe, str(tmp_path / "mlp"), "-t", "qonnx", "-o", str(tmp_path / "o"),
+                        "--flavour", "plain"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "model.onnx").is_file()
+    assert '"flavour": "plain"' in (tmp_path / "o" / "summary.json").read_text()
+    r = subprocess.run([exe, str(tmp_path / "wide"), "-t", "qonnx", "-o", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=300)
+    err = [line for line in r.stderr.splitlines() if "error" in line]
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(err) == 1, r.stderr
+    assert "fc1" in err[0] and "2**24" in err[0]
+    assert not (tmp_path / "w").exists()
+
+
 # ------------------------------------------------------------------------------- slow
 _DEMO = Path(os.environ.get("HEATQ_DEMO_OUT", Path(__file__).resolve().parents[1] / "heatq-out"))
 
