@@ -44,17 +44,19 @@ def _images(n_train: int, size: int):
     return shrink(ds.x_train[:n_train]), ds.y_train[:n_train], shrink(ds.x_test)
 
 
-def brevitas_cnn(size: int, c1: int, c2: int):
+def brevitas_cnn(size: int, c1: int, c2: int, per_channel_float: bool = False):
     """QuantIdentity (u8, the input) -> [QuantConv2d 3x3 -> QuantReLU -> MaxPool] x 2 ->
     flatten -> QuantLinear; 4-bit weights (Int8WeightPerTensorFixedPoint), 4-bit activations
-    (Uint8ActPerTensorFixedPoint), Int16Bias: power-of-two scales, zero points 0."""
+    (Uint8ActPerTensorFixedPoint), Int16Bias: power-of-two scales, zero points 0.
+    ``per_channel_float``: the convolutions' weights use Int8WeightPerChannelFloat."""
     import brevitas.nn as qnn
     from brevitas.quant import Int8WeightPerTensorFixedPoint as WQ
-    from brevitas.quant import Int16Bias
+    from brevitas.quant import Int8WeightPerChannelFloat, Int16Bias
     from brevitas.quant import Uint8ActPerTensorFixedPoint as AQ
 
     def conv(ci, co):
-        return qnn.QuantConv2d(ci, co, 3, padding=1, weight_quant=WQ, weight_bit_width=4,
+        wq = Int8WeightPerChannelFloat if per_channel_float else WQ
+        return qnn.QuantConv2d(ci, co, 3, padding=1, weight_quant=wq, weight_bit_width=4,
                                bias_quant=Int16Bias, return_quant_tensor=True)
 
     def relu():
@@ -70,15 +72,15 @@ def brevitas_cnn(size: int, c1: int, c2: int):
 
 
 def train_and_export(out: Path, size: int = 14, c1: int = 4, c2: int = 8, epochs: int = 1,
-                     n_train: int = 4000, seed: int = 0,
-                     lr: float = 1e-2) -> tuple[Path, np.ndarray, float]:
+                     n_train: int = 4000, seed: int = 0, lr: float = 1e-2,
+                     per_channel_float: bool = False) -> tuple[Path, np.ndarray, float]:
     """Train the Brevitas CNN on mnist5k (inputs ``x / 256``, so the 8-bit input Quant's
     integers are the pixels), ``export_qonnx`` it; (model path, test images, test accuracy)."""
     from brevitas.export import export_qonnx
 
     torch.manual_seed(seed)
     x, y, x_test = _images(n_train, size)
-    net = brevitas_cnn(size, c1, c2)
+    net = brevitas_cnn(size, c1, c2, per_channel_float)
     xf, yt = torch.from_numpy(x.astype(np.float32) / 256), torch.from_numpy(y)
     opt = torch.optim.Adam(net.parameters(), lr)
     for _ in range(epochs):
@@ -179,11 +181,25 @@ def test_brevitas_28x28_1000_images_c_verilator(tmp_path):
     print(f"1000 images (accuracy {acc:.3f}): qonnx + C + Verilator in {time.time() - t0:.0f} s")
 
 
+@pytest.mark.slow
+def test_brevitas_per_channel_float_weights_folded(tmp_path):
+    """Per-channel float weight scales (Int8WeightPerChannelFloat) before the ReLU quantizers:
+    each conv + Relu + Quant becomes CONV2D + THRESHOLD; every layer qonnx holds (all but the
+    real-scaled accumulators) equals the interpreter on 1000 test images."""
+    path, x_test, acc = train_and_export(tmp_path, per_channel_float=True)
+    assert acc > 0.5
+    graph = import_qonnx(path)
+    assert [n.op for n in graph.nodes].count(Op.THRESHOLD) == 2
+    result = compare_with_qonnx(path, graph, x_test[:1000].astype(np.int64))
+    assert result["all_equal"] and len(result["layers"]) == len(graph.nodes) - 2, result
+
+
 # -------------------------------------------------------------------------- bad input
 
 
 def _tiny(scale_w: float = 0.25, zero_point: float = 0.0, op: str = "Gemm",
-          rounding: str = "ROUND", act_scale: float = 2.0 ** -2, bias_scale=None):
+          rounding: str = "ROUND", act_scale: float = 2.0 ** -2, bias_scale=None,
+          scale_w2: float = 0.5):
     """x [1, 4] -> Quant (u8, 2**-4) -> Gemm/MatMul with Quant'd weights -> Relu -> Quant
     (u4, ``act_scale``) -> ``op`` of the activation (``Gemm`` / ``MatMul`` keep the model
     supported, anything else, e.g. ``Sigmoid``, is an unsupported op)."""
@@ -212,7 +228,7 @@ def _tiny(scale_w: float = 0.25, zero_point: float = 0.0, op: str = "Gemm",
                                   transB=1))
     nodes.append(helper.make_node("Relu", ["acc"], ["relu"], name="relu1"))
     quant("q_act", "relu", act_scale, 4, 0, mode=rounding)
-    quant("q_w2", const("w2", rng.integers(-7, 8, (3, 2)) * 0.5), 0.5, 4, 1)
+    quant("q_w2", const("w2", rng.integers(-7, 8, (3, 2)) * scale_w2), scale_w2, 4, 1)
     if op == "MatMul":
         nodes.append(helper.make_node("MatMul", ["q_act", "q_w2"], ["mm"], name="fc2"))
         nodes.append(helper.make_node("Add", ["mm", const("b2", [0.5, -1.0])], ["y"],
@@ -247,9 +263,30 @@ def test_tiny_models_equal_qonnx(tmp_path, op, act_scale, rounding):
     assert result["all_equal"] and len(result["layers"]) == len(graph.nodes), result
 
 
+@pytest.mark.parametrize("rounding", ["ROUND", "FLOOR"])
+def test_real_weight_scale_folded_into_thresholds(tmp_path, rounding):
+    """A weight scale of 0.3141592 (needs a real multiplier) before Relu + Quant: folded
+    exactly into THRESHOLD integer thresholds; every layer qonnx holds equal on 200 random
+    inputs.  (A decimal scale such as 0.3 puts exact products like 12.0000005 next to the
+    thresholds, where qonnx's float32 arithmetic rounds the other way: docs/import.md.)"""
+    import onnx
+
+    path = tmp_path / "tiny.onnx"
+    onnx.save(_tiny(scale_w=0.3141592, rounding=rounding), str(path))
+    graph = import_qonnx(path)
+    assert [n.op for n in graph.nodes] == [Op.INPUT, Op.DENSE, Op.THRESHOLD, Op.DENSE]
+    assert graph.meta["frac_offsets"] == {"q_act": 2, "fc2": 2}
+    assert set(graph.meta["onnx_tensors"]) == {"input", "q_act", "fc2"}  # fc1: real scale
+    q = np.random.default_rng(1).integers(0, 256, (200, 4))
+    result = compare_with_qonnx(path, graph, q)
+    assert result["all_equal"] and len(result["layers"]) == 3, result
+    assert len(np.unique(run(graph, q, trace=True)[2])) > 5  # the thresholds are exercised
+
+
 REFUSALS = [
     ({"op": "Sigmoid"}, "node 'odd' (Sigmoid): unsupported op"),
-    ({"scale_w": 0.3}, "node 'q_w' (Quant): scale 0.300000012 is not a power of two"),
+    ({"act_scale": 0.3}, "node 'q_act' (Quant): scale 0.300000012 is not a power of two"),
+    ({"scale_w2": 0.3}, "node 'fc2' (Gemm): a real (non-power-of-two) weight scale is folded"),
     ({"zero_point": 3.0}, "node 'q_in' (Quant): zero point 3 is not 0"),
     ({"rounding": "CEIL"}, "node 'q_act' (Quant): rounding_mode CEIL"),
     ({"bias_scale": 2.0 ** -9}, "node 'fc1' (Gemm): bias is not an integer multiple"),
@@ -284,7 +321,7 @@ def test_cli_refusals_one_line_nothing_written(tmp_path):
     bad = tmp_path / "notes.onnx"
     bad.write_text("not a model\n")
     odd = tmp_path / "odd.onnx"
-    onnx.save(_tiny(scale_w=0.3), str(odd))
+    onnx.save(_tiny(act_scale=0.3), str(odd))
     for model, needle in ((bad, f"{bad}: not an ONNX model"), (odd, f"{odd}: {REFUSALS[1][1]}")):
         r = _cli_import(model, tmp_path / "run")
         err = [ln for ln in r.stderr.splitlines() if ln.strip()]

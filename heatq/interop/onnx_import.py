@@ -41,6 +41,7 @@ from ..ir import (
     AddAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, InputAttrs, IntGraph, IRError,
     MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding,
 )
+from .qonnx_threshold import fold_real
 from .qonnx_model import QuantInfo, attrs_of, constant_integers, load_model, normalise, \
     quant_info, refuse
 
@@ -94,6 +95,7 @@ class _Importer:
         self.weight_bits: dict[str, int] = {}
         self.act_bits: dict[str, int] = {}
         self.input_quant: dict | None = None
+        self.offsets: dict[int, int] = {}  # real binary point - IR frac (after a THRESHOLD)
 
     def run(self) -> IntGraph:
         graph = self.m.graph
@@ -114,7 +116,9 @@ class _Importer:
         outputs = [self.value(o.name, None) for o in graph.output]
         meta = {"source": "qonnx", "model": self.label, "onnx_tensors": self.tensors,
                 "input_quant": self.input_quant, "weight_bits": self.weight_bits,
-                "act_bits": self.act_bits}
+                "act_bits": self.act_bits,
+                "frac_offsets": {self.b.nodes[i].name: o for i, o in self.offsets.items()
+                                 if o and self.b.nodes[i].name in self.tensors}}
         try:
             g = self.b.build(outputs, meta)
         except IRError as e:
@@ -145,8 +149,9 @@ class _Importer:
         attrs = RequantAttrs(0, 0, max(arg.hi, 0), Rounding.FLOOR, Overflow.SATURATE)
         return self.add(Op.REQUANT, attrs, [a.node], a.relu, tensor)
 
-    def add(self, op: Op, attrs, args: list[int], node, tensor: str) -> int:
-        """Append the IR node computing ONNX ``node``'s output ``tensor``."""
+    def add(self, op: Op, attrs, args: list[int], node, tensor: str | None) -> int:
+        """Append the IR node computing ONNX ``node``'s output ``tensor`` (None: a value no
+        ONNX tensor holds); it inherits its first argument's binary-point offset."""
         name, k = node.name, 1
         while name in self.tensors or name == "input":
             name, k = f"{node.name}.{k}", k + 1
@@ -154,24 +159,33 @@ class _Importer:
             nid = self.b.add(op, attrs, args, name)
         except IRError as e:
             raise refuse(self.label, node, str(e)) from None
-        self.tensors[name] = tensor
-        self.acts[tensor] = _Act(nid)
+        if args and args[0] in self.offsets:
+            self.offsets[nid] = self.offsets[args[0]]
+        if tensor is not None:
+            self.tensors[name] = tensor
+            self.acts[tensor] = _Act(nid)
         return nid
 
     def frac(self, nid: int) -> int:
-        return self.b.nodes[nid].type.frac
+        """The real binary point of node ``nid`` (its IR frac plus any offset)."""
+        return self.b.nodes[nid].type.frac + self.offsets.get(nid, 0)
 
     # ---------------------------------------------------------------- constants
 
-    def weights(self, node, tensor: str) -> tuple[np.ndarray, int, int]:
+    def weights(self, node, tensor: str) -> tuple[np.ndarray, int | None, int]:
         """(int64 weights, w_frac, w_bits) of the Quant output ``tensor``; per-channel
-        power-of-two scales are brought to the finest binary point exactly (left shifts)."""
+        power-of-two scales are brought to the finest binary point exactly (left shifts).
+        ``w_frac`` is None for real (non-power-of-two) scales: the caller folds them."""
         if tensor not in self.consts:
             why = ("float weights without a Quant (their integers are undefined)"
                    if self.m.get_initializer(tensor) is not None
                    else "weights that are not a Quant of an initializer")
             raise refuse(self.label, node, why)
         q, info = self.consts[tensor]
+        if info.fracs is None:
+            needed = max(2, int(np.abs(q).max(initial=0)).bit_length() + 1)
+            self.weight_bits[node.name] = max(info.bits, needed)
+            return q, None, max(info.bits, needed)
         fracs = np.broadcast_to(info.fracs, q.shape)
         w_frac = int(info.fracs.max())
         w = q * (np.int64(1) << (w_frac - fracs))
@@ -186,7 +200,7 @@ class _Importer:
             return np.zeros(n_out, dtype=np.int64)
         if tensor in self.consts:
             q, info = self.consts[tensor]
-            real = q.astype(np.float64) * np.exp2(-info.fracs.astype(np.float64))
+            real = q.astype(np.float64) * info.scale
         elif self.m.get_initializer(tensor) is not None:
             real = np.asarray(self.m.get_initializer(tensor), dtype=np.float64)
         else:
@@ -222,10 +236,11 @@ def _rounding(imp: _Importer, node, mode: str, lo: int) -> Rounding:
 
 def _quant(imp: _Importer, node) -> None:
     src = node.input[0]
-    info = quant_info(imp.m, imp.label, node)
     if imp.m.get_initializer(src) is not None:
+        info = quant_info(imp.m, imp.label, node, real_ok=True)
         imp.consts[node.output[0]] = (constant_integers(imp.m, imp.label, node, info), info)
         return
+    info = quant_info(imp.m, imp.label, node)
     if len(set(info.fracs.ravel().tolist())) != 1:
         raise refuse(imp.label, node, "a per-channel activation scale is not supported (no "
                                       "exact THRESHOLD fold implemented)")
@@ -277,8 +292,11 @@ def _conv(imp: _Importer, node) -> None:
         if not ok:
             raise refuse(imp.label, node, f"{why} is not supported")
     x = imp.value(node.input[0], node)
-    bias = imp.bias(node, node.input[2] if len(node.input) > 2 else None,
-                    imp.frac(x) + w_frac, w.shape[0])
+    bias_t = node.input[2] if len(node.input) > 2 else None
+    if w_frac is None:
+        return fold_real(imp, node, x, Op.CONV2D, w, bias_t, lambda b: Conv2dAttrs(
+            w, b, w_bits, 0, int(strides[0]), int(pads[0])))
+    bias = imp.bias(node, bias_t, imp.frac(x) + w_frac, w.shape[0])
     attrs = Conv2dAttrs(w, bias, w_bits, w_frac, int(strides[0]), int(pads[0]))
     imp.add(Op.CONV2D, attrs, [x], node, node.output[0])
 
@@ -289,6 +307,10 @@ def _dense(imp: _Importer, node, w: np.ndarray, w_frac: int, w_bits: int, bias_t
     if len(imp.b.nodes[x].shape) != 1:
         raise refuse(imp.label, node, f"input shape {list(imp.b.nodes[x].shape)} is not a "
                                       "vector (flatten first)")
+    w = np.ascontiguousarray(w)
+    if w_frac is None:
+        return fold_real(imp, node, x, Op.DENSE, w, bias_tensor,
+                         lambda b: DenseAttrs(w, b, w_bits, 0))
     bias = imp.bias(node, bias_tensor, imp.frac(x) + w_frac, w.shape[0])
     imp.add(Op.DENSE, DenseAttrs(np.ascontiguousarray(w), bias, w_bits, w_frac), [x], node, out)
 

@@ -3,8 +3,9 @@
 :func:`qonnx_layer_values` runs the source model with ``qonnx.core.onnx_exec.execute_onnx``
 (onnxruntime underneath; ``return_full_exec_context``), one sample at a time, on the float
 inputs ``q * 2**-frac`` of the imported graph's integer inputs ``q``, and reads every tensor
-named in ``graph.meta["onnx_tensors"]`` back as integers (``value * 2**frac`` of the IR node;
-None where that is not an integer).  :func:`check_imported` is ``heatq check`` for an imported
+named in ``graph.meta["onnx_tensors"]`` back as integers (``value * 2**frac`` of the IR node,
+plus its ``meta["frac_offsets"]`` entry after a THRESHOLD fold; None where that is not an
+integer).  :func:`check_imported` is ``heatq check`` for an imported
 run directory: every layer, on the graph's corner vectors and seeded random inputs.
 """
 
@@ -48,9 +49,11 @@ def qonnx_layer_values(source, graph: IntGraph, q: np.ndarray) -> dict[str, np.n
         for name, t in tensors.items():
             per[name].append(np.asarray(ctx[t], dtype=np.float64))
     out: dict[str, np.ndarray | None] = {}
+    offsets = graph.meta.get("frac_offsets", {})  # after a THRESHOLD fold: real - IR frac
     for name, parts in per.items():
         node = graph.by_name(name)
-        v = np.concatenate(parts) * 2.0 ** node.type.frac if parts else np.zeros((0,))
+        frac = node.type.frac + offsets.get(name, 0)
+        v = np.concatenate(parts) * 2.0 ** frac if parts else np.zeros((0,))
         ok = v.shape[1:] == tuple(node.shape) and np.array_equal(v, np.rint(v))
         out[name] = np.rint(v).astype(np.int64) if ok else None
     return out

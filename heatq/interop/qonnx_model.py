@@ -119,10 +119,12 @@ def scale_fracs(label: str, node, scale: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QuantInfo:
-    """One Quant node's parameters: ``fracs`` (int64, the scale's shape: scale = 2**-fracs),
-    the integer range ``lo..hi`` and the rounding mode (upper case)."""
+    """One Quant node's parameters: ``fracs`` (int64, the scale's shape: scale = 2**-fracs;
+    None for a real scale, allowed only on constants), ``scale`` (float64), the integer range
+    ``lo..hi`` and the rounding mode (upper case)."""
 
-    fracs: np.ndarray
+    fracs: np.ndarray | None
+    scale: np.ndarray
     lo: int
     hi: int
     signed: bool
@@ -131,10 +133,10 @@ class QuantInfo:
     rounding: str
 
 
-def quant_info(model, label: str, node) -> QuantInfo:
+def quant_info(model, label: str, node, real_ok: bool = False) -> QuantInfo:
     """Parameters of a ``Quant`` node whose scale, zero point and bit width are constants;
-    refuses a non-power-of-two scale, a non-zero zero point, a non-integer or 1-bit signed
-    (bipolar) width."""
+    refuses a non-power-of-two scale (unless ``real_ok``: then ``fracs`` is None), a non-zero
+    zero point, a non-integer or 1-bit signed (bipolar) width."""
     from qonnx.custom_op.general.quant import max_int, min_int
 
     if len(node.input) != 4:
@@ -142,7 +144,9 @@ def quant_info(model, label: str, node) -> QuantInfo:
     scale, zp, bits = (model.get_initializer(t) for t in node.input[1:])
     if scale is None or zp is None or bits is None:
         raise refuse(label, node, "scale, zero point and bit width must be constants")
-    fracs = scale_fracs(label, node, scale)
+    scale = np.asarray(scale, dtype=np.float64)
+    real = real_ok and any(po2_frac(v) is None for v in scale.ravel()) and np.all(scale > 0)
+    fracs = None if real else scale_fracs(label, node, scale)
     if np.any(np.asarray(zp) != 0):
         raise refuse(label, node, f"zero point {float(np.ravel(zp)[np.ravel(zp) != 0][0]):g} "
                                   "is not 0 (heatq's integers have no offset)")
@@ -155,7 +159,7 @@ def quant_info(model, label: str, node) -> QuantInfo:
         raise refuse(label, node, "a 1-bit signed Quant is bipolar (+-1), not supported")
     lo, hi = int(min_int(signed, narrow, int(b))), int(max_int(signed, narrow, int(b)))
     mode = str(a.get("rounding_mode", "ROUND")).upper()
-    return QuantInfo(fracs, lo, hi, signed, narrow, int(b), mode)
+    return QuantInfo(fracs, scale, lo, hi, signed, narrow, int(b), mode)
 
 
 def constant_integers(model, label: str, node, info: QuantInfo) -> np.ndarray:
@@ -170,6 +174,8 @@ def constant_integers(model, label: str, node, info: QuantInfo) -> np.ndarray:
     y = quant(np.asarray(x, dtype=np.float64), scale, np.float64(0), np.float64(info.bits),
               int(info.signed), int(info.narrow), info.rounding)
     q = np.asarray(y, dtype=np.float64) / scale
-    if not np.array_equal(q, np.rint(q)):
+    exact = np.array_equal(q, np.rint(q)) if info.fracs is not None else \
+        np.all(np.abs(q - np.rint(q)) < 1e-6)  # a real scale: (q * s) / s is q to 1 ulp
+    if not exact:
         raise refuse(label, node, "its outputs are not integers times its scale")
     return np.rint(q).astype(np.int64)
