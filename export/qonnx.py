@@ -111,13 +111,15 @@ def check_exact(graph: IntGraph) -> None:
         fracs = [node.type.frac] + [graph.nodes[a].type.frac for a in node.args]
         if node.op in (Op.CONV2D, Op.DENSE, Op.CMVM):
             fracs.append(node.attrs.w_frac)
+        if node.op is Op.ADD:  # the Mul by 2**shift (0 << 200 passes the bound below)
+            fracs.extend(node.attrs.shifts)
         need = magnitude(graph, node)
         if need > EXACT:
             raise EmitError(
                 f"qonnx: {node.op.value} {node.label()} ({node.type.c_style()}, range "
-                f"{node.lo}..{node.hi}) computes integers up to {need} "
-                f"(a {need.bit_length()}-bit magnitude): beyond float32's exact integers (|v| <= 2**24), "
-                "in which onnxruntime's Conv / Gemm and QONNX's Quant compute")
+                f"{node.lo}..{node.hi}) computes integers up to {need} (a "
+                f"{need.bit_length()}-bit magnitude): beyond float32's exact integers "
+                "(|v| <= 2**24), in which onnxruntime's Conv / Gemm and QONNX's Quant compute")
         if max(abs(f) for f in fracs) > FRAC_LIMIT:
             raise EmitError(f"qonnx: {node.op.value} {node.label()}: binary point "
                             f"{node.type.frac} beyond +-{FRAC_LIMIT} (float32 exponents)")

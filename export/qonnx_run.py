@@ -54,7 +54,8 @@ def set_batch(model, batch: int):
     return model
 
 
-def _execute(export_dir, graph: IntGraph, x: np.ndarray, wanted: list[int]) -> dict[int, np.ndarray]:
+def _execute(export_dir, graph: IntGraph, x: np.ndarray, wanted: list[int]
+             ) -> dict[int, np.ndarray]:
     """Execute the export on ``x``; the integer values of the IR nodes ``wanted``."""
     from qonnx.core.onnx_exec import execute_onnx
 
