@@ -38,9 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import (
-    AddAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, InputAttrs, IntGraph, IRError,
-    MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding,
+    AddAttrs, Conv2dAttrs, DenseAttrs, GraphBuilder, InputAttrs, IntGraph, IRError, Op, Overflow,
+    RequantAttrs, Rounding,
 )
+from .qonnx_shapes import flatten, maxpool, reshape
 from .qonnx_threshold import fold_real
 from .qonnx_model import QuantInfo, attrs_of, constant_integers, load_model, normalise, \
     quant_info, refuse
@@ -165,6 +166,10 @@ class _Importer:
             self.tensors[name] = tensor
             self.acts[tensor] = _Act(nid)
         return nid
+
+    def acts_of(self, nid: int) -> _Act:
+        """The activation held by IR node ``nid`` (no pending Relu)."""
+        return _Act(nid)
 
     def frac(self, nid: int) -> int:
         """The real binary point of node ``nid`` (its IR frac plus any offset)."""
@@ -355,50 +360,6 @@ def _add(imp: _Importer, node) -> None:
     imp.add(Op.ADD, AddAttrs((0,) * len(ids)), ids, node, node.output[0])
 
 
-def _maxpool(imp: _Importer, node) -> None:
-    a = attrs_of(node)
-    k, s = a.get("kernel_shape", []), a.get("strides", [1, 1])
-    ok = (len(k) == 2 and k[0] == k[1] and len(set(s)) == 1
-          and all(p == 0 for p in a.get("pads", [0, 0, 0, 0]))
-          and all(d == 1 for d in a.get("dilations", [1, 1]))
-          and not a.get("ceil_mode", 0) and a.get("auto_pad", "NOTSET") == "NOTSET"
-          and (len(node.output) == 1 or not node.output[1]))
-    if not ok:
-        raise refuse(imp.label, node, "only square kernels, one stride, no padding, floor mode "
-                                      "and no indices output are supported")
-    x = imp.value(node.input[0], node)
-    imp.add(Op.MAXPOOL2D, MaxPool2dAttrs(int(k[0]), int(s[0])), [x], node, node.output[0])
-
-
-def _flatten_to(imp: _Importer, node, x: int) -> None:
-    if len(imp.b.nodes[x].shape) == 1:
-        imp.acts[node.output[0]] = _Act(x)
-    else:
-        imp.add(Op.FLATTEN, FlattenAttrs(), [x], node, node.output[0])
-
-
-def _flatten(imp: _Importer, node) -> None:
-    if attrs_of(node).get("axis", 1) != 1:
-        raise refuse(imp.label, node, "only axis 1 (keep the batch) is supported")
-    _flatten_to(imp, node, imp.value(node.input[0], node))
-
-
-def _reshape(imp: _Importer, node) -> None:
-    target = imp.m.get_initializer(node.input[1]) if len(node.input) > 1 else None
-    x = imp.value(node.input[0], node)
-    shape = imp.b.nodes[x].shape
-    if target is None:
-        raise refuse(imp.label, node, "the target shape is not a constant")
-    t = [int(v) for v in np.ravel(target)]
-    n = int(np.prod(shape))
-    if t[:1] in ([1], [-1]) and t[1:] in ([n], [-1]):
-        return _flatten_to(imp, node, x)
-    if t[:1] in ([1], [-1]) and tuple(t[1:]) == tuple(shape):
-        return _alias(imp, node)
-    raise refuse(imp.label, node, f"reshape of {list(shape)} to {t} is not a flatten "
-                                  "(batch 1)")
-
-
 _HANDLERS = {"Quant": _quant, "Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "Add": _add,
-             "Relu": _relu, "MaxPool": _maxpool, "Flatten": _flatten, "Reshape": _reshape,
+             "Relu": _relu, "MaxPool": maxpool, "Flatten": flatten, "Reshape": reshape,
              "Identity": _alias, "Dropout": _alias}
