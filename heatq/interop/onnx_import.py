@@ -23,8 +23,10 @@ Then, node by node, in topological order:
   point -> ``ADD``.
 
 The graph's outputs are the model's outputs, e.g. the last ``Gemm`` without an output Quant:
-logits at the accumulator's binary point.  Anything else -- a non-power-of-two scale (it needs
-a real multiplier), a non-zero zero point, a per-channel activation scale, another op -- is a
+logits at the accumulator's binary point.  Real (e.g. per-channel float) weight scales before
+[Relu ->] an unsigned activation Quant are folded into THRESHOLD integer thresholds
+(:mod:`.qonnx_threshold`).  Anything else -- another non-power-of-two scale (it needs a real
+multiplier), a non-zero zero point, a per-channel activation scale, another op -- is a
 :class:`~heatq.errors.UserError` ``<file>: node '<name>' (<op>): <why>``.
 
 Every IR node is named after the ONNX node it computes; ``meta["onnx_tensors"]`` maps each
