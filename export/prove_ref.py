@@ -15,7 +15,8 @@ serve only to pair layers with nodes; :func:`matrix_check` compares each adder g
 
 computing ``y_j = requant(sum_i W[j,i] * x_i + b_j)`` with Verilog ``*`` and ``+`` on signed
 values of ``ACC`` bits (wide enough for every partial sum: exact), the REQUANT as
-``heatq.ir.requant`` defines it (add ``2**(s-1)`` for HALF_UP, arithmetic shift, clip to
+``heatq.ir.requant`` defines it (add ``2**(s-1)`` for HALF_UP, ``2**(s-1) - 1`` plus bit ``s``
+of the sum for HALF_EVEN, arithmetic shift, clip to
 ``lo..hi`` or wrap), ``y_j`` the low ``WY`` bits.  ``x_i = x[off_i +: w]`` (the element's
 ``w``-bit value, two's complement when its type is signed), the same offsets the Verilog
 target documents (a conv window: tap ``t = ky*K + kx`` of physical channel ``p`` at
@@ -29,9 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heatq.ir import IntGraph, IntType, Op, Overflow
-from heatq.ir.requant import rounding_const
+from heatq.ir import IntGraph, IntType, Op, Overflow, Rounding
+from heatq.ir.requant import half_even_increment, rounding_const
 from heatq.passes.fuse import fuse_split_products
+
+from .verilog_units import layer_name
 
 
 @dataclass
@@ -133,17 +136,19 @@ def layer_specs(graph: IntGraph, design, report: dict) -> dict[str, LayerSpec]:
     low = design.lowered
     fmap = _node_map(fused, low)
     cons = low.consumers()
-    by_graph = {id(g): name for name, g in design.adder_graphs.items()}
     specs: dict[str, LayerSpec] = {}
     for n in low.nodes:
-        if n.op is not Op.CMVM or id(n.attrs.graph) not in by_graph:
-            continue
-        name = by_graph[id(n.attrs.graph)]
-        if name not in report or name in specs:
+        if n.op is not Op.CMVM:
             continue
         c = cons[n.id]
         rq = low.nodes[c[0]] if (len(c) == 1 and n.id not in low.outputs
                                  and low.nodes[c[0]].op is Op.REQUANT) else None
+        # by the layer's name, as the emitter keys it (pointwise CMVMs in front of several
+        # REQUANTs of one product share one cached adder graph, so its id is no key)
+        name = layer_name(n, rq)
+        if (name not in report or name in specs
+                or design.adder_graphs.get(name) is not n.attrs.graph):
+            continue
         out = rq if rq is not None else n
         rq_f = fused.nodes[fmap[rq.id]] if rq is not None else None
         fid = fmap[n.id]
@@ -181,10 +186,22 @@ def matrix_check(spec: LayerSpec, g) -> str:
 
 
 # ---------------------------------------------------------------------- the Verilog text
+def _round_add(q) -> int:
+    """The most the REQUANT ``q`` (or None) adds before its shift: HALF_UP's ``2**(s-1)``,
+    HALF_EVEN's ``2**(s-1) - 1`` plus its tie bit, else 0."""
+    if q is None:
+        return 0
+    return rounding_const(q) + (half_even_increment(q) + 1 if _half_even(q) else 0)
+
+
+def _half_even(q) -> bool:
+    return q.shift > 0 and q.rounding is Rounding.HALF_EVEN
+
+
 def _acc_bits(spec: LayerSpec) -> int:
     """Signed width holding every partial sum of every output (and the requant's steps)."""
     big = max(abs(spec.in_lo), abs(spec.in_hi), 1)
-    rc = rounding_const(spec.requant) if spec.requant is not None else 0
+    rc = _round_add(spec.requant)
     worst = max((sum(abs(v) for v in row) * big + abs(b) for row, b in
                  zip(spec.weights, spec.bias)), default=0) + rc
     extra = max(-spec.requant.shift, 0) if spec.requant is not None else 0
@@ -201,6 +218,10 @@ def _requant_lines(j: int, acc: str, spec: LayerSpec, A: int) -> list[str]:
     q = spec.requant
     rc = rounding_const(q)
     lines = [f"    wire signed [{A - 1}:0] t_o{j} = {acc} + {_lit(rc, A)};"]
+    if _half_even(q):  # bit s of an A-bit signed value: its sign bit once s >= A
+        tie = f"$signed({{{A - 1}'d0, {acc}[{min(q.shift, A - 1)}]}})"
+        lines = [f"    wire signed [{A - 1}:0] t_o{j} = {acc} + "
+                 f"{_lit(half_even_increment(q), A)} + {tie};"]
     if q.shift > 0:
         lines.append(f"    wire signed [{A - 1}:0] q_o{j} = t_o{j} >>> {q.shift};")
     else:

@@ -228,3 +228,35 @@ def test_compressor_lut_table_exhaustive_and_lint_clean(tmp_path):
         r = subprocess.run(["verilator", "--lint-only", "-Wall", str(tmp_path / "dut_m.v")],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_prove_half_even_layers_and_fanout_pairing(tmp_path):
+    """``heatq prove`` on HALF_EVEN requantizers: the reference (docs: prove_ref) models the
+    tie bit, so the layers prove equal; with the tie bit removed from the gate, the layer is
+    NOT EQUIVALENT.  Several REQUANTs of one product (pointwise CMVMs sharing one cached
+    adder graph) each pair with their own REQUANT."""
+    require_tool("yosys")
+    import re
+
+    from heatq.ir import save
+    from heatq.ir.testing_half_even import half_even_vec
+    from heatq_export.base import write_export
+    from heatq_export.prove import prove_export
+    from heatq_export.verilog import VerilogEmitter
+
+    g = half_even_vec(np.random.default_rng(0))
+    out = tmp_path / "e"
+    em = VerilogEmitter()
+    files = em.emit(g)
+    write_export(out, "verilog", files, em.summary(g, files))
+    save(g, out)
+    layers = ["he_s1_wrap", "he_s4_relu", "he_s_width"]
+    r = prove_export(out, layers=layers, timeout=120, progress=False)
+    assert {k: v["status"] for k, v in r["layers"].items()} == dict.fromkeys(layers, "proved")
+    f = out / "heatq_top_he_s1_wrap.v"
+    text, n = re.subn(r"(rnd_o0 = [^;]*?) \+ \{\d+'d0, [^;]*\};", r"\1;", f.read_text(), count=1)
+    assert n == 1
+    f.chmod(0o644)
+    f.write_text(text)
+    r = prove_export(out, layers=layers[:1], timeout=120, progress=False)
+    assert r["layers"]["he_s1_wrap"]["status"] == "not equivalent"
