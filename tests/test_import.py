@@ -367,3 +367,21 @@ def test_check_on_an_imported_run(tmp_path):
     onnx.save(_tiny(act_scale=2.0 ** -2), str(model))
     with pytest.raises(UserError, match="changed since the import"):
         pipeline.check_run(tmp_path / "run")
+
+
+def test_round_trip_through_heatqs_qonnx_export(tmp_path):
+    """import -> ``--target qonnx`` (heatq's QONNX emitter) -> import again: the same integers
+    on every input (the real values agree; the binary points are the same)."""
+    import onnx
+
+    from heatq_export.export import export_graph
+
+    path = tmp_path / "tiny.onnx"
+    onnx.save(_tiny(act_scale=2.0), str(path))
+    graph = import_qonnx(path)
+    export_graph(graph, "qonnx", tmp_path / "export")
+    again = import_qonnx(tmp_path / "export" / "model.onnx")
+    q = np.random.default_rng(2).integers(0, 256, (100, 4))
+    for a, b in zip((graph, again), (again, graph)):
+        assert a.nodes[a.outputs[0]].type.frac == b.nodes[b.outputs[0]].type.frac
+    assert np.array_equal(run(graph, q)[0], run(again, q)[0])
