@@ -289,7 +289,8 @@ def plan(graph: IntGraph) -> Plan:
             name = layer_name(node)
             p.layers.append({"class_name": "Reshape", "name": name, "inputs": [src.layer],
                              "target_shape": [node.size]})
-            p.precisions[name] = {"result": precision(node.type, src.frac)}
+            # in place (io_parallel): the argument's array, so its precision, modes and all
+            p.precisions[name] = {"result": p.precisions[src.layer]["result"]}
             p.tensors[node.id] = Tensor(name, src.frac, src.perm)
         else:
             _add_hamming(p, node)

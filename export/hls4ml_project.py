@@ -156,6 +156,8 @@ class Hls4mlEmitter(Emitter):
             files[k] = files[k].replace(STAMP_PLACEHOLDER.encode(), stamp.encode())
         files["README.md"] = _readme(p, self.backend, hls4ml.__version__).encode()
         self._plan, self._stamp, self._version = p, stamp, hls4ml.__version__
+        self._out_vars = [[v.name, [int(d) for d in v.shape]]
+                          for v in model.get_output_variables()]
         return files
 
     def finish(self, export_dir: Path) -> None:
@@ -168,7 +170,7 @@ class Hls4mlEmitter(Emitter):
             "version": getattr(self, "_version", None), "backend": self.backend,
             "part": self.part, "clock_period": self.clock_period, "project": PROJECT,
             "stamp": getattr(self, "_stamp", None), **SETTINGS,
-            "outputs": p.outputs,
+            "outputs": p.outputs, "output_variables": getattr(self, "_out_vars", None),
             "graph_outputs": [p.tensors[o].info() for o in graph.outputs],
             "input": p.tensors[0].info(),
             "precisions": p.precisions, "notes": p.notes}}

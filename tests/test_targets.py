@@ -30,7 +30,9 @@ list stays true.  A missing tool skips (fails with ``CI=true``, tests/tools.py).
 
 Verilator builds cost 10-60 s each, so the default run sends ``VERILATOR_FAST`` through
 Verilator and the rest of the corpus only in ``test_target_slow`` (``-m slow``); every graph
-goes through Icarus in the default run.
+goes through Icarus in the default run.  hls4ml's ``compile()`` (g++ -O3 of the project) costs
+10-95 s per graph, so only ``HLS4ML_FAST`` compiles in the default run (its refusals are checked
+there too) and the rest in ``test_target_slow``.
 """
 
 from __future__ import annotations
@@ -66,15 +68,35 @@ REFUSED: dict[tuple[str, str], str] = {
     **{("qonnx", g): "a node beyond float32's exact integers (|v| <= 2**24): onnxruntime's "
        "Conv / Gemm and QONNX's Quant compute in float32" for g in (
            "wide64", "acc73", "s16_dense", "half_even_wide")},
+    **{("hls4ml", g): why for g, why in {
+        "requant_fanout": "shl_sat saturates onto -100..100, not onto its type's bounds "
+                          "(ap_fixed saturates / wraps onto the whole type only)",
+        "wide64": "its REQUANTs saturate onto ranges that are not their types' bounds; "
+                  "THRESHOLD has no hls4ml layer",
+        "acc73": "THRESHOLD has no hls4ml layer (and a 73-bit output exceeds the bridge's "
+                 "doubles)",
+        "threshold_mix": "THRESHOLD has no hls4ml layer",
+        "threshold_map": "THRESHOLD has no hls4ml layer",
+        "requant_chain_sat": "rq2 saturates onto -3..4, not onto its type's bounds",
+        "requant_chain_wrap": "rq3 wraps onto -3..4, not onto its type's bounds",
+        "cmvm_layouts": "CMVM has no hls4ml layer (hls4ml takes Dense / Conv2D)",
+        "add_vec": "ADD (shifted sums) is not mapped onto hls4ml's Merge",
+        "add_map": "ADD (shifted sums) is not mapped onto hls4ml's Merge",
+        "bit_map": "BIT has no hls4ml layer",
+        "concat_mix": "BIT and CONCAT are not mapped onto hls4ml layers",
+        "half_even_vec": "he_s3 saturates onto -20..20, not onto its type's bounds",
+    }.items()},
 }
 VERILATOR_FAST = ("requant_fanout", "bits1", "wide64", "acc73")  # 1-bit, 64- and 73-bit ports
+HLS4ML_FAST = ("mlp",)  # hls4ml's compile() is 10 s (mlp) to 95 s (seed_cnn) of g++ -O3
 
 
 def _cases(slow: bool) -> list[tuple[str, str]]:
     out = []
     for r in RUNNERS:
         for g in CORPUS:
-            is_slow = r == "verilator" and g not in VERILATOR_FAST
+            is_slow = (r == "verilator" and g not in VERILATOR_FAST) or (
+                r == "hls4ml" and g not in HLS4ML_FAST and (r, g) not in REFUSED)
             if is_slow == slow:
                 out.append((r, g))
     return out
