@@ -269,7 +269,9 @@ def simulate(export_dir: str | Path, graph: IntGraph, x: np.ndarray,
         r = SIMULATORS[simulator](export_dir, graph, x_all, top, ports, Path(tmp), bdir,
                                   max_cycles, waves, progress, plan)
     out = {"simulator": simulator, "n": n, "mismatches": r["mismatches"]}
-    out.update(_timing(r["out_cycles"][:n], r["first_accept"], n, r["cycles"], report))
+    plain = r["out_cycles"][:n]  # the timing phase (the stalled one follows it)
+    cycles = plain[-1] + 1 if len(plain) == n and n else r["cycles"]
+    out.update(_timing(plain, r["first_accept"], n, cycles, report))
     wall = r["wall_s"]
     ii = out["ii"] or out["model_ii"] or out["cycles_per_image"]
     out.update({
