@@ -95,9 +95,14 @@ class Tensor:
     frac: int
     perm: np.ndarray
     onehot: bool = False
+    output: str = ""  # the layer that is the model output for it ("" = ``layer``)
+
+    @property
+    def output_layer(self) -> str:
+        return self.output or self.layer
 
     def info(self) -> dict[str, Any]:
-        return {"layer": self.layer, "frac": self.frac, "onehot": self.onehot,
+        return {"layer": self.output_layer, "frac": self.frac, "onehot": self.onehot,
                 "channels_last": bool(len(self.perm) and
                                       not np.array_equal(self.perm, np.arange(len(self.perm))))}
 
@@ -291,7 +296,9 @@ def plan(graph: IntGraph) -> Plan:
                              "target_shape": [node.size]})
             # in place (io_parallel): the argument's array, so its precision, modes and all
             p.precisions[name] = {"result": p.precisions[src.layer]["result"]}
-            p.tensors[node.id] = Tensor(name, src.frac, src.perm)
+            # hls4ml cannot output an in-place Reshape (inplace_parallel_reshape asserts):
+            # as an output it is its argument's array
+            p.tensors[node.id] = Tensor(name, src.frac, src.perm, output=src.output_layer)
         else:
             _add_hamming(p, node)
     for o in graph.outputs:
@@ -301,6 +308,6 @@ def plan(graph: IntGraph) -> Plan:
         if node.type.width > DOUBLE_BITS:
             raise EmitError(f"hls4ml: output {label(graph, node)} is {node.type.width} bits; the "
                             f"C-simulation bridge returns doubles ({DOUBLE_BITS} bits)")
-        if p.tensors[o].layer not in p.outputs:
-            p.outputs.append(p.tensors[o].layer)
+        if p.tensors[o].output_layer not in p.outputs:
+            p.outputs.append(p.tensors[o].output_layer)
     return p

@@ -91,7 +91,7 @@ class Hls4mlRunner(Runner):
             if n == 0:
                 outs.append(np.zeros((0, *node.shape), dtype=value_dtype(node.type)))
                 continue
-            k = p.outputs.index(t.layer)
+            k = p.outputs.index(t.output_layer)
             v = y[k] if isinstance(y, list) else y
             outs.append(_to_ints(np.asarray(v, dtype=np.float64).reshape(n, -1), t, node))
         return outs
