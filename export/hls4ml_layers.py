@@ -69,9 +69,10 @@ NOTES = {
                  "argument (its product's binary point is lowered to <= 0)",
     "hamming_decode": "Dense -d_k = sum (2c-1) x - sum c, then Softmax implementation=argmax "
                       "(first maximum = lowest index on ties); output one-hot",
-    "strategy": "Latency, io_parallel, ReuseFactor 1: the dense / conv products are summed in "
-                "accum_t exactly; Resource reorders the same sums (also exact) but DA "
-                "(distributed arithmetic) ignores accum_t, so it is not used",
+    "strategy": "Latency, io_parallel, ReuseFactor 1: dense_latency / conv_2d_latency_cl sum "
+                "the products in accum_t, exactly; Resource and io_stream were not checked; the "
+                "distributed-arithmetic strategy (da4ml) sizes its own adders from the input "
+                "and weight ranges and does not read accum_t",
 }
 ROUNDING = {Rounding.FLOOR: "AP_TRN", Rounding.HALF_UP: "AP_RND",
             Rounding.HALF_EVEN: "AP_RND_CONV"}
@@ -252,32 +253,50 @@ def _add_hamming(p: Plan, node: Node) -> None:
     p.tensors[node.id] = Tensor(name, 0, np.arange(k), onehot=True)
 
 
+def _add_input(p: Plan, node: Node) -> None:
+    if node.type.width > DOUBLE_BITS:
+        raise EmitError(f"hls4ml: input {node.label()} is {node.type.width} bits; the "
+                        f"C-simulation bridge passes doubles ({DOUBLE_BITS} bits)")
+    name = layer_name(node)
+    shape = [node.shape[1], node.shape[2], node.shape[0]] if len(node.shape) == 3 \
+        else list(node.shape)
+    p.layers.append({"class_name": "InputLayer", "name": name, "input_shape": shape})
+    p.precisions[name] = {"result": precision(node.type, node.type.frac)}
+    p.tensors[node.id] = Tensor(name, node.type.frac, channels_last(node.shape))
+
+
+def _add_flatten(p: Plan, graph: IntGraph, node: Node) -> None:
+    """A ``Reshape``, in place in io_parallel (the argument's array, precision and modes);
+    none when nothing reads it (hls4ml removes a final Reshape).  hls4ml cannot make an
+    in-place Reshape a model output (``inplace_parallel_reshape`` asserts), so as an output
+    it is its argument's array."""
+    src = p.tensors[node.args[0]]
+    if not any(node.id in n.args for n in graph.nodes):
+        p.tensors[node.id] = src
+        return
+    name = layer_name(node)
+    p.layers.append({"class_name": "Reshape", "name": name, "inputs": [src.layer],
+                     "target_shape": [node.size]})
+    p.precisions[name] = {"result": p.precisions[src.layer]["result"]}
+    p.tensors[node.id] = Tensor(name, src.frac, src.perm, output=src.output_layer)
+
+
 def plan(graph: IntGraph) -> Plan:
     """The hls4ml layer list and precisions for ``graph``; :class:`EmitError` naming the node
     for anything hls4ml cannot compute exactly."""
     p = Plan()
     for node in graph.nodes:
         if node.op not in SUPPORTED:
-            raise EmitError(f"hls4ml: op {node.op.value} ({label(graph, node)}) has no exact hls4ml "
-                            "layer")
+            raise EmitError(f"hls4ml: op {node.op.value} ({label(graph, node)}) has no exact "
+                            "hls4ml layer")
         if node.op is Op.INPUT:
-            if node.type.width > DOUBLE_BITS:
-                raise EmitError(f"hls4ml: input {node.label()} is {node.type.width} bits; the "
-                                f"C-simulation bridge passes doubles ({DOUBLE_BITS} bits)")
-            name = layer_name(node)
-            shape = [node.shape[1], node.shape[2], node.shape[0]] if len(node.shape) == 3 \
-                else list(node.shape)
-            p.layers.append({"class_name": "InputLayer", "name": name,
-                             "input_shape": shape})
-            p.precisions[name] = {"result": precision(node.type, node.type.frac)}
-            p.tensors[node.id] = Tensor(name, node.type.frac, channels_last(node.shape))
+            _add_input(p, node)
         elif node.op in (Op.CONV2D, Op.DENSE):
             _add_product(p, graph, node)
         elif node.op is Op.REQUANT:
             frac = p.tensors[node.args[0]].frac - node.attrs.shift
-            _add_cast(p, node, frac, _requant_modes(node, graph.nodes[node.args[0]],
-                                                    label(graph, node)),
-                      node.type)
+            modes = _requant_modes(node, graph.nodes[node.args[0]], label(graph, node))
+            _add_cast(p, node, frac, modes, node.type)
         elif node.op is Op.SIGN_BITS:
             src = graph.nodes[node.args[0]]
             if p.tensors[src.id].frac > 0:
@@ -287,18 +306,7 @@ def plan(graph: IntGraph) -> Plan:
         elif node.op is Op.MAXPOOL2D:
             _add_pool(p, graph, node)
         elif node.op is Op.FLATTEN:
-            src = p.tensors[node.args[0]]
-            if not any(node.id in n.args for n in graph.nodes):  # hls4ml drops a final Reshape
-                p.tensors[node.id] = src  # (io_parallel: the same array, channels-last)
-                continue
-            name = layer_name(node)
-            p.layers.append({"class_name": "Reshape", "name": name, "inputs": [src.layer],
-                             "target_shape": [node.size]})
-            # in place (io_parallel): the argument's array, so its precision, modes and all
-            p.precisions[name] = {"result": p.precisions[src.layer]["result"]}
-            # hls4ml cannot output an in-place Reshape (inplace_parallel_reshape asserts):
-            # as an output it is its argument's array
-            p.tensors[node.id] = Tensor(name, src.frac, src.perm, output=src.output_layer)
+            _add_flatten(p, graph, node)
         else:
             _add_hamming(p, node)
     for o in graph.outputs:
@@ -306,8 +314,8 @@ def plan(graph: IntGraph) -> Plan:
         if node.op is Op.INPUT:
             raise EmitError(f"hls4ml: the input {node.label()} is a graph output")
         if node.type.width > DOUBLE_BITS:
-            raise EmitError(f"hls4ml: output {label(graph, node)} is {node.type.width} bits; the "
-                            f"C-simulation bridge returns doubles ({DOUBLE_BITS} bits)")
+            raise EmitError(f"hls4ml: output {label(graph, node)} is {node.type.width} bits; "
+                            f"the C-simulation bridge returns doubles ({DOUBLE_BITS} bits)")
         if p.tensors[o].output_layer not in p.outputs:
             p.outputs.append(p.tensors[o].output_layer)
     return p

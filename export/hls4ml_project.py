@@ -37,6 +37,7 @@ SETTINGS = {"IOType": "io_parallel", "Strategy": "Latency", "ReuseFactor": 1}
 BACKENDS = ("Vivado", "Vitis")
 DEFAULT_PRECISION = "ap_fixed<16,6>"  # hls4ml's model default; every layer overrides it
 STAMP_PLACEHOLDER = "00000000"
+_HLS_TOOL = {"Vivado": "vivado_hls", "Vitis": "vitis_hls"}
 
 
 def _config(p: Plan, out: Path, backend: str, part: str, clock_period: float) -> dict[str, Any]:
@@ -101,8 +102,8 @@ def _readme(p: Plan, backend: str, version: str) -> str:
              "- C simulation: `./build_lib.sh` builds `firmware/"
              f"{PROJECT}-<stamp>.so` (g++), which `hls4ml.converters.link_existing_project"
              "(DIR).compile()` / `.predict(x)` use (heatq's `hls4ml` runner does this).",
-             f"- Vendor build ({backend} HLS): `vitis_hls -f build_prj.tcl` (or `vivado_hls`); "
-             "arguments as in hls4ml's docs, e.g. `\"csim=1 synth=1\"`.", "",
+             f"- Vendor build ({backend} HLS, not run by heatq): `{_HLS_TOOL[backend]} -f "
+             "build_prj.tcl`; arguments as in hls4ml's docs, e.g. `\"csim=1 synth=1\"`.", "",
              "## Pinned settings", ""]
     lines += [f"- `{k}: {v}`" for k, v in SETTINGS.items()]
     lines += [f"- `{k}`: {why}" for k, why in p.notes.items()]
