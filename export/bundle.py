@@ -61,15 +61,15 @@ class BundleEmitter(VerilogEmitter):
 
     target = "bundle"
     options = VerilogEmitter.options + (
-        EmitOption("clock_period", float, "bundle: clock period of clk in ns (constraints, "
+        EmitOption("clock_period", float, "clock period of clk in ns (constraints, "
                    "test benches)", default=10.0),
-        EmitOption("golden_images", int, "bundle: test images in the golden vectors (then the "
+        EmitOption("golden_images", int, "test images in the golden vectors (then the "
                    "corner vectors; 0: corner vectors only)", default=20, minimum=0),
-        EmitOption("xilinx_part", str, "bundle: the Vivado part of the synth target",
+        EmitOption("xilinx_part", str, "the Vivado part of the synth target",
                    default="xc7a100tcsg324-1"),
-        EmitOption("intel_family", str, "bundle: the Quartus family of the synth target",
+        EmitOption("intel_family", str, "the Quartus family of the synth target",
                    default="Cyclone V"),
-        EmitOption("intel_device", str, "bundle: the Quartus device of the synth target",
+        EmitOption("intel_device", str, "the Quartus device of the synth target",
                    default="5CGXFC7C7F23C8"))
 
     def __init__(self, clock_period: float = 10.0, golden_images: int = 20,

@@ -38,7 +38,8 @@ def _check_value(target: str, opt: EmitOption, value: Any) -> None:
     if opt.type is bool:
         ok = isinstance(value, bool)
     else:
-        ok = isinstance(value, opt.type) and not isinstance(value, bool)
+        types = (int, float) if opt.type is float else opt.type  # 10 is a fine float
+        ok = isinstance(value, types) and not isinstance(value, bool)
     if not ok:
         raise UserError(f"target {target}: {opt.flag} takes {opt.type.__name__}, got {value!r}")
     if opt.minimum is not None and value < opt.minimum:

@@ -120,11 +120,11 @@ class Hls4mlEmitter(Emitter):
 
     target = "hls4ml"
     supported_ops = SUPPORTED
-    options = (EmitOption("hls4ml_backend", str, "hls4ml: the hls4ml backend, Vivado | Vitis",
+    options = (EmitOption("hls4ml_backend", str, "the hls4ml backend, Vivado | Vitis",
                           default="Vivado", choices=BACKENDS),
-               EmitOption("xilinx_part", str, "hls4ml: the FPGA part in build_prj.tcl",
+               EmitOption("xilinx_part", str, "the FPGA part (hls4ml: in build_prj.tcl; bundle: of the vivado synth target)",
                           default="xcu250-figd2104-2L-e"),
-               EmitOption("clock_period", float, "hls4ml: the clock period in ns",
+               EmitOption("clock_period", float, "clock period of clk in ns (hls4ml: the HLS clock; bundle: constraints, test benches)",
                           default=5.0))
 
     def __init__(self, hls4ml_backend: str = "Vivado", xilinx_part: str = "xcu250-figd2104-2L-e",
@@ -132,7 +132,12 @@ class Hls4mlEmitter(Emitter):
         if hls4ml_backend not in BACKENDS:
             raise EmitError(f"hls4ml: backend {hls4ml_backend!r} is not one of "
                             f"{', '.join(BACKENDS)}")
-        self.backend, self.part, self.clock_period = hls4ml_backend, xilinx_part, clock_period
+        if isinstance(clock_period, bool) or not isinstance(clock_period, (int, float)) \
+                or not clock_period > 0:
+            raise EmitError(f"--clock-period must be a number of ns > 0, got "
+                            f"{clock_period!r}")
+        self.backend, self.part = hls4ml_backend, xilinx_part
+        self.clock_period = float(clock_period)
         self._plan: Plan | None = None
 
     def check_graph(self, graph):

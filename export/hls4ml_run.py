@@ -26,7 +26,7 @@ import numpy as np
 from heatq.ir.interp import value_dtype
 
 from .hls4ml_layers import Tensor, plan
-from .runners import Runner, RunnerError
+from .runner_base import Runner, RunnerError
 
 
 def _to_ints(v: np.ndarray, t: Tensor, node) -> np.ndarray:

@@ -19,8 +19,7 @@ import numpy as np
 from heatq.ir import IntGraph
 from heatq.ir.interp import check_input, value_dtype
 from .qonnx import tensor_names
-from . import runners as _runners
-from .runners import Runner, RunnerError
+from .runner_base import Runner, RunnerError
 
 CHUNK = 4096  # images per execute_onnx call (memory of the full execution context)
 
@@ -113,8 +112,5 @@ class QonnxRunner(Runner):
         vals = _execute(export_dir, graph, x, sorted(set(graph.outputs)))
         return [vals[o].copy() for o in graph.outputs]
 
-
-if hasattr(_runners, "RUNNERS"):  # this module was imported first: RUNNERS was built without it
-    _runners.RUNNERS.setdefault(QonnxRunner.name, QonnxRunner())
 
 __all__ = ["QonnxRunner", "qonnx_node_values", "set_batch"]

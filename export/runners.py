@@ -13,13 +13,17 @@ program, the simulated RTL or the lowered graph, never from interpreting the gra
 * ``icarus`` / ``verilator``: :func:`heatq_sim.api.simulate` (cocotb + Icarus, the Verilator
   harness); a failed build, a set ``err`` flag or a missing result raises :class:`RunnerError`;
 * ``interp-lowered``: ``heatq.passes.lower.lower_products`` (the lowering the Verilog target
-  builds from), run by :func:`heatq.ir.run`.
+  builds from), run by :func:`heatq.ir.run`;
+* ``torch``: :mod:`heatq_export.torch_run` (the IR on PyTorch operators, float64, exact below
+  2**53); ``qonnx``: :mod:`heatq_export.qonnx_run` (the QONNX export run by qonnx's
+  ``execute_onnx``); ``hls4ml``: :mod:`heatq_export.hls4ml_run` (the hls4ml project's C
+  simulation, ``compile()`` + ``predict()``).
+
+The base class and the error are in :mod:`heatq_export.runner_base`.
 """
 
 from __future__ import annotations
 
-import abc
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,37 +32,12 @@ from heatq.ir import IntGraph
 from heatq.ir.interp import value_dtype
 
 from .base import EmitError, write_export
-from .emitters import get_emitter
+from .hls4ml_run import Hls4mlRunner
+from .qonnx_run import QonnxRunner
+from .runner_base import Runner, RunnerError
+from .torch_run import TorchRunner
 
 __all__ = ["Runner", "RunnerError", "RUNNERS", "EmitError"]
-
-
-class RunnerError(RuntimeError):
-    """The target ran but did not produce a result for every input (or raised its error
-    flag); the message says what happened."""
-
-
-class Runner(abc.ABC):
-    """Export with :attr:`target`'s emitter, then execute; subclasses implement :meth:`run`."""
-
-    name: str = ""
-    target: str | None = None
-    tools: tuple[str, ...] = ()
-
-    def export(self, graph: IntGraph, out: str | Path, **options: Any) -> dict[str, Any]:
-        """Write ``graph``'s export for :attr:`target` into ``out`` (replacing it); returns the
-        summary.  Raises :class:`EmitError` when the target refuses the graph."""
-        em = get_emitter(self.target, **options)
-        em.check_graph(graph)
-        files = em.emit(graph)
-        return write_export(out, self.target, files, em.summary(graph, files))
-
-    @abc.abstractmethod
-    def run(self, export_dir: str | Path, graph: IntGraph, x: np.ndarray) -> list[np.ndarray]:
-        """The outputs of the export in ``export_dir`` on the batch ``x`` ``[N, *input]``."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name}>"
 
 
 class CompiledRunner(Runner):
@@ -166,17 +145,8 @@ def _runners() -> dict[str, Runner]:
                               "hls": CompiledRunner("hls", "g++"),
                               "icarus": SimRunner("icarus"), "verilator": SimRunner("verilator")}
     out["interp-lowered"] = LoweredInterpRunner()
-    # interop runners (issue 12, in development): registered once their module exists
-    import importlib
-    import importlib.util
-
-    for name, (module, cls) in {"torch": ("heatq_export.torch_run", "TorchRunner"),
-                                "qonnx": ("heatq_export.qonnx_run", "QonnxRunner"),
-                                "hls4ml": ("heatq_export.hls4ml_run", "Hls4mlRunner")}.items():
-        if importlib.util.find_spec(module) is not None:
-            mod = importlib.import_module(module)
-            if hasattr(mod, cls):  # else that module is importing this one: it registers itself
-                out[name] = getattr(mod, cls)()
+    for runner in (TorchRunner(), QonnxRunner(), Hls4mlRunner()):
+        out[runner.name] = runner
     return out
 
 

@@ -33,11 +33,11 @@ import numpy as np
 from heatq.ir import IntGraph, Op, Overflow, Rounding
 
 from .base import EmitError, write_export
-from . import runners as _runners
-from .runners import Runner, RunnerError
+from .runner_base import Runner, RunnerError
 
 EXACT = 1 << 53  # float64 integers are exact strictly inside -2**53 .. 2**53
 BATCH = 256      # samples per pass (bounded memory; one thread is enough)
+
 
 __all__ = ["TorchRunner", "check_exact", "EXACT"]
 
@@ -269,7 +269,3 @@ class TorchRunner(Runner):
                 chunk = torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH])).to(torch.float64)
                 parts.append(_forward(graph, params, chunk))
         return [np.concatenate([p[k] for p in parts]) for k in range(len(graph.outputs))]
-
-
-if hasattr(_runners, "RUNNERS"):  # this module was imported first: RUNNERS was built without it
-    _runners.RUNNERS.setdefault(TorchRunner.name, TorchRunner())

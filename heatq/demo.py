@@ -4,8 +4,12 @@ train (float, then 4-bit QAT; 20 % of the training images held out for validatio
 heat (the fewest weight and activation bits per layer within 0.5 points of float on
 validation; when none meet it, the network heat falls back to, and the table says which and
 why; ``strict``: stop instead) -> check that network (validating activations) -> export C and HLS ->
-compile and run both on every test image plus corner vectors -> export Verilog, simulate it
-in Icarus (cocotb, 20 images) and Verilator (every image) -> split the exported network
+compile and run both on every test image plus corner vectors -> export QONNX (run by qonnx's
+``execute_onnx``) and an hls4ml project (its C simulation), each on every test image plus
+corner vectors -> export Verilog, simulate it
+in Icarus (cocotb, 20 images) and Verilator (every image) -> hand off the synthesis bundle
+(``heatq handoff``: RTL, FuseSoC core, constraints, test benches, manifest) and verify its
+manifest -> split the exported network
 exactly until it is binary (``heatq split --weights bitplane --acts bitplane --to binary``:
 every conv / fc weight in {-1,+1}, every product input 1 bit) -> check every original layer
 of the split network against the unsplit one on every test image -> run the split network's
@@ -69,7 +73,8 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     _stage(f"validating activations of the exported network ({heated['exported']['network']})",
            t0, progress)
     check = pipeline.check_run(run_dir, n=settings["n_images"], progress=progress)
-    targets = _run_c_targets(run_dir, out, "export", "", settings, t0, progress)
+    targets = _run_targets(run_dir, out, "export", "", settings, t0, progress,
+                           ("c", "hls", "qonnx", "hls4ml"))
     _stage(f"exporting verilog ({VERILOG_FLAGS}), simulating in Icarus (cocotb) and "
            "Verilator", t0, progress)
     export_dir = out / "export-verilog"
@@ -78,6 +83,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     every = settings["n_images"] or train["n_test"]  # sim's own default is 20 images
     sims = {sim: pipeline.sim_run(export_dir, sim, n=n, progress=progress)
             for sim, n in (("icarus", settings["n_icarus"]), ("verilator", every))}
+    bundle = _bundle_stage(out, run_dir, t0, progress)
     split = _split_stage(out, run_dir, settings, t0, progress)
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
@@ -87,7 +93,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
                          "layers": check["layers"]},
                "weight_bits": heated["weight_bits"], "act_bits": heated["act_bits"],
                "targets": targets, "simulations": sims, "split": split,
-               "verilog": verilog_design(exported["report"]),
+               "verilog": verilog_design(exported["report"]), "bundle": bundle,
                "seconds": round(time.time() - t0, 1)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
@@ -119,12 +125,12 @@ def print_verilog(v: dict) -> None:
                "LUT+CARRY4 for the layers")
 
 
-def _run_c_targets(run_dir: Path, out: Path, stem: str, what: str, settings: dict, t0: float,
-                   progress: bool) -> dict:
-    """Export ``run_dir`` to C and HLS (``out/<stem>-c``, ``out/<stem>-hls``) and run each on
+def _run_targets(run_dir: Path, out: Path, stem: str, what: str, settings: dict, t0: float,
+                 progress: bool, names: tuple[str, ...] = ("c", "hls")) -> dict:
+    """Export ``run_dir`` to each target of ``names`` (``out/<stem>-<target>``) and run it on
     the demo's test images plus corner vectors; returns ``{target: run_target result}``."""
     targets = {}
-    for target in ("c", "hls"):
+    for target in names:
         _stage(f"exporting and running {what}target {target}", t0, progress)
         export_dir = out / f"{stem}-{target}"
         pipeline.export_run(run_dir, target, export_dir, force=True)
@@ -147,12 +153,26 @@ def _split_stage(out: Path, run_dir: Path, settings: dict, t0: float, progress: 
     _stage("validating every original layer of the split network against the unsplit one",
            t0, progress)
     check = pipeline.check_run(split_dir, n=settings["n_images"], progress=progress)
-    targets = _run_c_targets(split_dir, out, "export-binary", "the split network's ",
-                             settings, t0, progress)
+    targets = _run_targets(split_dir, out, "export-binary", "the split network's ",
+                           settings, t0, progress)
     return {"options": SPLIT, "binarization": summary["binarization"],
             "totals": summary["totals"], "weight_bits": summary["weight_bits"],
             "check": {"n_samples": check["n_samples"], "all_equal": check["all_equal"],
                       "layers": check["layers"]}, "targets": targets}
+
+
+def _bundle_stage(out: Path, run_dir: Path, t0: float, progress: bool) -> dict:
+    """``heatq handoff`` of the exported network with the demo's Verilog options into
+    ``out/bundle``, then ``heatq verify-bundle``; returns the demo summary's ``bundle`` record."""
+    from heatq_export.bundle_manifest import verify
+
+    _stage(f"handing off the synthesis bundle ({VERILOG_FLAGS}) and verifying its manifest",
+           t0, progress)
+    bundle_dir = out / "bundle"
+    exported = pipeline.export_run(run_dir, "bundle", bundle_dir, force=True, **VERILOG_OPTIONS)
+    manifest, problems = verify(bundle_dir)
+    return {"vlnv": exported["bundle"]["vlnv"], "files": len(manifest["files"]),
+            "verified": not problems, "problems": problems}
 
 
 def _target_rows(prefix: str, targets: dict) -> list[tuple]:
@@ -218,6 +238,11 @@ def print_demo(s: dict) -> None:
                        f"{x['simulator']} {rate(x.get('sim_images_per_s'))}" for x in sims))
     if s.get("verilog"):
         print_verilog(s["verilog"])
+    b = s.get("bundle")
+    if b:
+        typer.echo(f"handoff bundle {b['vlnv']}: {b['files']} files, manifest "
+                   + ("verified (sha256)" if b["verified"] else "NOT verified: "
+                      + "; ".join(b["problems"])))
     if sp:
         print_split(sp)
     typer.echo(f"done in {s['seconds']} s")

@@ -25,8 +25,9 @@ from .ir import IntGraph, IRError, load
 
 KINDS = ("run", "export", "demo")
 # what ``heatq demo`` writes into its --out (heatq/demo.py), besides its summary.json
-DEMO_ENTRIES = ("run-4bit", "run", "export-c", "export-hls", "export-verilog", "run-binary",
-                "export-binary-c", "export-binary-hls")  # what heatq.demo writes
+DEMO_ENTRIES = ("run-4bit", "run", "export-c", "export-hls", "export-qonnx", "export-hls4ml",
+                "export-verilog", "bundle", "run-binary", "export-binary-c",
+                "export-binary-hls")  # what heatq.demo writes
 _A = {"run": "a run", "export": "an export", "demo": "a demo"}
 FORCE_HELP = "replace an earlier heatq output of the same kind at --out (never anything else)"
 

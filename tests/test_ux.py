@@ -322,8 +322,12 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
     monkeypatch.setattr(pipeline, "check_run", record("check", base["check"]))
     report = {"design": {"ii": 1024, "latency": 2415, "layers_estimated_cost": 321},
               "fc_lin": {"design": "mvau", "lanes": "1 x 1", "cycles_per_position": 960}}
-    monkeypatch.setattr(pipeline, "export_run", record("export", {"report": report}))
+    monkeypatch.setattr(pipeline, "export_run", record("export", {
+        "report": report, "bundle": {"vlnv": "heatq:bundle:heatq_top:0"}}))
     monkeypatch.setattr(pipeline, "run_target", record("run", base["targets"]["c"]))
+    from heatq_export import bundle_manifest
+
+    monkeypatch.setattr(bundle_manifest, "verify", lambda d: ({"files": {"a": 1, "b": 2}}, []))
     from heatq.split import command as split_command
 
     monkeypatch.setattr(split_command, "split_run", record("split", {
@@ -332,10 +336,10 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
         "sim", lambda args: base["simulations"][args[1]]))
     s = demo.run_demo(tmp_path / "d", quick=True, progress=False, strict=True)
     folded = [kw for kw in calls["export"] if kw.get("fold")]
-    assert folded == [{"force": True, "fold": "auto", "arith": "auto"}]
+    assert folded == [{"force": True, "fold": "auto", "arith": "auto"}] * 2  # verilog, bundle
     assert calls["heat"][0]["strict"] is True and calls["heat"][0]["force"] is True
     assert all(kw["force"] for kw in calls["train"] + calls["export"] + calls["split"])
-    assert len(calls["export"]) == 5 and len(calls["run"]) == 4 and len(calls["check"]) == 2
+    assert len(calls["export"]) == 8 and len(calls["run"]) == 6 and len(calls["check"]) == 2
     assert all(kw["progress"] is False for kw in calls["run"] + calls["sim"] + calls["check"])
     assert s["heated"]["exported"] == {"network": "heated", "reason": "fewest bits"}
     saved = json.loads((tmp_path / "d" / "summary.json").read_text())
@@ -344,6 +348,7 @@ def test_demo_stages_replace_their_own_outputs_and_pass_strict(tmp_path, monkeyp
     assert "exported network: heated: fewest bits" in out
     assert "verilog (--fold auto --arith auto): II 1024, latency 2415 cycles; fc mvau 1 x 1 " \
         "(960 cycles/position); planner's estimate 321 LUT+CARRY4" in out
+    assert "handoff bundle heatq:bundle:heatq_top:0: 2 files, manifest verified (sha256)" in out
 
 
 def test_demo_writes_only_entries_a_rerun_recognises(tmp_path, monkeypatch):
@@ -368,12 +373,16 @@ def test_demo_writes_only_entries_a_rerun_recognises(tmp_path, monkeypatch):
     monkeypatch.setattr(command, "heat", stub(1, {**base["heated"], "weight_bits": {},
                                                   "act_bits": {}}))
     report = {"design": {"ii": 1024, "latency": 2415, "layers_estimated_cost": 321}}
-    monkeypatch.setattr(pipeline, "export_run", stub(2, {"report": report}))
+    monkeypatch.setattr(pipeline, "export_run", stub(2, {"report": report,
+                                                         "bundle": {"vlnv": "v"}}))
+    from heatq_export import bundle_manifest
+
+    monkeypatch.setattr(bundle_manifest, "verify", lambda d: ({"files": {}}, []))
     monkeypatch.setattr(split_command, "split_run", stub(1, {
         k: _SPLIT[k] for k in ("binarization", "totals", "weight_bits")}))
     monkeypatch.setattr(pipeline, "check_run", lambda *a, **k: base["check"])
     monkeypatch.setattr(pipeline, "run_target", lambda *a, **k: base["targets"]["c"])
     monkeypatch.setattr(pipeline, "sim_run", lambda e, sim, **k: base["simulations"][sim])
     demo.run_demo(tmp_path / "d", quick=True, progress=False)
-    assert len(written) == 8 and all(p.parent == tmp_path / "d" for p in written)
+    assert len(written) == 11 and all(p.parent == tmp_path / "d" for p in written)
     assert sorted(p.name for p in written) == sorted(DEMO_ENTRIES)
