@@ -23,7 +23,7 @@ from heatq_export.bundle_files import top_ports
 from heatq_export.export import export_graph
 from heatq_sim.graphs import mlp_graph, seed_cnn_graph
 
-from tools import needs
+from tools import demo_run, needs
 
 BIN = Path(sys.executable).parent
 VLNV = "heatq:bundle:heatq_top:0.1.0"
@@ -281,19 +281,13 @@ def test_handoff_deterministic_and_refusals(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def _seed_run() -> Path:
-    return Path(os.environ.get("HEATQ_DEMO_OUT", Path(__file__).parents[1] / "heatq-out")) / "run"
-
-
 @pytest.mark.slow
 @needs("iverilog", "verilator", "make")
 def test_trained_seed_cnn_bundle(tmp_path, cocotb_only_env):
     """The heated seed CNN of make demo: the FuseSoC sim target passes (Icarus, 20 test
     images + the corner vectors, random m_tready stalls), lint is clean, Verilator runs the
     same bench, and the standalone cocotb bench passes in the cocotb-only venv."""
-    run_dir = _seed_run()
-    if not (run_dir / "model.ir.json").is_file():
-        pytest.skip(f"{run_dir}: no make demo run")
+    run_dir = demo_run()
     out = tmp_path / "bundle"
     r = subprocess.run([str(BIN / "heatq"), "handoff", str(run_dir), "-o", str(out), "-q"],
                        capture_output=True, text=True)

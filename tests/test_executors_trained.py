@@ -27,15 +27,15 @@ from heatq.ir import load, run
 from heatq.ir.testing import corner_vectors
 from heatq_export.runners import RUNNERS
 
-from tools import in_ci, require_tool
+from tools import demo_run, require_tool
 
 EXECUTORS = ("c", "hls", "icarus", "verilator", "interp-lowered", "torch", "qonnx", "hls4ml")
 N_IMAGES = {"icarus": 20}  # every other runner: 1000
 DEFAULT_N = 1000
 
 
-def demo_run() -> Path:
-    """The heated seed CNN's run directory (see the module docstring)."""
+def _default_run() -> Path:
+    """The heated seed CNN's run directory for the script (see the module docstring)."""
     base = os.environ.get("HEATQ_DEMO_OUT") or Path(__file__).resolve().parents[1] / "heatq-out"
     return Path(base) / "run"
 
@@ -85,10 +85,6 @@ HEADER = f"{'runner':<15} {'images':>6} + {'c.':<3} {'mismatches':>10} {'export 
 @pytest.mark.parametrize("runner_name", EXECUTORS)
 def test_trained_seed_cnn_every_executor_agrees(runner_name, tmp_path):
     src = demo_run()
-    if not (src / "model.ir.json").is_file():
-        if in_ci():
-            pytest.fail(f"{src} not there (run make demo first); CI=true", pytrace=False)
-        pytest.skip(f"{src} not there (run make demo first)")
     assert runner_name in RUNNERS, f"the {runner_name} runner is not registered"
     for tool in RUNNERS[runner_name].tools:
         require_tool(tool, f"the {runner_name} runner")
@@ -101,7 +97,7 @@ def test_trained_seed_cnn_every_executor_agrees(runner_name, tmp_path):
 
 
 def main(argv: list[str]) -> int:
-    src = Path(argv[0]) if argv else demo_run()
+    src = Path(argv[0]) if argv else _default_run()
     names = argv[1:] or [n for n in EXECUTORS if n in RUNNERS]
     graph = load(src / "model.ir.json")
     print(f"{src}: every output vs heatq.ir.run\n{HEADER}")

@@ -13,7 +13,6 @@ test images plus its corner vectors, 0 mismatches.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from heatq.ir.testing import corner_vectors
 from heatq_export.base import EmitError
 from heatq_export.hls4ml_project import Hls4mlEmitter, build_model, _check_pins
 
-from tools import require_tool
+from tools import demo_run, require_tool
 
 pytest.importorskip("hls4ml")
 
@@ -196,7 +195,6 @@ def test_cli_refusal_is_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------- slow
-_DEMO = Path(os.environ.get("HEATQ_DEMO_OUT", Path(__file__).resolve().parents[1] / "heatq-out"))
 
 
 @pytest.mark.slow
@@ -205,9 +203,7 @@ def test_heated_seed_cnn_1000_images_csim(tmp_path):
     from heatq_export.hls4ml_run import Hls4mlRunner
     from heatq_sim.data import dataset_inputs
 
-    src = _DEMO / "run"
-    if not (src / "model.ir.json").is_file():
-        pytest.skip(f"{src} not there (run make demo first, or set HEATQ_DEMO_OUT)")
+    src = demo_run()
     require_tool("g++", "hls4ml's compile()")
     g = load(src / "model.ir.json")
     x = np.concatenate([dataset_inputs(g, "mnist5k", 1000), corner_vectors(g, thorough=True)])

@@ -10,7 +10,6 @@ heated seed CNN of ``make demo`` (``<repo>/heatq-out/run``, or ``$HEATQ_DEMO_OUT
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from heatq_export.base import EmitError, write_export
 from heatq_export.qonnx import QonnxEmitter, tensor_names
 from heatq_export.qonnx_run import QonnxRunner, qonnx_node_values, set_batch
 from heatq_export.runners import RunnerError
+
+from tools import demo_run
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("qonnx")
@@ -286,7 +287,6 @@ def test_cli_exports_and_refuses_in_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------- slow
-_DEMO = Path(os.environ.get("HEATQ_DEMO_OUT", Path(__file__).resolve().parents[1] / "heatq-out"))
 
 
 @pytest.mark.slow
@@ -294,9 +294,7 @@ def test_heated_seed_cnn_1000_images_and_corners_every_layer(tmp_path):
     from heatq.ir import load
     from heatq_sim.data import dataset_inputs
 
-    src = _DEMO / "run"
-    if not (src / "model.ir.json").is_file():
-        pytest.skip(f"{src} not there (run make demo first, or set HEATQ_DEMO_OUT)")
+    src = demo_run()
     g = load(src / "model.ir.json")
     x = np.concatenate([dataset_inputs(g, "mnist5k", 1000), corner_vectors(g, thorough=True)])
     out = tmp_path / "q"

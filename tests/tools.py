@@ -32,6 +32,19 @@ def require_tool(name: str, why: str = "") -> str:
     pytest.skip(reason)
 
 
+def demo_run(name: str = "run") -> Path:
+    """A run directory of make demo's output: ``$HEATQ_DEMO_OUT/<name>`` when the variable is
+    set, else ``<repo>/heatq-out/<name>``.  Missing: skip the test (fail it in CI), saying so."""
+    base = os.environ.get("HEATQ_DEMO_OUT") or Path(__file__).resolve().parents[1] / "heatq-out"
+    run = Path(base) / name
+    if not (run / "model.ir.json").is_file():
+        reason = f"{run} not there (run make demo first, or set HEATQ_DEMO_OUT)"
+        if in_ci():
+            pytest.fail(f"{reason}; CI=true", pytrace=False)
+        pytest.skip(reason)
+    return run
+
+
 def needs(*names: str) -> pytest.MarkDecorator:
     """Mark a test (or a module, as ``pytestmark``) that needs the executables ``names``; the
     check is :func:`require_tool`, run by ``conftest.py`` before the test's fixtures."""
