@@ -200,18 +200,22 @@ class _Importer:
         self.weight_bits[node.name] = max(info.bits, needed)
         return w, w_frac, max(info.bits, needed)
 
+    def bias_real(self, node, tensor: str) -> np.ndarray:
+        """The real values (float64) of bias ``tensor``: a Quant of an initializer, or a float
+        initializer; refused by name otherwise."""
+        if tensor in self.consts:
+            q, info = self.consts[tensor]
+            return q.astype(np.float64) * info.scale
+        if self.m.get_initializer(tensor) is not None:
+            return np.asarray(self.m.get_initializer(tensor), dtype=np.float64)
+        raise refuse(self.label, node, f"bias '{tensor}' is not a constant")
+
     def bias(self, node, tensor: str | None, acc_frac: int, n_out: int) -> np.ndarray:
         """The bias (int64 [n_out]) at the accumulator's binary point ``acc_frac``: a Quant of
         an initializer or a float initializer, refused unless an exact integer there."""
         if not tensor:
             return np.zeros(n_out, dtype=np.int64)
-        if tensor in self.consts:
-            q, info = self.consts[tensor]
-            real = q.astype(np.float64) * info.scale
-        elif self.m.get_initializer(tensor) is not None:
-            real = np.asarray(self.m.get_initializer(tensor), dtype=np.float64)
-        else:
-            raise refuse(self.label, node, f"bias '{tensor}' is not a constant")
+        real = self.bias_real(node, tensor)
         scaled = real * 2.0 ** acc_frac
         if not np.array_equal(scaled, np.rint(scaled)):
             raise refuse(self.label, node, f"bias is not an integer multiple of the "

@@ -88,13 +88,7 @@ def _bias(imp, node, tensor, steps: np.ndarray) -> np.ndarray:
     n = len(steps)
     if not tensor:
         return np.zeros(n, dtype=np.int64)
-    if tensor in imp.consts:
-        q, info = imp.consts[tensor]
-        real = q.astype(np.float64) * info.scale
-    elif imp.m.get_initializer(tensor) is not None:
-        real = np.asarray(imp.m.get_initializer(tensor), dtype=np.float64)
-    else:
-        raise refuse(imp.label, node, f"bias '{tensor}' is not a constant")
+    real = imp.bias_real(node, tensor)
     real = np.broadcast_to(real.ravel(), (n,)) if real.size in (1, n) else None
     if real is None:
         raise refuse(imp.label, node, "bias size differs from the output channels")
