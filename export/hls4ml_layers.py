@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from heatq.ir import IntGraph, IntType, Node, Op, Overflow, Rounding
+from heatq.ir import IntGraph, IntType, Node, Op, Rounding
 
 from heatq.ir.requant import requant_plan
 

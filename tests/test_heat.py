@@ -3,7 +3,6 @@ sensitivity tables (ILP vs brute force), and ``heat`` end to end on a tiny digit
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
