@@ -24,6 +24,7 @@ import numpy as np
 
 from heatq.ir import IntGraph, Op, Overflow, Rounding
 from heatq.ir.requant import requant_plan
+from heatq.ir.ops.weighted import affine_range
 
 from .base import EmitError, Emitter, EmitOption
 
@@ -50,17 +51,6 @@ def tensor_names(graph: IntGraph) -> list[str]:
 
 def _mag(*values: int) -> int:
     return max(abs(int(v)) for v in values)
-
-
-def _partial_sum_bound(w: np.ndarray, c: np.ndarray, lo: int, hi: int) -> int:
-    """max |partial sum| of ``c_j + sum_i w_ji x_i`` over ``x`` in ``lo..hi`` (Python ints;
-    the IR's partial-sum rule, section 4 of docs/ir.md, for the matrix of a CMVM)."""
-    best = 0
-    for row, cj in zip(w.astype(object).reshape(len(w), -1), c.astype(object)):
-        pos = max(int(cj), 0) + sum(max(v * lo, v * hi, 0) for v in row)
-        neg = min(int(cj), 0) + sum(min(v * lo, v * hi, 0) for v in row)
-        best = max(best, pos, -neg)
-    return best
 
 
 def _requant_bound(node, x) -> int:
@@ -91,7 +81,8 @@ def magnitude(graph: IntGraph, node) -> int:
         lo, hi = args[0].lo, args[0].hi
         if node.attrs.padding:
             lo, hi = min(lo, 0), max(hi, 0)
-        return max(base, _partial_sum_bound(w, c, lo, hi), _mag(*w.ravel(), 0))
+        ps_lo, ps_hi = affine_range(w, c, lo, hi)  # the IR's partial-sum rule (docs/ir.md §4)
+        return max(base, ps_hi, -ps_lo, _mag(*w.ravel(), 0))
     if node.op is Op.THRESHOLD:
         return base + 1
     if node.op is Op.HAMMING_DECODE:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from heatq.cli_help import version
+
 QONNX_DOMAIN = "qonnx.custom_op.general"
 ONNX_OPSET = 13
 QONNX_OPSET = 1
@@ -177,19 +179,6 @@ class ModelBuilder:
         if self.flavour == "qonnx":
             opsets.append(helper.make_opsetid(QONNX_DOMAIN, QONNX_OPSET))
         model = helper.make_model(graph, opset_imports=opsets, producer_name="heatq",
-                                  producer_version=_heatq_version(), ir_version=8)
+                                  producer_version=version(), ir_version=8)
         helper.set_model_props(model, metadata)
         return model
-
-
-def _heatq_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("heatq")
-    except metadata.PackageNotFoundError:  # a source tree without an install
-        return "0"
-
-
-__all__ = ["ModelBuilder", "quant_range", "cover_range", "pow2", "FLAVOURS", "QONNX_DOMAIN",
-           "BATCH"]

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from heatq.ir import IntGraph, Op, Overflow, Rounding
+from heatq.ir.ops.weighted import abs_bound
 
 from .base import EmitError, write_export
 from .runner_base import Runner, RunnerError
@@ -44,12 +45,10 @@ __all__ = ["TorchRunner", "check_exact", "EXACT"]
 
 # ---------------------------------------------------------------------------- the refusal
 def _cmvm_bound(node, arg) -> int:
-    """A bound on |every partial sum| of CMVM's ``W @ x + c`` (Python ints, exact)."""
+    """A bound on |every partial sum| of CMVM's ``W @ x + c`` (Python ints, exact; padding's
+    zeros do not raise ``max |x|``)."""
     w, c = node.attrs.graph.matrix()
-    lo, hi = (min(arg.lo, 0), max(arg.hi, 0)) if node.attrs.padding else (arg.lo, arg.hi)
-    rows = [sum(abs(int(v)) for v in row) for row in w.tolist()]
-    return max(abs(lo), abs(hi)) * max(rows, default=0) + max((abs(int(v)) for v in c.tolist()),
-                                                              default=0)
+    return abs_bound(arg, w) + max((abs(int(v)) for v in c.tolist()), default=0)
 
 
 def _problem(graph: IntGraph, node) -> str | None:
