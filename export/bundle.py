@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from heatq.cli_help import version
 from heatq.ir import IntGraph
 
 from .base import EmitOption, sha256_text
@@ -38,15 +39,9 @@ from .bundle_vectors import golden_files, golden_inputs
 from .verilog import VerilogEmitter
 
 
-def _heatq_version() -> str:
-    from heatq.cli_help import version
-
-    return version()
-
-
-def vlnv(top: str, version: str) -> str:
-    """The core's VLNV ``heatq:bundle:TOP:VERSION`` (a version FuseSoC parses)."""
-    v = version if re.fullmatch(r"\d+(\.\d+)*", version) else "0.0.0"
+def vlnv(top: str, release: str) -> str:
+    """The core's VLNV ``heatq:bundle:TOP:VERSION`` (a release FuseSoC parses)."""
+    v = release if re.fullmatch(r"\d+(\.\d+)*", release) else "0.0.0"
     return f"heatq:bundle:{top}:{v}"
 
 
@@ -89,13 +84,12 @@ class BundleEmitter(VerilogEmitter):
                                "intel_family": intel_family, "intel_device": intel_device,
                                "estimate": bool(self.estimate)}
         self.golden_images = golden_images
-        self._vlnv = vlnv(self.top, _heatq_version())
+        self._vlnv = vlnv(self.top, version())
 
     def emit(self, graph: IntGraph) -> dict[str, str]:
         d = self.design(graph)
         rtl = compile_order(d.files, d.top)
-        ports = top_ports(d.files[f"{d.top}.v"])
-        has_ready = any(n == "m_tready" for _, _, n in ports)
+        ports = top_ports(d.ports)
         sched = d.report["design"]
         n_in = golden_inputs(graph, self.golden_images)
         ii = sched["ii"] or 1
@@ -103,10 +97,10 @@ class BundleEmitter(VerilogEmitter):
                  "max_cycles": 2 * (len(n_in.x) + 4) * ii + 4 * (sched["latency"] or 0)
                  + 10_000}
         files: dict[str, str] = {f"rtl/{k}": v for k, v in d.files.items()}
-        files.update(golden_files(graph, d.ports, n_in, model, has_ready,
+        files.update(golden_files(graph, d.ports, n_in, model,
                                   self.bundle_options["clock_period"]))
         golden = json.loads(files["tb/vectors/vectors.json"])
-        ctx = BundleContext(d.top, self._vlnv, _heatq_version(), d, rtl, ports,
+        ctx = BundleContext(d.top, self._vlnv, version(), d, rtl, ports,
                             self.bundle_options, golden)
         files.update(bundle_texts(ctx))
         return files
@@ -123,7 +117,7 @@ class BundleEmitter(VerilogEmitter):
         root = Path(export_dir)
         if self.estimate:
             self._estimate(root)
-        write_manifest(root, self.top, self._vlnv, _heatq_version())
+        write_manifest(root, self.top, self._vlnv, version())
 
     def _estimate(self, root: Path) -> None:
         """Run :func:`heatq_export.estimate.estimate_export` on a Verilog-export copy of the

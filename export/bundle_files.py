@@ -10,7 +10,6 @@ map, report) and the bundle's options; nothing depends on the machine (tool vers
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +17,11 @@ from .bundle_vectors import STALL_SEED, out_fields
 from .skeletons import templates_dir
 from .verilog import PRIMITIVES
 
-_PORT = re.compile(r"^\s*(input|output)\s+wire\s+(?:\[(\d+):0\]\s+)?(\w+)\s*,?\s*$", re.M)
-
-
 @dataclass
 class BundleContext:
     """What the templates are rendered from.  ``rtl``: bundle paths in compile order;
-    ``top_ports``: ``[(direction, width, name)]`` as the top module declares them."""
+    ``top_ports``: ``[(direction, width, name)]`` in declaration order (the design's
+    ``ports["port_list"]``)."""
 
     top: str
     vlnv: str
@@ -35,16 +32,11 @@ class BundleContext:
     options: dict[str, Any]
     golden: dict[str, Any]  # vectors.json's meta (without the expected values)
 
-    @property
-    def m_tready(self) -> bool:
-        return any(name == "m_tready" for _, _, name in self.top_ports)
 
-
-def top_ports(top_text: str) -> list[tuple[str, int, str]]:
-    """The top module's ports ``(input|output, width, name)``, in declaration order."""
-    m = re.search(r"^module\s+\w+\s*\((.*?)^\s*\);", top_text, re.M | re.S)
-    head = m.group(1) if m else ""
-    return [(d, int(msb) + 1 if msb else 1, n) for d, msb, n in _PORT.findall(head)]
+def top_ports(ports: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """The top module's ports ``(input|output, width, name)``, in declaration order, from the
+    Verilog export's ``summary.json["ports"]``."""
+    return [(p["dir"], p["width"], p["name"]) for p in ports["port_list"]]
 
 
 def compile_order(files: dict[str, Any], top: str) -> list[str]:
@@ -73,7 +65,7 @@ def _common(c: BundleContext) -> dict[str, Any]:
     o = c.options
     return {"top": c.top, "vlnv": c.vlnv, "version": c.version,
             "mode": c.design.ports["mode"], "stream": c.design.ports["mode"] == "stream",
-            "m_tready": c.m_tready, "clock_period": _num(o["clock_period"]),
+            "clock_period": _num(o["clock_period"]),
             "xilinx_part": o["xilinx_part"], "intel_family": json.dumps(o["intel_family"]),
             "intel_device": o["intel_device"], "rtl": c.rtl}
 
@@ -139,17 +131,15 @@ def _texts(c: BundleContext) -> dict[str, str]:
            "image's last pixel; a beat is taken at a rising edge with `s_tvalid && s_tready`; "
            "the host holds a beat until `s_tready` (low during a conv window's padding steps, "
            "and while the output side is back-pressured)." if stream else
-           "one whole vector per beat, taken at a rising edge with `s_tvalid` (`s_tready` is "
-           "always 1): one vector per clock.")
+           "one whole vector per beat, taken at a rising edge with `s_tvalid && s_tready` "
+           "(`s_tready` is low during reset and while the output side is back-pressured): up "
+           "to one vector per clock.")
     out = ("a result is taken at a rising edge with `m_tvalid && m_tready`; while `m_tvalid && "
-           "!m_tready` the outputs hold (no result is lost or duplicated)." if c.m_tready else
-           "`m_tvalid` is high for one cycle per result, every `m_*` port valid in that cycle; "
-           "this top has no `m_tready`: the consumer must take each result when it appears.")
+           "!m_tready` the outputs hold (no result is lost or duplicated).")
     err = "`s_tlast` out of place, or a FIFO overflow (never, by the design's sizing)."
-    stalls = ("With `m_tready` both benches stall the output with a seeded random pattern "
+    stalls = ("Both benches stall `m_tready` with a seeded random pattern "
               "(cocotb: `HEATQ_STALLS=0` / `HEATQ_STALL_SEED=N`; Verilog: `+no_stalls` / "
-              "`+stall_seed=N`); without stalls they also check latency and II."
-              if c.m_tready else "Both benches also check latency and II.")
+              "`+stall_seed=N`); without stalls they also check latency and II.")
     return {"input_text": inp, "output_text": out, "err_text": err, "stall_text": stalls}
 
 

@@ -59,7 +59,7 @@ def _hex_lines(words: list[int], width: int) -> str:
 
 
 def golden_files(graph: IntGraph, ports: dict[str, Any], inputs: Inputs, model: dict[str, Any],
-                 m_tready: bool, clock_period: float) -> dict[str, str]:
+                 clock_period: float) -> dict[str, str]:
     """``{"tb/vectors/in.hex", "out.hex", "vectors.json", "expected.json": text}`` for ``inputs``;
     ``model``: ``{"latency", "ii", "max_cycles"}`` of the design."""
     from heatq_sim.vectors import input_beats
@@ -89,7 +89,7 @@ def golden_files(graph: IntGraph, ports: dict[str, Any], inputs: Inputs, model: 
                     "elems": ports["s_tdata"]["elems"]},
         "out_word": {"width": out_w, "fields": fields},
         "model": {k: model[k] for k in ("latency", "ii")},
-        "max_cycles": model["max_cycles"], "m_tready": m_tready, "stall_seed": STALL_SEED,
+        "max_cycles": model["max_cycles"], "stall_seed": STALL_SEED,
         "clock_period_ns": clock_period,
     }
     return {
