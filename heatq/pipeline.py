@@ -24,6 +24,7 @@ from .ir import IntGraph
 from .ir.interp import run
 from .models import MODELS, build_model
 from .progress import activity
+from .provenance import make_deterministic, record
 from .rundir import (
     FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json,
 )
@@ -33,13 +34,14 @@ MAX_BITS = 16
 
 
 def set_threads(threads: int) -> None:
-    """Use ``threads`` torch threads; with more than one, OpenMP waits passively (on 2 shared
-    cores active spinning can slow training 20x)."""
+    """Use ``threads`` torch threads and deterministic algorithms
+    (:func:`heatq.provenance.make_deterministic`); with more than one thread, OpenMP waits
+    passively (on 2 shared cores active spinning can slow training 20x)."""
     if threads < 1:
         raise UserError(f"--threads must be >= 1, got {threads}")
     if threads > 1:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    torch.set_num_threads(threads)
+    make_deterministic(threads)
 
 
 def _check_bits(what: str, bits: int) -> None:
@@ -83,10 +85,11 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     cfg = TrainConfig(epochs=epochs, qat_epochs=(epochs + 1) // 2 if qat_epochs is None
                       else qat_epochs, seed=seed, progress=progress)
     x_tr, y_tr = ds.x_train, ds.y_train
-    n_val = 0
+    held: dict = {}
     if val_fraction > 0:
-        x_tr, y_tr, x_val, _ = split_validation(x_tr, y_tr, val_fraction, seed)
-        n_val = len(x_val)
+        x_tr, y_tr, x_val, y_val = split_validation(x_tr, y_tr, val_fraction, seed)
+        held["validation"] = (x_val, y_val)
+    n_val = len(held["validation"][1]) if held else 0
     x_train, x_test = encode(ic, x_tr), encode(ic, ds.x_test)
     float_state: dict = {}
     metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg, float_state)
@@ -102,12 +105,22 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
                "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],
-               "dataset": dataset, "model": model}
+               "dataset": dataset, "model": model,
+               "provenance": record(torch.get_num_threads(), _train_seeds(seed, val_fraction),
+                                    {"train": (x_tr, y_tr), **held,
+                                     "test": (ds.x_test, ds.y_test)})}
     with atomic_dir(out) as tmp:
         save_run(tmp, net, graph, config)
         torch.save(float_state, tmp / FLOAT_STATE)
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def _train_seeds(seed: int, val_fraction: float) -> dict[str, int]:
+    """Every seed that decides a ``train_run`` (all derive from ``seed`` today)."""
+    seeds = {"seed": seed, "data_split": seed, "output_code": seed, "torch_init": seed,
+             "shuffle_and_shift": seed}
+    return {**seeds, "validation_split": seed} if val_fraction > 0 else seeds
 
 
 def ir_accuracy(graph: IntGraph, x_codes: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
