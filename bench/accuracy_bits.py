@@ -13,16 +13,25 @@ network, with the same number of quantized epochs (``--qat-epochs``) and the sam
                   per-tensor float scales, float bias: a stronger-than-hardware baseline);
 * ``heat-B``:     heatq heating at uniform B bits (tau 0 -> 1 over qat_epochs - quench epochs,
                   then the quench), the same epoch budget as ste-B;
-* ``heatq-D``:    ``heatq heat`` on the ste-4 run with ``--max-acc-drop D``: the fewest bits
-                  per layer (learned bits, dual ascent, greedy finalisation); it spends its own
-                  heating and fine-tune epochs on top of ste-4's (reported in the table).
+* ``heatq-O-D``:  ``heatq heat`` on the ste-4 run with ``--objective O`` (``--heatq-objectives``,
+                  default bits and split_luts) and ``--max-acc-drop D``: the fewest bits per
+                  layer (learned bits, dual ascent, finalisation); it spends its own heating
+                  and fine-tune epochs on top of ste-4's (reported in the table).
 
-Writes ``accuracy_bits.json`` (every row), ``accuracy_bits.md`` (the table) and
-``accuracy_bits.png`` (test accuracy vs total weight bits) into ``--out``.  Brevitas is a
+Every row records its total weight bits, its BOPs (sum over weighted layers of MACs x weight
+bits x input bits; the first layer's input is the 1-bit code planes) and its split_luts (sum
+of weights x weight bits x (2**input bits - 1): the exact binary split's fan-in growth with
+thermometer units), all from one cost model (:func:`costs`).
+
+Writes ``accuracy_bits.json`` (every row, and the equal-cost comparison), ``accuracy_bits.md``
+(the summary table, then heatq against each baseline at equal total weight bits and at equal
+BOPs, interpolated between the baseline's bit widths) and ``accuracy_bits.png`` (test accuracy
+vs total weight bits and vs BOPs) into ``--out`` (:mod:`accuracy_bits_report`).  Brevitas is a
 bench-only dependency (``pip install brevitas``); without it those rows are skipped, saying so.
 
     python bench/accuracy_bits.py --quick                 # smoke run, about a minute
-    python bench/accuracy_bits.py --jobs 2 --out bench/out # the real measurement (long)
+    python bench/accuracy_bits.py --datasets mnist5k --seeds 3 --jobs 2 --out bench/out
+                                                          # the real measurement (long)
 """
 
 from __future__ import annotations
@@ -37,7 +46,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_bits_report import equal_cost, format_equal_cost, plot, summarise  # noqa: E402
 
 WIDTHS = [(None, 8, 5), (8, 16, 3), (16, 32, 3), (32, 64, 3)]
 
@@ -82,6 +92,30 @@ def _total_bits(model) -> tuple[dict, dict, int, int]:
     ab = {n: s.bits for n, s in model.steps() if isinstance(s, QReLU)}
     nw = {n: s.weight.numel() for n, s in model.steps() if isinstance(s, QWeighted)}
     return wb, ab, int(sum(nw[n] * wb[n] for n in wb)), int(sum(nw.values()))
+
+
+def costs(cm, weight_bits: dict, act_bits: dict) -> dict:
+    """BOPs and split_luts of one bit assignment on cost model ``cm``
+    (:func:`heatq.heat.lagrange.cost_model`: layers in forward order, MACs, weight counts):
+    BOPs = sum over weighted layers of MACs x b x a_in, split_luts = sum of weights x b x
+    (2**a_in - 1), b the layer's weight bits, a_in the bits of the activation feeding it (the
+    first layer's input, the code planes: 1)."""
+    bits = {**weight_bits, **act_bits}
+    a_in, bops, luts = 1, 0, 0
+    for k in cm.knobs:
+        if k in cm.acts:
+            a_in = int(bits[k])
+        elif k in cm.macs:
+            bops += cm.macs[k] * int(bits[k]) * a_in
+            luts += cm.n_weights[k] * int(bits[k]) * (2 ** a_in - 1)
+    return {"bops": int(bops), "split_luts": int(luts)}
+
+
+def model_costs(model, weight_bits: dict, act_bits: dict) -> dict:
+    """:func:`costs` on the cost model of heatq ``model`` (its architecture only)."""
+    from heatq.heat.lagrange import cost_model
+
+    return costs(cost_model(model, "bits"), weight_bits, act_bits)
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -136,8 +170,8 @@ def _quantized_row(method: str, model, xte, ds, oc, qat_epochs: int, t0: float) 
     acc = accuracy(model, xte, ds.y_test, oc)
     wb, ab, total, nw = _total_bits(model)
     return {"method": method, "acc_test": acc, "weight_bits": wb, "act_bits": ab,
-            "total_weight_bits": total, "n_weights": nw, "qat_epochs": qat_epochs,
-            "seconds": time.time() - t0}
+            "total_weight_bits": total, "n_weights": nw, **model_costs(model, wb, ab),
+            "qat_epochs": qat_epochs, "seconds": time.time() - t0}
 
 
 def _save_run(p: dict, model, ic, oc, cfg, acc_float: float, row: dict) -> None:
@@ -272,21 +306,34 @@ def fit_brevitas(qnet, net, xtr, ytr, xte, yte, oc, cfg, seed: int) -> tuple[flo
 
 
 def job_brevitas(p: dict) -> dict:
-    """Brevitas QAT at uniform ``bits`` from the same float weights."""
+    """Brevitas QAT at uniform ``bits`` (weights and ReLUs) from the same float weights; the
+    bits are listed under the heatq model's layer names (the same network, layer by layer)."""
     t0 = time.time()
     torch, qnet, ds, ic, oc, xtr, xte = _from_float(p, p["bits"])
     cfg = _cfg(p)
     net = brevitas_cnn(ic.channels, oc.length, p["bits"], ds.image_shape[0])
     acc, nw = fit_brevitas(qnet, net, xtr, ds.y_train, xte, ds.y_test, oc, cfg, p["seed"])
-    return {"method": f"brevitas-{p['bits']}", "acc_test": acc,
-            "weight_bits": {k: p["bits"] for k in nw}, "act_bits": {},
-            "total_weight_bits": int(sum(nw.values())) * p["bits"],
-            "n_weights": int(sum(nw.values())), "qat_epochs": cfg.qat_epochs,
+    wb, ab, total, n = _total_bits(qnet)
+    assert total == int(sum(nw.values())) * p["bits"] and n == sum(nw.values())
+    return {"method": f"brevitas-{p['bits']}", "acc_test": acc, "weight_bits": wb,
+            "act_bits": ab, "total_weight_bits": total, "n_weights": n,
+            **model_costs(qnet, wb, ab), "qat_epochs": cfg.qat_epochs,
             "seconds": time.time() - t0}
 
 
+def _heatq_costs(s: dict, heat_dir: Path) -> dict:
+    """BOPs and split_luts of a heated run: heat's own summary values where it has them, else
+    :func:`costs` on the heated model; any disagreement between the two is recorded."""
+    from heatq.rundir import load_model
+
+    mine = model_costs(load_model(heat_dir)[0], s["weight_bits"], s["act_bits"])
+    out = {k: s.get(k, v) for k, v in mine.items()}
+    differ = {k: {"heat": s[k], "bench": v} for k, v in mine.items() if k in s and s[k] != v}
+    return {**out, **({"cost_disagreement": differ} if differ else {})}
+
+
 def job_heatq(p: dict) -> dict:
-    """``heatq heat`` on the ste-4 run directory."""
+    """``heatq heat --objective O --max-acc-drop D`` on the ste-4 run directory."""
     _setup(p["threads"])
     from heatq.heat.command import heat
 
@@ -296,15 +343,18 @@ def job_heatq(p: dict) -> dict:
     t0 = time.time()
     with contextlib.redirect_stdout(io.StringIO()):  # the table goes to the JSON instead
         s = heat(Path(p["run_dir"]), Path(p["heat_dir"]), max_acc_drop=p["drop"],
-                 objective="bits", solver=p["solver"], epochs=p["heat_epochs"],
+                 objective=p["objective"], solver=p["solver"], epochs=p["heat_epochs"],
                  finetune_epochs=p["finetune_epochs"], quench_epochs=p["quench_epochs"],
                  ref_epochs=p.get("ref_epochs"), seed=p["seed"], threads=p["threads"],
-                 progress=False)
-    ft = sum(1 for t in s["trials"])
-    return {"method": f"heatq-{p['drop']:g}", "acc_test": s["acc_heated"],
+                 progress=False, force=True)
+    ft = len(s["trials"])
+    return {"method": p["label"], "objective": p["objective"], "acc_test": s["acc_heated"],
             "weight_bits": s["weight_bits"], "act_bits": s["act_bits"],
             "total_weight_bits": s["total_weight_bits"], "n_weights": s["n_weights"],
-            "acc_drop_val": s["acc_drop_val"], "constraint_met": s["constraint_met"],
+            **_heatq_costs(s, Path(p["heat_dir"])),
+            "acc_drop_val": s["acc_drop_val"], "acc_drop_test": s.get("acc_drop_test"),
+            "constraint_met": s["constraint_met"], "exported": s.get("exported"),
+            "margin": s.get("margin"),
             "acc_float_heat_ref": s["acc_float"], "ref_float_epochs": s["reference"]["epochs"],
             "qat_epochs": p["qat_epochs"] + p["heat_epochs"] + p["quench_epochs"]
             + (ft - 1) * p["finetune_epochs"],
@@ -329,9 +379,20 @@ def _run(kind: str, p: dict) -> dict:
 
 # ------------------------------------------------------------------------------ driver
 
+def _heatq_jobs(args, base: dict, run_dir: str, tag: str) -> list[tuple[str, dict, list]]:
+    """The ``heatq heat`` jobs on one ste-4 run: every objective x every drop."""
+    work = Path(args.out) / "work"
+    return [("heatq", {**base, "drop": d, "objective": o, "label": f"heatq-{o}-{d:g}",
+                       "run_dir": run_dir, "solver": args.solver,
+                       "heat_dir": str(work / f"{tag}_heatq_{o}_{d:g}"),
+                       "heat_epochs": args.heat_epochs, "finetune_epochs": args.finetune_epochs,
+                       "quench_epochs": args.quench_epochs}, [])
+            for o in args.heatq_objectives for d in args.drops]
+
+
 def plan(args) -> list[tuple[str, dict, list]]:
-    """Jobs as (kind, params, dependents) trees: float -> (ste-B, brevitas-B, heat-B);
-    ste-4 -> heatq-D."""
+    """Jobs as (kind, params, dependents) trees: float -> (ste-B, stemse-B, brevitas-B,
+    heat-B); ste-4 -> heatq-O-D."""
     out = Path(args.out)
     work = out / "work"
     trees = []
@@ -349,13 +410,7 @@ def plan(args) -> list[tuple[str, dict, list]]:
                 kids = []
                 if b == 4 and "heatq" in args.methods:
                     ste["run_dir"] = str(work / f"{tag}_ste4")
-                    for d in args.drops:
-                        kids.append(("heatq", {**base, "drop": d, "label": f"heatq-{d:g}",
-                                               "run_dir": ste["run_dir"], "solver": args.solver,
-                                               "heat_dir": str(work / f"{tag}_heatq{d:g}"),
-                                               "heat_epochs": args.heat_epochs,
-                                               "finetune_epochs": args.finetune_epochs,
-                                               "quench_epochs": args.quench_epochs}, []))
+                    kids = _heatq_jobs(args, base, ste["run_dir"], tag)
                 if "ste" in args.methods or kids:
                     deps.append(("ste", ste, kids))
                 if "stemse" in args.methods:
@@ -394,69 +449,6 @@ def execute(trees, jobs: int, log, run=None) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict]) -> str:
-    """Markdown table: mean test accuracy (and spread) per dataset and method."""
-    lines = ["| dataset | method | seeds | total weight bits | mean bits/layer | "
-             "test acc % (mean) | min..max | QAT epochs |",
-             "|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple, list] = {}
-    for r in rows:
-        if "error" in r or r["method"] == "float":
-            continue
-        groups.setdefault((r["dataset"], r["method"]), []).append(r)
-    floats = {}
-    for r in rows:
-        if r.get("method") == "float" and "error" not in r:
-            floats.setdefault(r["dataset"], []).append(r["acc_test"])
-    for ds, accs in sorted(floats.items()):
-        lines.append(f"| {ds} | float | {len(accs)} | 32-bit | - | {100 * np.mean(accs):.2f} | "
-                     f"{100 * min(accs):.2f}..{100 * max(accs):.2f} | - |")
-    order = {"ste": 0, "stemse": 1, "brevitas": 2, "heat": 3, "heatq": 4}
-    for (ds, m), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(
-            kv[0][1].split("-")[0], 9), kv[0][1])):
-        accs = [r["acc_test"] for r in rs]
-        bits = [r["total_weight_bits"] for r in rs]
-        mean_layer = [np.mean(list(r["weight_bits"].values())) for r in rs]
-        lines.append(f"| {ds} | {m} | {len(rs)} | {np.mean(bits):.0f} | {np.mean(mean_layer):.2f} | "
-                     f"{100 * np.mean(accs):.2f} | {100 * min(accs):.2f}..{100 * max(accs):.2f} | "
-                     f"{np.mean([r['qat_epochs'] for r in rs]):.0f} |")
-    errors = [r for r in rows if "error" in r]
-    for r in errors:
-        lines.append(f"\nfailed: {r['dataset']} seed {r['seed']} {r['method']}: {r['error']}")
-    return "\n".join(lines)
-
-
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = sorted({r["dataset"] for r in rows})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.2), squeeze=False)
-    style = {"ste": ("o", "tab:blue"), "stemse": ("D", "tab:purple"),
-             "brevitas": ("s", "tab:green"),
-             "heat": ("^", "tab:orange"), "heatq": ("*", "tab:red")}
-    for ax, ds in zip(axes[0], datasets):
-        for fam, (marker, color) in style.items():
-            pts = [(r["total_weight_bits"], 100 * r["acc_test"]) for r in rows
-                   if r["dataset"] == ds and "error" not in r and r["method"].startswith(fam + "-")]
-            if pts:
-                x, y = zip(*pts)
-                ax.scatter(x, y, marker=marker, color=color, s=80 if fam == "heatq" else 30,
-                           label=fam if fam != "heatq" else "heatq heat (learned bits)")
-        for r in rows:
-            if r["dataset"] == ds and r["method"] == "float" and "error" not in r:
-                ax.axhline(100 * r["acc_test"], color="gray", lw=0.6, ls="--")
-        ax.set_title(ds)
-        ax.set_xlabel("total weight bits")
-        ax.set_ylabel("test accuracy (%)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def add_training_args(ap) -> None:
     """The training and heating budget options both benches share (the demo's settings)."""
     ap.add_argument("--epochs", type=int, default=30)
@@ -468,13 +460,41 @@ def add_training_args(ap) -> None:
     ap.add_argument("--fashion-per-class", type=int, default=1000)
 
 
-def main(argv=None) -> int:
+QUICK = {"datasets": "mnist5k", "seeds": "1", "bits": "4,2", "drops": "2"}
+FULL = {"datasets": "mnist5k,fashion", "seeds": "3", "bits": "4,3,2", "drops": "0.5"}
+
+
+def _seeds(text: str) -> list[int]:
+    """``--seeds``: a count N (seeds 0..N-1) or a comma list of seeds (``1,2``; one seed k:
+    ``k,``)."""
+    if "," not in text:
+        return list(range(int(text)))
+    return [int(s) for s in text.split(",") if s]
+
+
+def _objectives(ap, text: str) -> list[str]:
+    """``--heatq-objectives``, each one checked against this heatq's ``heatq heat``."""
+    from heatq.heat.lagrange import OBJECTIVES
+
+    objectives = [o for o in text.split(",") if o]
+    for o in objectives:
+        if o not in OBJECTIVES:
+            ap.error(f"--heatq-objectives: heatq heat has no objective {o!r} "
+                     f"(this heatq has: {', '.join(OBJECTIVES)})")
+    return objectives
+
+
+def parse_args(argv=None):
+    """The options; ``--quick`` sets a tiny run (one seed, 2 epochs, 40 images per class)
+    where --datasets / --seeds / --bits / --drops are not given."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run")
-    ap.add_argument("--datasets", default="mnist5k,fashion")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--bits", default="4,3,2")
-    ap.add_argument("--drops", default="0.5", help="heatq --max-acc-drop values")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (about a minute)")
+    ap.add_argument("--datasets", help="comma list of mnist5k, fashion (default both)")
+    ap.add_argument("--seeds", help="a count N (seeds 0..N-1, default 3) or a comma list")
+    ap.add_argument("--bits", help="uniform bit widths of the baselines (default 4,3,2)")
+    ap.add_argument("--drops", help="heatq --max-acc-drop values (default 0.5)")
+    ap.add_argument("--heatq-objectives", default="bits,split_luts",
+                    help="heatq heat --objective values, one heatq row each")
     ap.add_argument("--methods", default="ste,stemse,brevitas,heat,heatq")
     ap.add_argument("--solver", default="greedy")
     add_training_args(ap)
@@ -482,15 +502,22 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--out", default="bench/out/accuracy_bits")
     args = ap.parse_args(argv)
+    for k, v in (QUICK if args.quick else FULL).items():
+        setattr(args, k, getattr(args, k) or v)
     if args.quick:
-        args.datasets, args.seeds, args.bits, args.drops = "mnist5k", "0", "4,2", "2"
         args.epochs, args.qat_epochs, args.heat_epochs = 2, 2, 2
         args.finetune_epochs, args.quench_epochs = 1, 1
         args.mnist_per_class = 40
+    try:
+        args.seeds = _seeds(args.seeds)
+        args.bits = [int(b) for b in args.bits.split(",")]
+        args.drops = [float(d) for d in args.drops.split(",")]
+    except ValueError as e:
+        ap.error(f"--seeds / --bits / --drops: {e}")
     args.datasets = [d for d in args.datasets.split(",") if d]
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    args.bits = [int(b) for b in args.bits.split(",")]
-    args.drops = [float(d) for d in args.drops.split(",")]
+    if not set(args.datasets) <= {"mnist5k", "fashion"}:
+        ap.error(f"--datasets: choose among mnist5k, fashion (got {','.join(args.datasets)})")
+    args.heatq_objectives = _objectives(ap, args.heatq_objectives)
     args.methods = set(args.methods.split(","))
     if "brevitas" in args.methods:
         try:
@@ -499,6 +526,31 @@ def main(argv=None) -> int:
             print("brevitas is not installed (pip install brevitas): skipping its rows",
                   file=sys.stderr)
             args.methods.discard("brevitas")
+    return args
+
+
+def _replace_into(path: Path, write) -> None:
+    """``write(tmp)`` then rename onto ``path``: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_outputs(out: Path, settings: dict, rows: list[dict]) -> str:
+    """accuracy_bits.json / .md / .png; returns the Markdown."""
+    comparison = equal_cost(rows)
+    doc = json.dumps({"settings": settings, "rows": rows, "equal_cost": comparison},
+                     indent=2, default=str) + "\n"
+    text = (summarise(rows) + "\n\n### heatq at equal cost (baselines interpolated between "
+            "their bit widths)\n\n" + format_equal_cost(comparison) + "\n")
+    _replace_into(out / "accuracy_bits.json", lambda p: p.write_text(doc))
+    _replace_into(out / "accuracy_bits.md", lambda p: p.write_text(text))
+    _replace_into(out / "accuracy_bits.png", lambda p: plot(rows, p))
+    return text
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     out = Path(args.out)
     (out / "work").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -513,12 +565,7 @@ def main(argv=None) -> int:
 
     rows = execute(plan(args), args.jobs, log)
     settings = {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()}
-    (out / "accuracy_bits.json").write_text(json.dumps({"settings": settings, "rows": rows},
-                                                       indent=2, default=str) + "\n")
-    table = summarise(rows)
-    (out / "accuracy_bits.md").write_text(table + "\n")
-    plot(rows, out / "accuracy_bits.png")
-    print(table)
+    print(write_outputs(out, settings, rows))
     print(f"wrote {out}/accuracy_bits.json, .md, .png in {time.time() - t0:.0f} s")
     return 1 if any("error" in r for r in rows) else 0
 
