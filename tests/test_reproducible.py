@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -136,7 +137,8 @@ def test_git_failure_is_null(monkeypatch, tmp_path):
     def timeout(*a, **k):
         raise subprocess.TimeoutExpired("git", provenance.GIT_TIMEOUT_S)
 
-    monkeypatch.setattr(provenance.subprocess, "run", timeout)
+    stub = SimpleNamespace(run=timeout, SubprocessError=subprocess.SubprocessError)
+    monkeypatch.setattr(provenance, "subprocess", stub)  # provenance's git calls only
     assert provenance.git_state() == (None, None)
     assert provenance.record(1, {}, {})["versions"]["git_commit"] is None
 
@@ -159,3 +161,41 @@ def test_seed_cnn_mnist5k_twice(tmp_path, deterministic):
     """The seed CNN on mnist5k, 3 float + 2 QAT epochs, trained twice: the same bits."""
     kw = dict(dataset="mnist5k", model="seed-cnn", epochs=3, qat_epochs=2)
     _assert_same_run(_train(tmp_path / "a", 0, **kw), _train(tmp_path / "b", 0, **kw))
+
+
+def _heat_seeds():
+    """bench/heat_seeds.py as a module (a script, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "heat_seeds.py"
+    spec = importlib.util.spec_from_file_location("heat_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_heat_seeds_compare(tmp_path, capsys):
+    hs = _heat_seeds()
+    row = {"seed": 0, "ir_sha256": "a" * 64, "pt_sha256": "b" * 64, "train_ir_sha256": "c" * 64,
+           "weight_bits": {"l1": 3, "l2": 2}, "act_bits": {"a1": 2}, "acc_float": 0.97,
+           "acc_heated_val": 0.965, "acc_heated": 0.968, "constraint_met": True, "seconds": 9}
+    a = {"settings": {"seed_count": 2}, "versions": {"cpu_capability": "AVX2"},
+         "seeds": [row, {**row, "seed": 1}]}
+    b = {**a, "versions": {"cpu_capability": "AVX512"},
+         "seeds": [{**row, "seconds": 11}, {**row, "seed": 1, "weight_bits": {"l1": 3, "l2": 3},
+                                            "ir_sha256": "d" * 64}]}
+    lines, differ = hs.compare(a, a)
+    assert lines == ["seed 0: identical", "seed 1: identical"] and not differ
+    lines, differ = hs.compare(a, b)  # seconds and versions do not count; bits and hashes do
+    assert differ and lines == ["versions differ: cpu_capability 'AVX2' vs 'AVX512'",
+                                "seed 0: identical",
+                                "seed 1: DIFFERENT (ir_sha256, weight_bits)"]
+    lines, differ = hs.compare(a, {**a, "seeds": [row, {"seed": 1, "error": "boom"}]})
+    assert differ and lines[-1] == "seed 1: DIFFERENT (failed in B)"
+    assert hs.compare(a, {**a, "seeds": [row]}) == (["seed 0: identical",
+                                                     "seed 1: DIFFERENT (only in A)"], True)
+    for name, doc in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    assert hs.main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "a.json")]) == 0
+    assert hs.main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
+    assert "seed 1: DIFFERENT" in capsys.readouterr().out
