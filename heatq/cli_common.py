@@ -27,14 +27,15 @@ def _os_message(e: OSError) -> str:
 
 
 def fail_cleanly(app: typer.Typer, prog: str) -> None:
-    """Run ``app``; a UserError or IRError prints ``prog: error: ...`` and exits 2, and so does
-    an OSError from the file system (disk full, permission denied: the path and the reason).
-    (Usage errors are typer's own: a usage line and exit code 2.)"""
+    """Run ``app``; a UserError or IRError prints ``prog: error: ...`` and exits 2 (or the
+    error's own ``exit_code``), and so does an OSError from the file system (disk full,
+    permission denied: the path and the reason).  (Usage errors are typer's own: a usage line
+    and exit code 2.)"""
     try:
         command(app)(prog_name=prog)
     except (UserError, IRError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(e, "exit_code", 2))
     except OSError as e:
         print(f"{prog}: error: {_os_message(e)}", file=sys.stderr)
         sys.exit(2)

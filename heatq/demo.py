@@ -37,9 +37,10 @@ MAX_ACC_DROP = 0.5
 SPLIT = {"weights": "bitplane", "acts": "bitplane", "to": "binary"}  # the demo's binarization
 HEAT_KEYS = ("weight_bits", "act_bits", "acc_heated", "acc_drop_val", "acc_drop_test",
              "total_weight_bits", "mean_weight_bits", "constraint_met", "max_acc_drop",
-             "exported")
+             "exported", "margin", "bops", "split_luts")
 EXPORTED_ROW = {"heated": "heated (torch)", "source run (unheated)": "4-bit, unheated (torch)",
-                "best found (constraint NOT met)": "best found (torch)"}
+                "start network (the reference at the run's widths, unheated)":
+                    "4-bit float start, unheated (torch)"}
 
 
 VERILOG_OPTIONS = {"fold": "auto", "arith": "auto"}  # the smallest design that keeps the II
@@ -88,7 +89,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     summary = {"quick": quick, "dataset": "mnist5k", "model": "seed-cnn",
                "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
                "acc_ir": train["acc_ir"], "n_test": train["n_test"],
-               "heated": {k: heated[k] for k in HEAT_KEYS},
+               "heated": {k: heated.get(k) for k in HEAT_KEYS},
                "check": {"n_samples": check["n_samples"], "all_equal": check["all_equal"],
                          "layers": check["layers"]},
                "weight_bits": heated["weight_bits"], "act_bits": heated["act_bits"],
@@ -226,9 +227,12 @@ def print_demo(s: dict) -> None:
     typer.echo("weight bits: " + json.dumps(s["weight_bits"]))
     typer.echo("activation bits: " + json.dumps(s["act_bits"]))
     met = "met" if h["constraint_met"] else "NOT met"
-    typer.echo(f"constraint: validation drop {h['acc_drop_val']:.2f} pt (<= {h['max_acc_drop']} "
-               f"pt: {met}), test drop {h['acc_drop_test']:.2f} pt, {h['total_weight_bits']} "
-               f"weight bits (mean {h['mean_weight_bits']:.2f} bits/layer)")
+    margin = h.get("margin") or {"points": 0.0, "z": 0.0}
+    typer.echo(f"constraint: validation drop {h['acc_drop_val']:.2f} pt + margin "
+               f"{margin['points']:.2f} pt ({margin['z']:g} paired s.e.) <= {h['max_acc_drop']} "
+               f"pt: {met}; test drop {h['acc_drop_test']:.2f} pt; {h['total_weight_bits']} "
+               f"weight bits (mean {h['mean_weight_bits']:.2f} bits/layer), split LUTs "
+               f"{h.get('split_luts', '-')}")
     sims = list(s["simulations"].values())
     if sims:
         r = sims[-1]

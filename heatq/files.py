@@ -23,12 +23,12 @@ from typing import Iterable, Iterator
 from .errors import UserError
 from .ir import IntGraph, IRError, load
 
-KINDS = ("run", "export", "demo")
+KINDS = ("run", "export", "demo", "sweep")
 # what ``heatq demo`` writes into its --out (heatq/demo.py), besides its summary.json
 DEMO_ENTRIES = ("run-4bit", "run", "export-c", "export-hls", "export-qonnx", "export-hls4ml",
                 "export-verilog", "bundle", "run-binary", "export-binary-c",
                 "export-binary-hls")  # what heatq.demo writes
-_A = {"run": "a run", "export": "an export", "demo": "a demo"}
+_A = {"run": "a run", "export": "an export", "demo": "a demo", "sweep": "a heating sweep"}
 FORCE_HELP = "replace an earlier heatq output of the same kind at --out (never anything else)"
 
 
@@ -44,7 +44,8 @@ def output_kind(path: str | Path) -> str | None:
     """Which heatq output the directory ``path`` holds, from what heatq writes there:
     ``"export"`` (``summary.json`` with ``target`` and ``files``, by heatq-export), ``"run"``
     (``summary.json`` without ``target`` beside ``model.ir.json``, by train / heat),
-    ``"demo"`` (only the demo's runs and exports, :data:`DEMO_ENTRIES`, and its
+    ``"sweep"`` (``summary.json`` with ``sweep`` beside ``pareto.json``, by ``heatq heat
+    --sweep``), ``"demo"`` (only the demo's runs and exports, :data:`DEMO_ENTRIES`, and its
     ``summary.json``: a directory of the user's own runs is not a demo); None for anything
     else (a file, a user's directory, an empty one)."""
     path = Path(path)
@@ -53,6 +54,8 @@ def output_kind(path: str | Path) -> str | None:
     summary = _summary(path)
     if summary is not None and "target" in summary and "files" in summary:
         return "export"
+    if summary is not None and "sweep" in summary and (path / "pareto.json").is_file():
+        return "sweep"
     if summary is not None and (path / "model.ir.json").is_file():
         return "run"
     subs = [p for p in path.iterdir() if p.name != "summary.json"]

@@ -223,14 +223,16 @@ def test_ilp_is_optimal_against_brute_force(seed):
             assert cost(got) == pytest.approx(cost(want))
 
 
-def test_ilp_bilinear_bops_against_brute_force():
+@pytest.mark.parametrize("act", ["bops", "split_luts"])
+def test_ilp_bilinear_bops_against_brute_force(act):
     names, size, harm, domains = _toy(7, knobs=4, hi=5)
     lin = {names[0]: 50.0}
     quad = {(names[2], names[1]): 30.0, (names[3], names[1]): 5.0, (names[3], names[2]): 11.0}
+    g = (lambda a: a) if act == "bops" else (lambda a: 2 ** a - 1)  # noqa: E731
     cost = lambda b: (lin[names[0]] * b[names[0]]  # noqa: E731
-                      + sum(c * b[j] * b[k] for (j, k), c in quad.items()))
+                      + sum(c * b[j] * g(b[k]) for (j, k), c in quad.items()))
     for budget in (0.1, 0.5, 2.0):
-        got = solve_ilp(domains, harm, budget, lin, quad)
+        got = solve_ilp(domains, harm, budget, lin, quad, g)
         want = brute_force(domains, harm, budget, cost)
         assert cost(got) == pytest.approx(cost(want))
 
@@ -270,14 +272,31 @@ def test_greedy_and_ilp_search_respect_the_constraint(seed):
 
 
 def test_paired_standard_error():
-    from heatq.heat.loop import paired_se
+    from heatq.heat.constraint import paired_se
 
     ref = np.array([True] * 90 + [False] * 10)
     same = ref.copy()
     assert paired_se(ref, same) == 0.0 and paired_se(None, same) == 0.0
-    other = ref.copy()
-    other[:4] = False  # 4 discordant samples of 100
-    assert paired_se(ref, other) == pytest.approx(100 * 2 / 100)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        other = ref ^ (rng.random(100) < 0.1)
+        d = ref.astype(float) - other.astype(float)  # per-sample difference of correctness
+        assert paired_se(ref, other) == pytest.approx(100 * d.std() / np.sqrt(len(d)))
+
+
+def test_constraint_margin_is_z_standard_errors():
+    from heatq.heat.constraint import Constraint, one_sided_confidence
+
+    ref = np.array([True] * 95 + [False] * 5)
+    worse = ref.copy()
+    worse[:2] = False  # 2 pt worse, 2 discordant of 100
+    se = 100 * np.sqrt(2 - 4 / 100) / 100
+    loose = Constraint(2.0, 0.0, float(ref.mean()), ref).judge(float(worse.mean()), worse)
+    assert loose.met and loose.drop == pytest.approx(2.0) and loose.margin == 0.0
+    tight = Constraint(2.0, 1.0, float(ref.mean()), ref).judge(float(worse.mean()), worse)
+    assert not tight.met and tight.margin == pytest.approx(se) and tight.upper > 2.0
+    assert Constraint(2.0 + se, 1.0, float(ref.mean()), ref).judge(worse.mean(), worse).met
+    assert one_sided_confidence(1.645) == pytest.approx(0.95, abs=1e-3)
 
 
 # ------------------------------------------------------------------------------- end to end
@@ -363,31 +382,30 @@ def test_reference_is_retrained_unless_the_run_held_validation_out(digits_run, t
     assert again["n_val"] == first["n_val"]
 
 
-def test_impossible_constraint_reports_the_best_found(digits_run, tmp_path):
+def test_impossible_constraint_writes_nothing_and_exits_1(digits_run, tmp_path):
     # the run's own weights as the reference (no retraining): it has seen the validation
-    # images, and 1-bit weights and activations cannot match it exactly
-    s = _heat(digits_run, tmp_path / "imp", max_acc_drop=0.0, max_bits=1, max_act_bits=1,
+    # images, and 1-bit weights and activations cannot match it exactly; the source run
+    # and the start network (4 bits) are outside --max-bits 1: nothing meets the bound
+    from heatq.heat.job import NoFeasibleNetwork
+
+    with pytest.raises(NoFeasibleNetwork, match=r"heated: drop [0-9.]+ \+ margin") as e:
+        _heat(digits_run, tmp_path / "imp", max_acc_drop=0.0, max_bits=1, max_act_bits=1,
               epochs=1, ref_epochs=0)
-    assert s["constraint_met"] is False
-    assert s["slack"] < 0
-    assert all(b == 1 for b in s["weight_bits"].values())
-    assert (tmp_path / "imp" / "model.ir.json").is_file()
-    # the source run (4 bits) is outside --max-bits 1: no fallback, and the summary says so
-    assert s["exported"]["network"] == "best found (constraint NOT met)"
-    assert "outside --min-bits/--max-bits" in s["exported"]["reason"]
+    assert e.value.exit_code == 1 and "nothing written" in str(e.value)
+    assert not (tmp_path / "imp").exists()
 
 
 def _ruin_heating(monkeypatch):
     """Make the finalisation end on a network that misses any sensible constraint (every
     weight zero), as when no bit widths meet it."""
-    from heatq.heat import command
+    from heatq.heat import job
 
     def ruined(search, *args, **kwargs):
         search.state = {k: torch.zeros_like(v) if k.endswith("weight") else v
                         for k, v in search.state.items()}
         return False
 
-    monkeypatch.setattr(command, "finalise", ruined)
+    monkeypatch.setattr(job, "finalise", ruined)
 
 
 def test_no_heated_widths_fall_back_to_the_source_run(digits_run, tmp_path, monkeypatch,
@@ -409,15 +427,40 @@ def test_no_heated_widths_fall_back_to_the_source_run(digits_run, tmp_path, monk
     assert json.loads((tmp_path / "fb" / "summary.json").read_text())["exported"] == s["exported"]
 
 
-def test_strict_exits_1_and_writes_nothing(digits_run, tmp_path, monkeypatch, capsys):
-    import typer
+def test_against_the_start_network_the_start_always_meets(digits_run, tmp_path, monkeypatch):
+    # ruined heating and a source run that misses 0 pt: the start network, measured against
+    # itself (drop 0, no discordant samples, margin 0), is the one written
+    from heatq.heat import job
 
     _ruin_heating(monkeypatch)
-    with pytest.raises(typer.Exit) as e:
+    real, calls = job.load_model, []
+
+    def ruined_source(directory):  # the first load opens the run; later ones are the fallback
+        model, config = real(directory)
+        calls.append(directory)
+        if len(calls) > 1:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if name.endswith("weight"):
+                        p.zero_()
+        return model, config
+
+    monkeypatch.setattr(job, "load_model", ruined_source)
+    s = _heat(digits_run, tmp_path / "st", max_acc_drop=0.0, epochs=1, reference="start",
+              noise_margin=1.0)
+    assert s["exported"]["network"].startswith("start network")
+    assert s["constraint_met"] and s["acc_drop_val"] == 0.0 and s["margin"]["points"] == 0.0
+    assert s["reference_against"] == "start"
+
+
+def test_strict_exits_1_and_writes_nothing(digits_run, tmp_path, monkeypatch):
+    from heatq.heat.job import NoFeasibleNetwork
+
+    _ruin_heating(monkeypatch)
+    with pytest.raises(NoFeasibleNetwork, match="nothing written") as e:
         _heat(digits_run, tmp_path / "strict", max_acc_drop=20.0, epochs=1, ref_epochs=0,
               strict=True)
     assert e.value.exit_code == 1
-    assert "no bit widths met the constraint" in capsys.readouterr().err
     assert not (tmp_path / "strict").exists()
 
 
@@ -433,6 +476,10 @@ def test_out_equal_to_or_inside_the_source_is_refused(digits_run):
 @pytest.mark.parametrize("kw,match", [
     ({"solver": "annealing"}, "solver"),
     ({"objective": "luts"}, "objective"),
+    ({"reference": "teacher"}, "reference"),
+    ({"distill": 2.0}, "distill"),
+    ({"sweep": "0.5,x"}, "sweep"),
+    ({"sweep": "0.5,-1"}, "sweep"),
     ({"min_bits": 5, "max_bits": 3}, "min-bits"),
     ({"min_bits": 0}, "min-bits"),
     ({"max_acc_drop": -1.0}, "max-acc-drop"),
@@ -483,3 +530,46 @@ def test_train_holds_the_validation_split_out_and_heat_uses_it(tmp_path, monkeyp
     with pytest.raises(UserError, match="val-fraction"):
         pipeline.train_run(tmp_path / "bad", "digits", "mlp", "thermometer:3", "hadamard:15",
                            4, 4, epochs=0, progress=False, val_fraction=1.0)
+
+
+def test_sweep_writes_a_front_whose_cost_never_rises_as_the_bound_loosens(digits_run, tmp_path):
+    from heatq.files import output_kind
+    from heatq.heat.sweep import point_name
+
+    out = tmp_path / "sweep"
+    s = _heat(digits_run, out, sweep="20,1,5", epochs=1, objective="split_luts")
+    doc = json.loads((out / "pareto.json").read_text())
+    assert s["sweep"] == [1.0, 5.0, 20.0] and output_kind(out) == "sweep"
+    met = [p for p in doc["points"] if p["constraint_met"]]
+    assert met, doc
+    # each looser bound starts from the tighter point's network and only peels further
+    costs = [p["split_luts"] for p in met]
+    assert costs == sorted(costs, reverse=True), costs
+    assert any(p["pareto"] for p in met)
+    for p in met:
+        assert p["acc_drop_val"] + p["margin"]["points"] <= p["max_acc_drop"] + 1e-9
+        run = out / point_name(p["max_acc_drop"])
+        assert p["run"] == run.name and output_kind(run) == "run"
+        model, config = load_model(run)
+        ic, _ = codes_of(config)
+        ds = load_dataset(config["dataset"], seed=config["seed"])
+        check = validate_activations(model, load_graph(run), ic.encode_numpy(ds.x_test[:100]),
+                                     progress=False)
+        assert check["all_equal"], check["layers"]
+    assert (out / "pareto.png").stat().st_size > 0
+    with pytest.raises(UserError, match="already|exists"):
+        _heat(digits_run, out, sweep="1,5", epochs=1)
+
+
+def test_split_luts_and_bops_count_from_the_layer_shapes(digits_run):
+    from heatq.heat.lagrange import cost_model
+
+    model, _ = load_model(digits_run)
+    cm = cost_model(model, "split_luts")
+    bits = {"hidden_1.lin": 3, "hidden_1.act": 2, "fc.lin": 2}
+    steps = dict(model.steps())
+    n1, n2 = steps["hidden_1.lin"].weight.numel(), steps["fc.lin"].weight.numel()
+    assert cm.split_luts(bits) == n1 * 3 * 1 + n2 * 2 * (2 ** 2 - 1)  # input code: 1-bit
+    assert cm.bops(bits) == n1 * 3 * 1 + n2 * 2 * 2  # dense layers: MACs = weights
+    assert cm.cost(bits) == pytest.approx(cm.split_luts(bits))
+    assert cost_model(model, "bops").cost(bits) == pytest.approx(cm.bops(bits))

@@ -285,7 +285,7 @@ def _held_out(src: Path, dst: Path, fraction: float = 0.25, seed: int = 3) -> Pa
 
 def _heat_images(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """(encoded validation images, encoded training part) as ``heatq heat`` loads them."""
-    from heatq.heat.command import _load_data
+    from heatq.heat.job import _load_data
     from heatq.rundir import codes_of
 
     config = json.loads((run / "config.json").read_text())

@@ -99,16 +99,17 @@ def greedy_raise(start: Bits, max_bits: Bits, cost: Callable[[Bits], float],
 
 
 def solve_ilp(domains: dict[str, list[int]], harm: dict[str, dict[int, float]], budget: float,
-              lin: dict[str, float], quad: dict[tuple[str, str], float] | None = None) -> Bits | None:
-    """Minimise ``sum lin[k] b_k + sum quad[j,k] b_j b_k`` over one width ``b_k`` in
+              lin: dict[str, float], quad: dict[tuple[str, str], float] | None = None,
+              act: Callable[[int], float] = lambda b: b) -> Bits | None:
+    """Minimise ``sum lin[k] b_k + sum quad[j,k] b_j act(b_k)`` over one width ``b_k`` in
     ``domains[k]`` per knob, subject to ``sum harm[k][b_k] <= budget`` (PuLP, CBC).
     Returns the widths, or None when no choice fits the budget."""
     with warnings.catch_warnings():  # PuLP 3 warns about its 4.0 API on every variable
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _solve_ilp(domains, harm, budget, lin, quad)
+        return _solve_ilp(domains, harm, budget, lin, quad, act)
 
 
-def _solve_ilp(domains, harm, budget, lin, quad):
+def _solve_ilp(domains, harm, budget, lin, quad, act):
     import pulp
 
     prob = pulp.LpProblem("heatq_bits", pulp.LpMinimize)
@@ -121,7 +122,7 @@ def _solve_ilp(domains, harm, budget, lin, quad):
             for bk in domains[k]:
                 z = pulp.LpVariable(f"z_{names[j]}_{bj}_{names[k]}_{bk}", lowBound=0)
                 prob += z >= x[j, bj] + x[k, bk] - 1
-                objective.append(c * bj * bk * z)
+                objective.append(c * bj * act(bk) * z)
     prob += pulp.lpSum(objective)
     for k, bs in domains.items():
         prob += pulp.lpSum(x[k, b] for b in bs) == 1
@@ -158,7 +159,8 @@ def brute_force(domains: dict[str, list[int]], harm: dict[str, dict[int, float]]
 def ilp_search(start: Bits, domains: dict[str, list[int]], harm: dict[str, dict[int, float]],
                lin: dict[str, float], quad: dict[tuple[str, str], float],
                cost: Callable[[Bits], float], accept: Callable[[Bits], bool],
-               iterations: int = 7, log: list | None = None) -> Bits:
+               iterations: int = 7, log: list | None = None,
+               act: Callable[[int], float] = lambda b: b) -> Bits:
     """Bisection on the harm budget (geometric), each ILP solution checked with ``accept``.
     ``start`` must be feasible; returns the cheapest accepted bits."""
     best, best_cost = dict(start), cost(start)
@@ -170,7 +172,7 @@ def ilp_search(start: Bits, domains: dict[str, list[int]], harm: dict[str, dict[
     tried: dict[tuple, bool] = {}
     for _ in range(iterations):
         budget = math.sqrt(lo * hi) if lo > 0 else hi
-        bits = solve_ilp(domains, harm, budget, lin, quad)
+        bits = solve_ilp(domains, harm, budget, lin, quad, act)
         if bits is None:
             lo = budget
             continue

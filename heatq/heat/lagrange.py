@@ -30,16 +30,28 @@ from tqdm import tqdm
 
 from ..models import QNet
 from ..quant import QConv2d, QLinear, QReLU, QWeighted
-from .loop import Data, LoopConfig, evaluate, paired_se, total_steps, train_epoch
+from .constraint import Constraint
+from .loop import Data, LoopConfig, evaluate, total_steps, train_epoch
 from .noise import Heater, attach, set_bits, sharpness_at, tau_at
 
-OBJECTIVES = ("bits", "bops")
+OBJECTIVES = ("split_luts", "bits", "bops")
+
+
+def thermometer_units(a):
+    """Binary threshold units a ``a``-bit activation splits into: ``2**a - 1`` (works on ints,
+    floats and tensors; the continuous form is what heating differentiates)."""
+    return 2 ** a - 1
+
+
+def _identity(a):
+    return a
 
 
 @dataclass
 class CostModel:
-    """cost(bits) = sum_k lin[k] * bits[k] + sum_(j,k) quad[j,k] * bits[j] * bits[k] over the
-    *knobs* (layer names: weighted layers and quantized ReLUs, in forward order)."""
+    """cost(bits) = sum_k lin[k] * bits[k] + sum_(j,k) quad[j,k] * bits[j] * g(bits[k]) over the
+    *knobs* (layer names: weighted layers and quantized ReLUs, in forward order); ``g`` (``act``)
+    is the identity for ``bops`` and :func:`thermometer_units` for ``split_luts``."""
 
     objective: str
     knobs: list[str]
@@ -49,29 +61,43 @@ class CostModel:
     macs: dict[str, int]
     lin: dict[str, float] = field(default_factory=dict)
     quad: dict[tuple[str, str], float] = field(default_factory=dict)
+    act: object = _identity
 
     def cost(self, bits: dict) -> float | torch.Tensor:
         total = sum(c * bits[k] for k, c in self.lin.items())
-        return total + sum(c * bits[j] * bits[k] for (j, k), c in self.quad.items())
+        return total + sum(c * bits[j] * self.act(bits[k]) for (j, k), c in self.quad.items())
 
     def weight_bits_total(self, bits: dict) -> int:
         return int(sum(self.n_weights[k] * int(bits[k]) for k in self.weighted))
 
-    def bops(self, bits: dict) -> int:
-        """Bit-operations: MACs x weight bits x input bits (the input code planes: 1 bit)."""
-        total, prev = 0, None
+    def _inputs(self):
+        """(weighted layer, the activation knob feeding it or None for the input code)."""
+        prev = None
         for k in self.knobs:
             if k in self.macs:
-                total += self.macs[k] * int(bits[k]) * (int(bits[prev]) if prev else 1)
+                yield k, prev
             else:
                 prev = k
-        return total
+
+    def bops(self, bits: dict) -> int:
+        """Bit-operations: MACs x weight bits x input bits (the input code planes: 1 bit)."""
+        return int(sum(self.macs[k] * int(bits[k]) * (int(bits[a]) if a else 1)
+                       for k, a in self._inputs()))
+
+    def split_luts(self, bits: dict) -> int:
+        """The exact binary split's size: per weighted layer, weights x weight bits (bit-plane
+        weight split) x ``2**a - 1`` (thermometer units of its ``a``-bit input; the input code
+        planes are 1 bit: 1)."""
+        return int(sum(self.n_weights[k] * int(bits[k]) *
+                       (thermometer_units(int(bits[a])) if a else 1)
+                       for k, a in self._inputs()))
 
 
-def cost_model(model: QNet, objective: str = "bits", max_bits: int = 8) -> CostModel:
+def cost_model(model: QNet, objective: str = "split_luts", max_bits: int = 8) -> CostModel:
     """The cost model of ``model``: weight counts and MACs from one traced forward pass.
-    For ``bits`` the activations enter with a weight small enough never to outweigh one
-    weight bit (so they are lowered only where it costs no weight bits)."""
+    ``bits``: total weight bits, the activations entering with a weight small enough never to
+    outweigh one weight bit (so they are lowered only where it costs no weight bits);
+    ``bops``: MACs x weight bits x input bits; ``split_luts``: :meth:`CostModel.split_luts`."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}")
     steps = dict(model.steps())
@@ -97,22 +123,20 @@ def cost_model(model: QNet, objective: str = "bits", max_bits: int = 8) -> CostM
             knobs.append(name)
             acts.append(name)
     cm = CostModel(objective, knobs, weighted, acts, n_w, macs)
+    eps = 1.0 / (len(acts) * max_bits + 1)
     if objective == "bits":
-        eps = 1.0 / (len(acts) * max_bits + 1)
         cm.lin = {**{k: float(n_w[k]) for k in weighted}, **{k: eps for k in acts}}
-    else:
-        prev = None
-        for k in knobs:
-            if k in macs:
-                if prev is None:
-                    cm.lin[k] = float(macs[k])
-                else:
-                    cm.quad[(k, prev)] = float(macs[k])
-            else:
-                prev = k
-        for k in acts:  # an activation that feeds no weighted layer still costs a little
-            if not any(k == p for (_, p) in cm.quad):
-                cm.lin[k] = 1.0 / (len(acts) * max_bits + 1)
+        return cm
+    per = macs if objective == "bops" else n_w
+    cm.act = _identity if objective == "bops" else thermometer_units
+    for k, a in cm._inputs():
+        if a is None:
+            cm.lin[k] = float(per[k])
+        else:
+            cm.quad[(k, a)] = float(per[k])
+    for k in acts:  # an activation that feeds no weighted layer still costs a little
+        if not any(k == p for (_, p) in cm.quad):
+            cm.lin[k] = eps
     return cm
 
 
@@ -145,24 +169,25 @@ class HeatSettings:
     hold: float = 0.25
     lr: float = 1e-3
     bits_lr: float = 0.01
+    act_bits_lr: float = 0.01
+    act_delay: float = 0.0
     learn_bits: bool = True
     mu0: float = 1.0
     dual_lr: float = 0.5
     soft_bits: int = 2
 
 
-def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_acc_drop: float,
+def heat_phase(model: QNet, data: Data, cm: CostModel, constraint: Constraint,
                lo: dict[str, int], hi: dict[str, int], hs: HeatSettings, cfg: LoopConfig,
-               gen: torch.Generator, ref_ok=None, noise_margin: float = 0.0,
-               ) -> tuple[dict[str, int], list[dict], dict | None]:
+               gen: torch.Generator) -> tuple[dict[str, int], list[dict], dict | None]:
     """Heat ``model`` for ``hs.epochs`` epochs (tau 0 -> 1); with ``hs.learn_bits`` learn the
     continuous bits (within ``lo``..``hi`` per knob, starting from the run's widths) under
-    the Lagrangian with dual ascent on the validation constraint.
+    the Lagrangian with dual ascent on the validation constraint.  Weight bits learn at
+    ``hs.bits_lr``; activation bits at ``hs.act_bits_lr``, from ``hs.act_delay`` (a fraction of
+    the heating steps) on: weights first, then activations from where the weights went.
     Returns the integer bits at the end, one history row per epoch, and the cheapest epoch
     whose hard-rounded network met the constraint (``{"bits", "state", "acc_drop_val",
-    "cost", "epoch"}``, or None): a feasible start for the finalisation.  Feasible means
-    ``drop + noise_margin * se <= max_acc_drop``, ``se`` the standard error of the paired
-    accuracy difference against the reference's per-sample correctness ``ref_ok``."""
+    "cost", "epoch"}``, or None): a feasible start for the finalisation."""
     run = _Heating(model, data, cm, lo, hi, hs, cfg, gen)
     history, best = [], None
     bar = tqdm(range(hs.epochs), desc="heating", disable=not cfg.progress, leave=False)
@@ -173,21 +198,21 @@ def heat_phase(model: QNet, data: Data, cm: CostModel, ref_acc_val: float, max_a
         model.set_mode("quant")
         acc, loss_val, ok = evaluate(model, data.x_val, data.y_val, data.code, exact=True,
                                      mask=True)
-        drop = 100.0 * (ref_acc_val - acc)
+        v = constraint.judge(acc, ok)
         cost = float(cm.cost(bits))
-        safe = drop + noise_margin * paired_se(ref_ok, ok) <= max_acc_drop + 1e-9
-        if safe and (best is None or cost < best["cost"]):
+        if v.met and (best is None or cost < best["cost"]):
             best = {"bits": dict(bits), "state": copy.deepcopy(model.state_dict()),
-                    "acc_drop_val": drop, "acc_val": acc, "cost": cost, "epoch": epoch + 1}
+                    "acc_drop_val": v.drop, "acc_val": acc, "cost": cost, "epoch": epoch + 1,
+                    "margin_val": v.margin}
         if hs.learn_bits:
-            run.mu = dual_step(run.mu, drop, max_acc_drop, run.tau, hs.dual_lr)
+            run.mu = dual_step(run.mu, v.upper, constraint.max_acc_drop, run.tau, hs.dual_lr)
         history.append({"epoch": epoch + 1, "tau": run.tau, "mu": run.mu, "acc_val": acc,
-                        "loss_val": loss_val, "acc_drop_val": drop, "bits": dict(bits),
+                        "loss_val": loss_val, "acc_drop_val": v.drop, "margin_val": v.margin,
+                        "bits": dict(bits),
                         "beta": {k: round(float(b.detach()), 3) for k, b in run.beta.items()},
                         "total_weight_bits": cm.weight_bits_total(bits),
-                        "bops": cm.bops(bits)})
-        bar.set_postfix(acc=f"{100 * acc:.2f}", wbits=cm.weight_bits_total(bits),
-                        mu=f"{run.mu:.2g}")
+                        "bops": cm.bops(bits), "split_luts": cm.split_luts(bits)})
+        bar.set_postfix(acc=f"{100 * acc:.2f}", cost=f"{cost:.3g}", mu=f"{run.mu:.2g}")
     attach(model, None)
     model.set_mode("quant")
     model.eval()
@@ -221,7 +246,9 @@ class _Heating:
         self.opts = [torch.optim.AdamW(model.parameters(), lr=hs.lr,
                                        weight_decay=cfg.weight_decay)]
         if hs.learn_bits:
-            self.opts.append(torch.optim.Adam(list(self.beta.values()), lr=hs.bits_lr))
+            self.opts.append(torch.optim.Adam(
+                [{"params": [self.beta[k] for k in cm.weighted], "lr": hs.bits_lr},
+                 {"params": [self.beta[k] for k in cm.acts], "lr": hs.act_bits_lr}]))
         self.cost_ref = float(cm.cost({k: float(hi[k]) for k in cm.knobs}))
         self.targets = data.targets(data.y_train)
         self.total = total_steps(data, hs.epochs, cfg)
@@ -239,6 +266,9 @@ class _Heating:
         """Before step ``t``: the temperature, and the integer bits the current beta imply."""
         self.tau = tau_at(t / max(1, self.total - 1), self.hs.schedule, self.hs.hold)
         self.heater.tau, self.heater.sharpness = self.tau, sharpness_at(self.tau)
+        if self.hs.learn_bits:  # activation bits wait for hs.act_delay of the heating
+            late = t / max(1, self.total) >= self.hs.act_delay
+            self.opts[1].param_groups[1]["lr"] = self.hs.act_bits_lr if late else 0.0
         for k, b in self.beta.items():
             self.steps[k].bits = integer_bits(b, self.lo[k], self.hi[k])
 

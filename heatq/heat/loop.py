@@ -30,6 +30,18 @@ class Data:
     x_test: torch.Tensor
     y_test: np.ndarray
     code: OutputCode
+    teacher: QNet | None = None
+    kd: float = 0.0
+
+    def soft_targets(self, xb: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
+        """The training targets of batch ``xb``: the code bits ``hard`` (0/1), blended with
+        weight ``kd`` with the teacher's code-bit probabilities (knowledge distillation from
+        the reference network, which heating is held to)."""
+        if self.teacher is None or self.kd <= 0:
+            return hard
+        with torch.no_grad():
+            soft = torch.sigmoid(self.teacher(xb))
+        return (1.0 - self.kd) * hard + self.kd * soft
 
     def targets(self, y: np.ndarray) -> torch.Tensor:
         return code_targets_torch(torch.from_numpy(np.asarray(y)), self.code.matrix)
@@ -67,14 +79,6 @@ def evaluate(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
     return (acc, loss, ok) if mask else (acc, loss)
 
 
-def paired_se(ref_ok: np.ndarray | None, ok: np.ndarray) -> float:
-    """Standard error, in points, of the accuracy difference between two classifiers on the
-    same samples: ``100 * sqrt(discordant) / n`` (0 without a reference mask)."""
-    if ref_ok is None or not len(ok):
-        return 0.0
-    return 100.0 * math.sqrt(float((ref_ok != ok).sum())) / len(ok)
-
-
 def cosine_lr(opt: torch.optim.Optimizer, base: float, t: int, total: int) -> None:
     """Cosine learning-rate decay from ``base`` to base/20 over ``total`` steps."""
     lr = base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t / max(1, total)))))
@@ -102,7 +106,8 @@ def train_epoch(model: QNet, data: Data, targets: torch.Tensor, cfg: LoopConfig,
             before(t)
         cosine_lr(opts[0], lr, t, total)
         xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
-        loss = scale * F.binary_cross_entropy_with_logits(model(xb), targets[idx])
+        loss = scale * F.binary_cross_entropy_with_logits(
+            model(xb), data.soft_targets(xb, targets[idx]))
         if penalty is not None:
             loss = loss + penalty()
         for o in opts:

@@ -15,21 +15,20 @@ import torch
 
 from ..models import QNet
 from .finalize import greedy_peel, greedy_raise, ilp_search, monotone_harm
+from .constraint import Constraint
 from .lagrange import CostModel
-from .loop import Data, LoopConfig, evaluate, finetune, paired_se
+from .loop import Data, LoopConfig, evaluate, finetune
 from .noise import set_bits
 
 
 class Search:
     """The current network and its bits; ``probe`` and ``accept`` for the finalisers."""
 
-    def __init__(self, model: QNet, data: Data, cm: CostModel, ref_acc_val: float,
-                 max_acc_drop: float, ft_epochs: int, ft_lr: float, soft_bits: int,
-                 cfg: LoopConfig, gen: torch.Generator, bar, ref_ok=None,
-                 noise_margin: float = 0.0) -> None:
+    def __init__(self, model: QNet, data: Data, cm: CostModel, constraint: Constraint,
+                 ft_epochs: int, ft_lr: float, soft_bits: int, cfg: LoopConfig,
+                 gen: torch.Generator, bar) -> None:
         self.model, self.data, self.cm = model, data, cm
-        self.ref, self.delta = ref_acc_val, max_acc_drop
-        self.ref_ok, self.z = ref_ok, noise_margin
+        self.constraint = constraint
         self.ft_epochs, self.ft_lr, self.soft_bits = ft_epochs, ft_lr, soft_bits
         self.cfg, self.gen, self.bar = cfg, gen, bar
         self.steps = dict(model.steps())
@@ -62,12 +61,12 @@ class Search:
                  soft_epochs=ep // 2 if soft else 0, soft_bits=self.soft_bits)
         acc, loss, mask = evaluate(self.model, self.data.x_val, self.data.y_val,
                                    self.data.code, exact=True, mask=True)
-        drop = 100.0 * (self.ref - acc)
-        se = paired_se(self.ref_ok, mask)
-        ok = drop + self.z * se <= self.delta + 1e-9
+        v = self.constraint.judge(acc, mask)
+        drop, ok = v.drop, v.met
         row = {"bits": dict(bits), "acc_val": acc, "loss_val": loss, "acc_drop_val": drop,
-               "se_val": se,
+               "se_val": v.se, "margin_val": v.margin,
                "total_weight_bits": self.cm.weight_bits_total(bits), "bops": self.cm.bops(bits),
+               "split_luts": self.cm.split_luts(bits),
                "cost": self.cost(bits), "accepted": bool(ok or force)}
         self.trials.append(row)
         state = copy.deepcopy(self.model.state_dict())
@@ -78,7 +77,7 @@ class Search:
         else:
             self.model.load_state_dict(self.state)
         self.bar.update(1)
-        self.bar.set_postfix(wbits=self.cm.weight_bits_total(self.bits), drop=f"{drop:.2f}")
+        self.bar.set_postfix(cost=f"{self.cost(self.bits):.3g}", drop=f"{drop:.2f}")
         return ok
 
 
@@ -118,7 +117,8 @@ def _solve(search: Search, solver: str, lo: dict, hi: dict, log: list) -> None:
     domains = {k: list(range(lo[k], hi[k] + 1)) for k in cm.knobs}
     harm = {k: monotone_harm({b: search.probe({**search.bits, k: b}) - base
                               for b in domains[k]}) for k in cm.knobs}
-    ilp_search(search.bits, domains, harm, cm.lin, cm.quad, search.cost, search.accept, log=log)
+    ilp_search(search.bits, domains, harm, cm.lin, cm.quad, search.cost, search.accept, log=log,
+               act=cm.act)
 
 
 def _polish(search: Search, quench_epochs: int) -> None:
@@ -133,12 +133,16 @@ def _polish(search: Search, quench_epochs: int) -> None:
             last["accepted"] = False
 
 
-def finalise(search: Search, heated_bits: dict, snapshot: dict | None, lo: dict, hi: dict,
-              solver: str, quench_epochs: int, finetune_epochs: int) -> bool:
-    """Integer bits from the heated network; True when they meet the constraint (else the
-    search holds the smallest-drop network it saw)."""
+def finalise(search: Search, heated_bits: dict | None, snapshot: dict | None, lo: dict,
+             hi: dict, solver: str, quench_epochs: int, finetune_epochs: int) -> bool:
+    """Integer bits from the heated network (``heated_bits``), or, with None, from the
+    search's current network (already feasible: a sweep's previous point); True when they
+    meet the constraint (else the search holds the smallest-drop network it saw)."""
     log: list[dict] = []
-    feasible = _start(search, heated_bits, snapshot, hi, quench_epochs, finetune_epochs, log)
+    feasible = True
+    if heated_bits is not None:
+        feasible = _start(search, heated_bits, snapshot, hi, quench_epochs, finetune_epochs,
+                          log)
     if feasible:
         _solve(search, solver, lo, hi, log)
     else:
@@ -148,21 +152,22 @@ def finalise(search: Search, heated_bits: dict, snapshot: dict | None, lo: dict,
     return feasible
 
 
-def reference_accuracy(model: QNet, data: Data, oc) -> dict:
-    """The reference: the network unquantized, and as quantized; the stricter (higher) one
-    (``ref_val``) with its per-sample correctness (``ref_ok``).  Leaves ``model`` quantized."""
+def reference_accuracy(model: QNet, data: Data, oc, against: str = "float") -> dict:
+    """The reference the constraint is measured against (``ref_val``, with its per-sample
+    correctness ``ref_ok``): ``float``: the stricter (higher) of the network unquantized and
+    as quantized at the run's widths; ``start``: the network as quantized (heating's start,
+    which then meets the constraint by definition).  Leaves ``model`` quantized."""
     model.set_mode("float")
-    acc_float_val, _ = evaluate(model, data.x_val, data.y_val, oc)
+    acc_float_val, _, float_ok = evaluate(model, data.x_val, data.y_val, oc, mask=True)
     acc_float_test, _ = evaluate(model, data.x_test, data.y_test, oc)
     model.set_mode("quant")
     acc_run_val, _, run_ok = evaluate(model, data.x_val, data.y_val, oc, exact=True, mask=True)
-    ref_val = max(acc_float_val, acc_run_val)
-    model.set_mode("float")
-    _, _, float_ok = evaluate(model, data.x_val, data.y_val, oc, mask=True)
-    ref_ok = float_ok if acc_float_val >= acc_run_val else run_ok
-    model.set_mode("quant")
+    if against == "start" or acc_run_val > acc_float_val:
+        ref_val, ref_ok = acc_run_val, run_ok
+    else:
+        ref_val, ref_ok = acc_float_val, float_ok
     return {"ref_val": ref_val, "ref_ok": ref_ok, "acc_float_val": acc_float_val,
-            "acc_float_test": acc_float_test, "acc_run_val": acc_run_val}
+            "acc_float_test": acc_float_test, "acc_run_val": acc_run_val, "against": against}
 
 
 def measure(model: QNet, data: Data, oc, refs: dict) -> dict:
@@ -175,5 +180,6 @@ def measure(model: QNet, data: Data, oc, refs: dict) -> dict:
             "drop_val": 100.0 * (refs["ref_val"] - acc_val)}
 
 
-def met(m: dict, max_acc_drop: float) -> bool:
-    return bool(m["drop_val"] <= max_acc_drop + 1e-9)
+def met(m: dict, constraint: Constraint) -> bool:
+    """Whether a :func:`measure` meets ``constraint`` (with its margin)."""
+    return constraint.judge(m["acc_val"], m["ok"]).met

@@ -84,14 +84,16 @@ def float_source(base: Path, config: dict) -> Path | None:
     return None
 
 
-def start(run, ref_epochs: int | None, seed: int) -> tuple[QNet, dict, dict]:
+def start(run, ref_epochs: int | None, seed: int,
+          against: str = "float") -> tuple[QNet, dict, dict]:
     """(the network heating starts from, the ``reference`` record, the reference accuracies
     of :func:`reference_accuracy`).  A run: :func:`reference_network`.  A widened split run
     (``run``: heat's opened run): the widened network itself, against the reference of its
     base run (when the base run is still there; else its own); for a heated base run, the
     float network of the run it was heated from (:func:`float_source`), so that
     ``--max-acc-drop`` is, as for a trained run, a drop from float.  The accuracies carry
-    ``"start"``: the start network's exact validation and test accuracy."""
+    ``"start"``: the start network's exact validation and test accuracy.  ``against``: see
+    :func:`reference_accuracy`."""
     widened = "split" in run.config and bool((run.config.get("model") or {}).get("widen"))
     base = Path(run.config["base_run"]) if widened and run.config.get("base_run") else None
     if base is not None and (base / "model.pt").is_file():
@@ -101,17 +103,17 @@ def start(run, ref_epochs: int | None, seed: int) -> tuple[QNet, dict, dict]:
                                                                                 base_config)
         ref, reference = reference_network(ref_dir, base_model, ref_config, run.data,
                                            run.held_out, ref_epochs, seed, run.cfg)
-        refs = reference_accuracy(ref, run.data, run.oc)
+        refs = reference_accuracy(ref, run.data, run.oc, against)
         of = f"base run {base}" + (f" (its heat source {src})" if src else "")
         model, reference = run.model, {**reference, "of": of}
     elif widened:
         model, reference = run.model, {"network": "run (base run not found)",
                                        "held_out": run.held_out, "epochs": 0}
-        refs = reference_accuracy(model, run.data, run.oc)
+        refs = reference_accuracy(model, run.data, run.oc, against)
     else:
         model, reference = reference_network(run.directory, run.model, run.config, run.data,
                                              run.held_out, ref_epochs, seed, run.cfg)
-        refs = reference_accuracy(model, run.data, run.oc)
+        refs = reference_accuracy(model, run.data, run.oc, against)
     m = measure(model, run.data, run.oc, refs)
     what = "widened split run (exact balanced split of its base)" if widened else "reference"
     refs["start"] = {"network": what, "acc_val": m["acc_val"], "acc_test": m["acc_test"]}
