@@ -573,3 +573,19 @@ def test_split_luts_and_bops_count_from_the_layer_shapes(digits_run):
     assert cm.bops(bits) == n1 * 3 * 1 + n2 * 2 * 2  # dense layers: MACs = weights
     assert cm.cost(bits) == pytest.approx(cm.split_luts(bits))
     assert cost_model(model, "bops").cost(bits) == pytest.approx(cm.bops(bits))
+
+
+def test_heating_twice_with_one_seed_is_bit_identical(digits_run, tmp_path):
+    a = _heat(digits_run, tmp_path / "a", epochs=2, seed=1)
+    b = _heat(digits_run, tmp_path / "b", epochs=2, seed=1)
+    assert (tmp_path / "a" / "model.ir.json").read_bytes() == \
+        (tmp_path / "b" / "model.ir.json").read_bytes()
+    assert (tmp_path / "a" / "model.npz").read_bytes() == (tmp_path / "b" / "model.npz").read_bytes()
+    drop = ("seconds", "provenance", "source")
+    assert {k: v for k, v in a.items() if k not in drop} == \
+        {k: v for k, v in b.items() if k not in drop}
+    p = a["provenance"]
+    assert p == b["provenance"] and p["deterministic"] and p["threads"] == 1
+    assert p["seeds"]["heat"] == 1 and set(p["splits"]) == {"train", "val", "test"}
+    c = _heat(digits_run, tmp_path / "c", epochs=2, seed=2)
+    assert c["provenance"]["splits"]["val"] != p["splits"]["val"]  # the seed moves the split

@@ -33,6 +33,7 @@ import typer
 
 from ..errors import UserError
 from ..files import FORCE_HELP, atomic_dir, prepare_output
+from ..provenance import make_deterministic, record
 from .job import MAX_BITS, open_job, search_point
 from .lagrange import OBJECTIVES, HeatSettings
 from .noise import SCHEDULES
@@ -162,7 +163,7 @@ def heat(
                "noise_margin": noise_margin, "reference": reference, "distill": distill,
                "ref_epochs": ref_epochs, "val_fraction": val_fraction}
     t0 = time.time()
-    torch.set_num_threads(threads)
+    make_deterministic(threads)
     progress = progress and not quiet
     hs = HeatSettings(epochs=epochs, schedule=schedule, act_delay=act_delay)
     job = open_job(directory, options, hs, progress)
@@ -185,5 +186,18 @@ def point_summary(job, point, t0: float) -> dict:
                    **{k: job.options[k] for k in ("objective", "solver", "min_bits", "max_bits",
                                                   "seed", "finetune_epochs", "quench_epochs",
                                                   "noise_margin", "distill")},
-                   heating=asdict(job.hs), seconds=round(time.time() - t0, 1))
+                   heating=asdict(job.hs), provenance=provenance(job),
+                   seconds=round(time.time() - t0, 1))
     return summary
+
+
+def provenance(job) -> dict:
+    """What decides this heating run (:func:`heatq.provenance.record`): versions, threads,
+    the seeds (the run's data seed, heat's validation split and noise/shuffle seed) and the
+    hash of every split heat used (encoded training part, validation, test)."""
+    d = job.data
+    return record(torch.get_num_threads(),
+                  {"data": int(job.config.get("seed", 0)), "val_split": job.val_seed,
+                   "heat": job.seed},
+                  {"train": (d.x_train.numpy(), d.y_train), "val": (d.x_val.numpy(), d.y_val),
+                   "test": (d.x_test.numpy(), d.y_test)})
