@@ -586,6 +586,32 @@ def test_heating_twice_with_one_seed_is_bit_identical(digits_run, tmp_path):
         {k: v for k, v in b.items() if k not in drop}
     p = a["provenance"]
     assert p == b["provenance"] and p["deterministic"] and p["threads"] == 1
-    assert p["seeds"]["heat"] == 1 and set(p["splits"]) == {"train", "val", "test"}
+    assert p["seeds"]["heat"] == 1 and set(p["splits"]) == {"train", "validation", "test"}
     c = _heat(digits_run, tmp_path / "c", epochs=2, seed=2)
-    assert c["provenance"]["splits"]["val"] != p["splits"]["val"]  # the seed moves the split
+    assert c["provenance"]["splits"]["validation"] != p["splits"]["validation"]  # seed moves it
+
+
+def test_confirmation_part_is_a_disjoint_stratified_half_of_validation():
+    from heatq.heat.job import split_confirmation
+    from heatq.heat.loop import Data
+
+    y = np.repeat(np.arange(10), 20)
+    x = torch.arange(len(y), dtype=torch.float32)[:, None]  # each image names its index
+    data = Data(x, y, x, y, x, y, None)
+    search, confirm = split_confirmation(data, 0.5, seed=4)
+    s_idx, c_idx = search.x_val[:, 0].long().numpy(), confirm.x_val[:, 0].long().numpy()
+    assert not set(s_idx) & set(c_idx) and sorted([*s_idx, *c_idx]) == list(range(len(y)))
+    assert np.array_equal(search.y_val, y[s_idx]) and np.array_equal(confirm.y_val, y[c_idx])
+    assert np.bincount(confirm.y_val).tolist() == [10] * 10  # stratified
+    again, _ = split_confirmation(data, 0.5, seed=4)
+    assert torch.equal(again.x_val, search.x_val)  # seeded
+    assert split_confirmation(data, 0.0, seed=4) is None
+    assert search.x_train is data.x_train  # the training part is untouched
+
+
+def test_written_network_is_judged_on_the_confirmation_half(digits_run, tmp_path):
+    s = _heat(digits_run, tmp_path / "c", epochs=1, confirm_fraction=0.5)
+    assert s["n_val_confirm"] > 0 and s["n_val_search"] + s["n_val_confirm"] == s["n_val"]
+    assert s["margin"]["n_val"] == s["n_val_confirm"]
+    one = _heat(digits_run, tmp_path / "one", epochs=1, confirm_fraction=0.0)
+    assert one["n_val_confirm"] == 0 and one["margin"]["n_val"] == one["n_val"] == s["n_val"]

@@ -76,7 +76,9 @@ def _check_args(directory: Path, max_acc_drop: float, objective: str, solver: st
 
 def _check_more(noise_margin: float, quench_epochs: int, ref_epochs: int | None,
                 min_bits: int, max_act_bits: int | None, reference: str, distill: float,
-                act_delay: float) -> None:
+                act_delay: float, confirm_fraction: float) -> None:
+    if not 0.0 <= confirm_fraction < 1.0:
+        raise UserError(f"--confirm-fraction must be in [0, 1), got {confirm_fraction}")
     if reference not in REFERENCES:
         raise UserError(f"unknown --reference {reference!r}; choose float or start")
     if not 0.0 <= distill <= 1.0:
@@ -139,6 +141,10 @@ def heat(
              "standard errors is within --max-acc-drop (1: one-sided 84 %)")] = 0.0,
     val_fraction: Annotated[float, typer.Option(
         help="fraction of the training images held out for the constraint")] = 0.2,
+    confirm_fraction: Annotated[float, typer.Option(
+        help="part of the validation images the search never sees: the written network is "
+             "confirmed on them (so the search's lucky draws do not count); 0: one split")
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="validation split, noise and shuffling")] = 0,
     strict: Annotated[bool, typer.Option(
         "--strict", help="only the heated network may be written (default: fall back to the "
@@ -154,14 +160,15 @@ def heat(
     _check_args(directory, max_acc_drop, objective, solver, min_bits, max_bits, epochs,
                 finetune_epochs, val_fraction, schedule, threads)
     _check_more(noise_margin, quench_epochs, ref_epochs, min_bits, max_act_bits, reference,
-                distill, act_delay)
+                distill, act_delay, confirm_fraction)
     drops = parse_sweep(sweep) if sweep is not None else None
     prepare_output(out, "sweep" if drops else "run", force, inputs=(directory,))
     options = {"objective": objective, "solver": solver, "min_bits": min_bits,
                "max_bits": max_bits, "max_act_bits": max_act_bits, "seed": seed,
                "finetune_epochs": finetune_epochs, "quench_epochs": quench_epochs,
                "noise_margin": noise_margin, "reference": reference, "distill": distill,
-               "ref_epochs": ref_epochs, "val_fraction": val_fraction}
+               "ref_epochs": ref_epochs, "val_fraction": val_fraction,
+               "confirm_fraction": confirm_fraction}
     t0 = time.time()
     make_deterministic(threads)
     progress = progress and not quiet
@@ -185,7 +192,8 @@ def point_summary(job, point, t0: float) -> dict:
     summary.update(heat_fields(job, point),
                    **{k: job.options[k] for k in ("objective", "solver", "min_bits", "max_bits",
                                                   "seed", "finetune_epochs", "quench_epochs",
-                                                  "noise_margin", "distill")},
+                                                  "noise_margin", "distill",
+                                                  "confirm_fraction")},
                    heating=asdict(job.hs), provenance=provenance(job),
                    seconds=round(time.time() - t0, 1))
     return summary
@@ -194,10 +202,8 @@ def point_summary(job, point, t0: float) -> dict:
 def provenance(job) -> dict:
     """What decides this heating run (:func:`heatq.provenance.record`): versions, threads,
     the seeds (the run's data seed, heat's validation split and noise/shuffle seed) and the
-    hash of every split heat used (encoded training part, validation, test)."""
-    d = job.data
+    hash of every split heat used (uint8 images and labels, hashed as ``heatq train`` hashes
+    them: a heated run's hashes equal its source run's)."""
     return record(torch.get_num_threads(),
-                  {"data": int(job.config.get("seed", 0)), "val_split": job.val_seed,
-                   "heat": job.seed},
-                  {"train": (d.x_train.numpy(), d.y_train), "val": (d.x_val.numpy(), d.y_val),
-                   "test": (d.x_test.numpy(), d.y_test)})
+                  {"data": int(job.config.get("seed", 0)), "validation_split": job.val_seed,
+                   "confirmation_split": job.val_seed, "heat": job.seed}, job.raw)

@@ -12,7 +12,7 @@ it, nothing: :class:`NoFeasibleNetwork` (the command exits 1, writing nothing).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +28,8 @@ from ..train import encode
 from .constraint import Constraint
 from .lagrange import CostModel, HeatSettings, bounds, cost_model, heat_phase
 from .loop import Data, LoopConfig
-from .noise import set_step_rule
-from .search import Search, finalise, measure
+from .noise import set_bits, set_step_rule
+from .search import Search, finalise, measure, reference_accuracy
 from .start import start
 
 MAX_BITS = 16
@@ -68,9 +68,28 @@ class Job:
     gen: torch.Generator = None
     z: float = 0.0
     options: dict = field(default_factory=dict)
+    confirm: Data | None = None
+    confirm_refs: dict | None = None
+    raw: dict = field(default_factory=dict)  # the uint8 splits (provenance hashes them)
 
     def constraint(self, max_acc_drop: float) -> Constraint:
+        """The search's constraint: on the search part of the validation split."""
         return Constraint(max_acc_drop, self.z, self.refs["ref_val"], self.refs["ref_ok"])
+
+    @property
+    def final_data(self) -> Data:
+        """The images the written network is confirmed on: the confirmation part of the
+        validation split (never used by the search), or the whole split without one."""
+        return self.data if self.confirm is None else self.confirm
+
+    @property
+    def final_refs(self) -> dict:
+        return self.refs if self.confirm_refs is None else self.confirm_refs
+
+    def final_constraint(self, max_acc_drop: float) -> Constraint:
+        """The constraint the written network meets: on :attr:`final_data`."""
+        r = self.final_refs
+        return Constraint(max_acc_drop, self.z, r["ref_val"], r["ref_ok"])
 
 
 @dataclass
@@ -89,19 +108,21 @@ class Point:
     heated_bits: dict = field(default_factory=dict)
     snapshot: dict | None = None
     search_bits: dict = field(default_factory=dict)
+    chain: list = field(default_factory=list)
 
 
-def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Data, np.ndarray]:
-    """(encoded data, the raw validation images).  The run's own dataset and test split; the
-    validation images come out of its training split."""
+def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Data, dict]:
+    """(encoded data, the raw uint8 splits ``{"train", "validation", "test"}: (x, y)``).  The
+    run's own dataset and test split; the validation images come out of its training split."""
     name = config.get("dataset")
     if not name:
         raise UserError("config.json names no dataset")
     ds = load_dataset(name, train_per_class=config.get("train_per_class"),
                       seed=int(config.get("seed", 0)))
     x_tr, y_tr, x_val, y_val = split_validation(ds.x_train, ds.y_train, val_fraction, seed)
+    raw = {"train": (x_tr, y_tr), "validation": (x_val, y_val), "test": (ds.x_test, ds.y_test)}
     return Data(encode(ic, x_tr), y_tr, encode(ic, x_val), y_val, encode(ic, ds.x_test),
-                ds.y_test, oc), x_val
+                ds.y_test, oc), raw
 
 
 def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool) -> tuple:
@@ -114,7 +135,7 @@ def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool) -
         val_fraction, val_seed = float(config["val_fraction"]), int(config["val_seed"])
     else:
         val_seed = seed
-    data, x_val_raw = _load_data(config, val_fraction, val_seed, ic, oc)
+    data, raw = _load_data(config, val_fraction, val_seed, ic, oc)
     train_cfg = config.get("train") or {}
     cfg = LoopConfig(batch_size=int(train_cfg.get("batch_size", 64)),
                      weight_decay=float(train_cfg.get("weight_decay", 1e-4)),
@@ -122,7 +143,7 @@ def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool) -
     if tuple(data.x_val.shape[1:]) != tuple(model.input_shape):
         raise UserError(f"dataset {config['dataset']} gives inputs of shape "
                         f"{tuple(data.x_val.shape[1:])}, the model expects {model.input_shape}")
-    return model, config, ic, oc, data, x_val_raw, cfg, held_out, val_fraction, val_seed
+    return model, config, ic, oc, data, raw, cfg, held_out, val_fraction, val_seed
 
 
 def open_job(directory: Path, options: dict, hs: HeatSettings, progress: bool) -> Job:
@@ -130,15 +151,21 @@ def open_job(directory: Path, options: dict, hs: HeatSettings, progress: bool) -
     (``options``: the command's settings: seed, val_fraction, ref_epochs, reference,
     noise_margin, objective, min_bits, max_bits, max_act_bits, distill)."""
     seed = int(options["seed"])
-    model, config, ic, oc, data, x_val_raw, cfg, held_out, val_fraction, val_seed = _open_run(
+    model, config, ic, oc, data, raw, cfg, held_out, val_fraction, val_seed = _open_run(
         Path(directory), float(options["val_fraction"]), seed, progress)
-    job = Job(Path(directory), config, ic, oc, data, x_val_raw, cfg, held_out, val_fraction,
-              val_seed, seed, hs=hs, z=float(options["noise_margin"]), options=dict(options))
+    job = Job(Path(directory), config, ic, oc, data, raw["validation"][0], cfg, held_out,
+              val_fraction, val_seed, seed, hs=hs, z=float(options["noise_margin"]),
+              options=dict(options), raw=raw)
     torch.manual_seed(seed)
     job.gen = torch.Generator().manual_seed(seed)
     job.model = model  # start() reads job.model / job.data / job.config
-    job.model, job.reference, job.refs = start(job, options["ref_epochs"], seed,
-                                               options.get("reference", "float"))
+    confirm = split_confirmation(data, float(options.get("confirm_fraction", 0.0)), val_seed)
+    if confirm is not None:
+        job.data, job.confirm = confirm
+    against = options.get("reference", "float")
+    job.model, job.reference, job.refs = start(job, options["ref_epochs"], seed, against)
+    if job.confirm is not None:
+        job.confirm_refs = reference_accuracy(job.model, job.confirm, oc, against)
     if options.get("distill", 0.0) > 0:
         teacher = copy.deepcopy(job.model)
         teacher.set_mode("float")
@@ -150,6 +177,23 @@ def open_job(directory: Path, options: dict, hs: HeatSettings, progress: bool) -
     job.lo, job.hi = bounds(job.cm, job.model, options["min_bits"], options["max_bits"],
                             options["max_act_bits"])
     return job
+
+
+def split_confirmation(data: Data, fraction: float, seed: int) -> tuple[Data, Data] | None:
+    """(search part, confirmation part) of ``data``'s validation images: ``fraction`` of them,
+    stratified and seeded (:func:`heatq.data.split_validation` on the indices), kept for the
+    final check only; None for fraction 0."""
+    if fraction <= 0:
+        return None
+    idx = np.arange(len(data.y_val))
+    search_idx, _, confirm_idx, _ = split_validation(idx[:, None], data.y_val, fraction, seed)
+    s_i, c_i = search_idx[:, 0], confirm_idx[:, 0]
+    if not len(s_i) or not len(c_i):
+        raise UserError(f"--confirm-fraction {fraction}: {len(idx)} validation images cannot "
+                        "be split into a search and a confirmation part")
+    part = lambda i: replace(data, x_val=data.x_val[torch.from_numpy(i)],  # noqa: E731
+                             y_val=data.y_val[i])
+    return part(s_i), part(c_i)
 
 
 def _search(job: Job, constraint: Constraint, bar) -> Search:
@@ -179,15 +223,19 @@ def search_point(job: Job, max_acc_drop: float, after: Point | None = None,
             search.state, search.bits = copy.deepcopy(after.state), dict(after.bits)
             finalise(search, None, None, job.lo, job.hi, job.options["solver"], quench, ft)
     job.model.load_state_dict(search.state)
-    heated = measure(job.model, job.data, job.oc, job.refs)
+    heated = measure(job.model, job.final_data, job.oc, job.final_refs)
     point = Point(max_acc_drop, copy.deepcopy(search.state), dict(search.bits), heated, {},
-                  heated, search.trials, history, heated_bits, snapshot, dict(search.bits))
-    return choose(job, point, constraint, strict)
+                  heated, search.trials, history, heated_bits, snapshot, dict(search.bits),
+                  chain=search.chain)
+    return choose(job, point, job.final_constraint(max_acc_drop), strict)
 
 
-def _candidates(job: Job):
-    """The fallbacks, in order: (name, state, bits) of the source run and of the network
-    heating started from, each only when its widths are within the bounds."""
+def _candidates(job: Job, point: Point):
+    """The fallbacks, in order: (name, state, bits) of the search's earlier accepted steps
+    (latest first), the source run, the network heating started from, and that network at
+    the widest bounds; each only when its widths are within the bounds."""
+    for bits, state in reversed(point.chain[:-1]):
+        yield "heated (an earlier step of the search)", state, bits
     src, _ = load_model(job.directory)
     out = [("source run (unheated)", src.state_dict()),
            ("start network (the reference at the run's widths, unheated)", job.start_state)]
@@ -196,6 +244,11 @@ def _candidates(job: Job):
         bits = {k: int(dict(job.model.steps())[k].bits) for k in job.cm.knobs}
         if all(job.lo[k] <= b <= job.hi[k] for k, b in bits.items()):
             yield name, copy.deepcopy(state), bits
+    job.model.load_state_dict(job.start_state)
+    if any(int(dict(job.model.steps())[k].bits) != job.hi[k] for k in job.cm.knobs):
+        set_bits(job.model, job.hi)
+        yield ("start network at the widest bounds (unheated)",
+               copy.deepcopy(job.model.state_dict()), dict(job.hi))
 
 
 def choose(job: Job, point: Point, constraint: Constraint, strict: bool) -> Point:
@@ -210,9 +263,9 @@ def choose(job: Job, point: Point, constraint: Constraint, strict: bool) -> Poin
             f"(validation drop {v.drop:.2f} pt + margin {v.margin:.2f} pt)")}
         return point
     if not strict:
-        for name, state, bits in _candidates(job):
+        for name, state, bits in _candidates(job, point):
             job.model.load_state_dict(state)
-            m = measure(job.model, job.data, job.oc, job.refs)
+            m = measure(job.model, job.final_data, job.oc, job.final_refs)
             c = constraint.judge(m["acc_val"], m["ok"])
             tried.append(f"{name.split(' (')[0]}: drop {c.drop:.2f} + margin {c.margin:.2f} pt")
             if c.met:

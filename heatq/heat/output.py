@@ -35,10 +35,11 @@ def convert_checked(job: Job):
 def result_fields(job: Job, point: Point) -> dict:
     """The summary's description of the exported network: bits, accuracies, the constraint
     with its margin, and the three costs."""
-    cm, refs, m, bits = job.cm, job.refs, point.measured, point.bits
+    cm, refs, m, bits = job.cm, job.final_refs, point.measured, point.bits
     weight_bits = {k: int(bits[k]) for k in cm.weighted}
     act_bits = {k: int(bits[k]) for k in cm.acts}
-    v = job.constraint(point.max_acc_drop).judge(m["acc_val"], m["ok"])
+    constraint = job.final_constraint(point.max_acc_drop)
+    v = constraint.judge(m["acc_val"], m["ok"])
     n_w = sum(cm.n_weights.values())
     total = cm.weight_bits_total(bits)
     return {
@@ -50,7 +51,7 @@ def result_fields(job: Job, point: Point) -> dict:
         "reference_against": refs["against"],
         "acc_drop_val": v.drop, "acc_drop_test": 100.0 * (refs["acc_float_test"] - m["acc_test"]),
         "acc_drop_val_se": v.se,
-        "margin": {**job.constraint(point.max_acc_drop).describe(), "points": v.margin},
+        "margin": {**constraint.describe(), "points": v.margin},
         "max_acc_drop": point.max_acc_drop, "slack": point.max_acc_drop - v.upper,
         "constraint_met": v.met,
         "total_weight_bits": total, "n_weights": n_w,
@@ -64,7 +65,8 @@ def heat_fields(job: Job, point: Point) -> dict:
     the bounds, the data sizes and every trial."""
     cm, data = job.cm, job.data
     heated = point.heated
-    v = job.constraint(point.max_acc_drop).judge(heated["acc_val"], heated["ok"])
+    v = job.final_constraint(point.max_acc_drop).judge(heated["acc_val"], heated["ok"])
+    n_confirm = 0 if job.confirm is None else len(job.confirm.y_val)
     return {
         "exported": point.exported,
         "heated_result": {"weight_bits": {k: int(point.search_bits[k]) for k in cm.weighted},
@@ -73,7 +75,9 @@ def heat_fields(job: Job, point: Point) -> dict:
                           "constraint_met": v.met},
         "acc_run_float_test": _read_optional(job.directory / "summary.json").get("acc_float"),
         "bit_bounds": {k: [job.lo[k], job.hi[k]] for k in cm.knobs},
-        "source": str(job.directory), "n_train": len(data.y_train), "n_val": len(data.y_val),
+        "source": str(job.directory), "n_train": len(data.y_train),
+        "n_val": len(data.y_val) + n_confirm, "n_val_search": len(data.y_val),
+        "n_val_confirm": n_confirm,
         "n_test": len(data.y_test), "val_fraction": job.val_fraction, "trials": point.trials,
         "reference": job.reference, "heated_bits": point.heated_bits, "history": point.history,
         "heating_snapshot": None if point.snapshot is None else {

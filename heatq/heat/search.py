@@ -35,6 +35,7 @@ class Search:
         self.bits = {k: self.steps[k].bits for k in cm.knobs}
         self.state = copy.deepcopy(model.state_dict())
         self.trials: list[dict] = []
+        self.chain: list[tuple[dict, dict]] = []  # (bits, state) of every accepted step
         self.best: dict | None = None  # smallest drop seen (for an impossible constraint)
 
     def _set(self, bits: dict) -> None:
@@ -72,6 +73,8 @@ class Search:
         state = copy.deepcopy(self.model.state_dict())
         if self.best is None or drop < self.best["acc_drop_val"]:
             self.best = {**row, "state": state}
+        if ok:
+            self.chain.append((dict(bits), state))
         if ok or force:
             self.state, self.bits = state, dict(bits)
         else:
