@@ -615,3 +615,19 @@ def test_written_network_is_judged_on_the_confirmation_half(digits_run, tmp_path
     assert s["margin"]["n_val"] == s["n_val_confirm"]
     one = _heat(digits_run, tmp_path / "one", epochs=1, confirm_fraction=0.0)
     assert one["n_val_confirm"] == 0 and one["margin"]["n_val"] == one["n_val"] == s["n_val"]
+
+
+def test_distillation_blends_the_teachers_code_bits(digits_run, tmp_path):
+    from heatq.heat.loop import Data
+
+    x = torch.zeros(4, 2)
+    hard = torch.tensor([[1.0, 0.0, 1.0]] * 4)
+    data = Data(x, None, x, None, x, None, None, teacher=lambda xb: torch.zeros(len(xb), 3),
+                kd=0.25)
+    assert torch.equal(data.soft_targets(x, hard), 0.75 * hard + 0.25 * 0.5)
+    data.kd = 0.0
+    assert data.soft_targets(x, hard) is hard
+    # wired into heating: the same seed with and without distillation trains differently
+    plain = _heat(digits_run, tmp_path / "plain", epochs=1)
+    taught = _heat(digits_run, tmp_path / "taught", epochs=1, distill=0.9)
+    assert [t["loss_val"] for t in plain["trials"]] != [t["loss_val"] for t in taught["trials"]]

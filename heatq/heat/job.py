@@ -170,7 +170,9 @@ def open_job(directory: Path, options: dict, hs: HeatSettings, progress: bool) -
         teacher = copy.deepcopy(job.model)
         teacher.set_mode("float")
         teacher.eval()
-        data.teacher, data.kd = teacher, float(options["distill"])
+        for part in (job.data, job.confirm):  # the confirmation part never trains, but
+            if part is not None:               # shares the Data type: keep them alike
+                part.teacher, part.kd = teacher, float(options["distill"])
     set_step_rule(job.model, "mse")
     job.start_state = copy.deepcopy(job.model.state_dict())
     job.cm = cost_model(job.model, options["objective"], MAX_BITS)
