@@ -233,7 +233,7 @@ def parse_args(argv=None):
     ap.add_argument("--seeds", help="comma list (default 0,1,2,3,4)")
     ap.add_argument("--train-per-class", type=int, default=None)
     ap.add_argument("--max-acc-drop", type=float, default=0.5)
-    ap.add_argument("--objective", default="bits", help=" | ".join(OBJECTIVES))
+    ap.add_argument("--objective", default="split_luts", help=" | ".join(OBJECTIVES))
     ap.add_argument("--solver", default="greedy")
     for name in ("epochs", "qat-epochs", "heat-epochs", "finetune-epochs", "quench-epochs"):
         ap.add_argument(f"--{name}", type=int)

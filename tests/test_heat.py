@@ -628,6 +628,6 @@ def test_distillation_blends_the_teachers_code_bits(digits_run, tmp_path):
     data.kd = 0.0
     assert data.soft_targets(x, hard) is hard
     # wired into heating: the same seed with and without distillation trains differently
-    plain = _heat(digits_run, tmp_path / "plain", epochs=1)
+    plain = _heat(digits_run, tmp_path / "plain", epochs=1, distill=0.0)
     taught = _heat(digits_run, tmp_path / "taught", epochs=1, distill=0.9)
     assert [t["loss_val"] for t in plain["trials"]] != [t["loss_val"] for t in taught["trials"]]

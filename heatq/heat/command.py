@@ -135,7 +135,7 @@ def heat(
         help="fraction of the heating before activation bits start to learn")] = 0.0,
     distill: Annotated[float, typer.Option(
         help="weight of the reference network's code-bit probabilities in the training "
-             "targets (knowledge distillation; 0: the code bits alone)")] = 0.0,
+             "targets (knowledge distillation; 0: the code bits alone)")] = 0.5,
     noise_margin: Annotated[float, typer.Option(
         help="accept a candidate only if its validation drop plus this many paired (McNemar) "
              "standard errors is within --max-acc-drop (1: one-sided 84 %)")] = 0.0,
