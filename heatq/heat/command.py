@@ -76,7 +76,9 @@ def _check_args(directory: Path, max_acc_drop: float, objective: str, solver: st
 
 def _check_more(noise_margin: float, quench_epochs: int, ref_epochs: int | None,
                 min_bits: int, max_act_bits: int | None, reference: str, distill: float,
-                act_delay: float, confirm_fraction: float) -> None:
+                act_delay: float, confirm_fraction: float, act_bits_lr: float) -> None:
+    if not act_bits_lr >= 0:
+        raise UserError(f"--act-bits-lr must be >= 0, got {act_bits_lr}")
     if not 0.0 <= confirm_fraction < 1.0:
         raise UserError(f"--confirm-fraction must be in [0, 1), got {confirm_fraction}")
     if reference not in REFERENCES:
@@ -133,6 +135,8 @@ def heat(
     schedule: Annotated[str, typer.Option(help="tau schedule: linear | cosine")] = "cosine",
     act_delay: Annotated[float, typer.Option(
         help="fraction of the heating before activation bits start to learn")] = 0.0,
+    act_bits_lr: Annotated[float, typer.Option(
+        help="step size of the activation bits' optimiser (weights' bits: 0.01)")] = 0.01,
     distill: Annotated[float, typer.Option(
         help="weight of the reference network's code-bit probabilities in the training "
              "targets (knowledge distillation; 0: the code bits alone)")] = 0.5,
@@ -160,7 +164,7 @@ def heat(
     _check_args(directory, max_acc_drop, objective, solver, min_bits, max_bits, epochs,
                 finetune_epochs, val_fraction, schedule, threads)
     _check_more(noise_margin, quench_epochs, ref_epochs, min_bits, max_act_bits, reference,
-                distill, act_delay, confirm_fraction)
+                distill, act_delay, confirm_fraction, act_bits_lr)
     drops = parse_sweep(sweep) if sweep is not None else None
     prepare_output(out, "sweep" if drops else "run", force, inputs=(directory,))
     options = {"objective": objective, "solver": solver, "min_bits": min_bits,
@@ -172,7 +176,8 @@ def heat(
     t0 = time.time()
     make_deterministic(threads)
     progress = progress and not quiet
-    hs = HeatSettings(epochs=epochs, schedule=schedule, act_delay=act_delay)
+    hs = HeatSettings(epochs=epochs, schedule=schedule, act_delay=act_delay,
+                      act_bits_lr=act_bits_lr)
     job = open_job(directory, options, hs, progress)
     if drops:
         return run_sweep(job, drops, out, t0, strict)
