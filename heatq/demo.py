@@ -38,7 +38,8 @@ SPLIT = {"weights": "bitplane", "acts": "bitplane", "to": "binary"}  # the demo'
 HEAT_KEYS = ("weight_bits", "act_bits", "acc_heated", "acc_drop_val", "acc_drop_test",
              "total_weight_bits", "mean_weight_bits", "constraint_met", "max_acc_drop",
              "exported", "margin", "bops", "split_luts")
-EXPORTED_ROW = {"heated": "heated (torch)", "source run (unheated)": "4-bit, unheated (torch)",
+EXPORTED_ROW = {"heated": "heated (torch)", "heated (an earlier step of the search)": "heated (torch)",
+                "source run (unheated)": "4-bit, unheated (torch)",
                 "start network (the reference at the run's widths, unheated)":
                     "4-bit float start, unheated (torch)"}
 

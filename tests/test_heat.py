@@ -417,7 +417,7 @@ def test_no_heated_widths_fall_back_to_the_source_run(digits_run, tmp_path, monk
     assert s["constraint_met"] and s["acc_drop_val"] <= 20.0
     assert set(s["weight_bits"].values()) == {4} and set(s["act_bits"].values()) == {4}
     out = capsys.readouterr().out
-    assert "exported: source run (unheated): no heated bit widths met the constraint" in out
+    assert "exported: source run (unheated): the heated network does not meet the constraint" in out
     # the written network is the source run's own: same integer graph
     src, dst = load_graph(digits_run), load_graph(tmp_path / "fb")
     for a, b in zip(src.nodes, dst.nodes):
@@ -631,3 +631,21 @@ def test_distillation_blends_the_teachers_code_bits(digits_run, tmp_path):
     plain = _heat(digits_run, tmp_path / "plain", epochs=1, distill=0.0)
     taught = _heat(digits_run, tmp_path / "taught", epochs=1, distill=0.9)
     assert [t["loss_val"] for t in plain["trials"]] != [t["loss_val"] for t in taught["trials"]]
+
+
+def test_strict_still_walks_back_to_an_earlier_heated_step(digits_run, tmp_path, monkeypatch):
+    from heatq.heat import job
+
+    seen = {}
+    real = job.choose
+
+    def spy(j, point, constraint, strict):
+        seen["chain"] = len(point.chain)
+        point.heated = {**point.heated, "acc_val": 0.0}  # the last step fails the check
+        return real(j, point, constraint, strict)
+
+    monkeypatch.setattr(job, "choose", spy)
+    s = _heat(digits_run, tmp_path / "walk", epochs=1, max_acc_drop=20.0, strict=True)
+    assert seen["chain"] >= 2, "the search accepted fewer than two steps; nothing to walk back"
+    assert s["exported"]["network"] == "heated (an earlier step of the search)"
+    assert s["constraint_met"]

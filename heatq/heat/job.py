@@ -232,12 +232,14 @@ def search_point(job: Job, max_acc_drop: float, after: Point | None = None,
     return choose(job, point, job.final_constraint(max_acc_drop), strict)
 
 
-def _candidates(job: Job, point: Point):
+def _candidates(job: Job, point: Point, strict: bool):
     """The fallbacks, in order: (name, state, bits) of the search's earlier accepted steps
-    (latest first), the source run, the network heating started from, and that network at
-    the widest bounds; each only when its widths are within the bounds."""
+    (latest first); unless ``strict``, the source run, the network heating started from, and
+    that network at the widest bounds, each only when its widths are within the bounds."""
     for bits, state in reversed(point.chain[:-1]):
         yield "heated (an earlier step of the search)", state, bits
+    if strict:
+        return
     src, _ = load_model(job.directory)
     out = [("source run (unheated)", src.state_dict()),
            ("start network (the reference at the run's widths, unheated)", job.start_state)]
@@ -254,9 +256,9 @@ def _candidates(job: Job, point: Point):
 
 
 def choose(job: Job, point: Point, constraint: Constraint, strict: bool) -> Point:
-    """Set ``point``'s network to the first of heated / source run / start network that meets
-    ``constraint``; raise :class:`NoFeasibleNetwork` when none does (``strict``: only the
-    heated network counts)."""
+    """Set ``point``'s network to the first of heated / earlier heated steps / source run /
+    start network that meets ``constraint``; raise :class:`NoFeasibleNetwork` when none does
+    (``strict``: only heated networks count)."""
     v = constraint.judge(point.heated["acc_val"], point.heated["ok"])
     tried = [f"heated: drop {v.drop:.2f} + margin {v.margin:.2f} pt"]
     if v.met:
@@ -264,18 +266,17 @@ def choose(job: Job, point: Point, constraint: Constraint, strict: bool) -> Poin
             f"the fewest bits found within {constraint.max_acc_drop} pt of the reference "
             f"(validation drop {v.drop:.2f} pt + margin {v.margin:.2f} pt)")}
         return point
-    if not strict:
-        for name, state, bits in _candidates(job, point):
-            job.model.load_state_dict(state)
-            m = measure(job.model, job.final_data, job.oc, job.final_refs)
-            c = constraint.judge(m["acc_val"], m["ok"])
-            tried.append(f"{name.split(' (')[0]}: drop {c.drop:.2f} + margin {c.margin:.2f} pt")
-            if c.met:
-                point.state, point.bits, point.measured = copy.deepcopy(state), bits, m
-                point.exported = {"network": name, "reason": (
-                    f"no heated bit widths met the constraint ({tried[0]}); {tried[-1]} "
-                    f"meets it")}
-                return point
+    for name, state, bits in _candidates(job, point, strict):
+        job.model.load_state_dict(state)
+        m = measure(job.model, job.final_data, job.oc, job.final_refs)
+        c = constraint.judge(m["acc_val"], m["ok"])
+        tried.append(f"{name.split(' (')[0]}: drop {c.drop:.2f} + margin {c.margin:.2f} pt")
+        if c.met:
+            point.state, point.bits, point.measured = copy.deepcopy(state), bits, m
+            point.exported = {"network": name, "reason": (
+                f"the heated network does not meet the constraint ({tried[0]}); {tried[-1]} "
+                f"meets it")}
+            return point
     raise NoFeasibleNetwork(
         f"no network within the bit bounds meets validation drop + margin <= "
         f"{constraint.max_acc_drop} pt ({'; '.join(tried)}); nothing written. Allow a larger "
