@@ -649,3 +649,18 @@ def test_strict_still_walks_back_to_an_earlier_heated_step(digits_run, tmp_path,
     assert seen["chain"] >= 2, "the search accepted fewer than two steps; nothing to walk back"
     assert s["exported"]["network"] == "heated (an earlier step of the search)"
     assert s["constraint_met"]
+
+
+def test_last_fallback_is_the_start_network_at_8_bits_unless_capped():
+    from types import SimpleNamespace
+
+    from heatq.heat.job import fallback_bits
+
+    cm = SimpleNamespace(knobs=["w1", "a1", "w2"], weighted=["w1", "w2"])
+    job = SimpleNamespace(cm=cm, hi={"w1": 4, "a1": 4, "w2": 3},
+                          options={"max_bits": None, "max_act_bits": None})
+    assert fallback_bits(job) == {"w1": 8, "a1": 8, "w2": 8}
+    job.options = {"max_bits": 3, "max_act_bits": None}
+    assert fallback_bits(job) == {"w1": 4, "a1": 8, "w2": 3}
+    job.hi, job.options = {"w1": 10, "a1": 2, "w2": 3}, {"max_bits": None, "max_act_bits": 2}
+    assert fallback_bits(job) == {"w1": 10, "a1": 2, "w2": 8}

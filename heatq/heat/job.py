@@ -234,8 +234,9 @@ def search_point(job: Job, max_acc_drop: float, after: Point | None = None,
 
 def _candidates(job: Job, point: Point, strict: bool):
     """The fallbacks, in order: (name, state, bits) of the search's earlier accepted steps
-    (latest first); unless ``strict``, the source run, the network heating started from, and
-    that network at the widest bounds, each only when its widths are within the bounds."""
+    (latest first); unless ``strict``, the source run and the network heating started from,
+    each only when its widths are within the bounds, and that network at
+    :func:`fallback_bits`."""
     for bits, state in reversed(point.chain[:-1]):
         yield "heated (an earlier step of the search)", state, bits
     if strict:
@@ -249,10 +250,25 @@ def _candidates(job: Job, point: Point, strict: bool):
         if all(job.lo[k] <= b <= job.hi[k] for k, b in bits.items()):
             yield name, copy.deepcopy(state), bits
     job.model.load_state_dict(job.start_state)
-    if any(int(dict(job.model.steps())[k].bits) != job.hi[k] for k in job.cm.knobs):
-        set_bits(job.model, job.hi)
-        yield ("start network at the widest bounds (unheated)",
-               copy.deepcopy(job.model.state_dict()), dict(job.hi))
+    wide = fallback_bits(job)
+    if any(int(dict(job.model.steps())[k].bits) != wide[k] for k in job.cm.knobs):
+        set_bits(job.model, wide)
+        yield (f"start network at {max(wide.values())} bits (unheated)",
+               copy.deepcopy(job.model.state_dict()), wide)
+
+
+FALLBACK_BITS = 8
+
+
+def fallback_bits(job: Job) -> dict[str, int]:
+    """The widths of the last fallback: the start network (the float reference) at
+    :data:`FALLBACK_BITS` bits wherever the user set no cap (``--max-bits`` for weights,
+    ``--max-act-bits`` for activations), else at the cap: nearly the float network itself, so
+    it meets a bound against float unless the user's caps forbid it."""
+    capped = {"w": job.options.get("max_bits") is not None,
+              "a": job.options.get("max_act_bits") is not None}
+    return {k: job.hi[k] if capped["w" if k in job.cm.weighted else "a"]
+            else max(job.hi[k], FALLBACK_BITS) for k in job.cm.knobs}
 
 
 def choose(job: Job, point: Point, constraint: Constraint, strict: bool) -> Point:
