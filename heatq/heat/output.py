@@ -45,7 +45,7 @@ def result_fields(job: Job, point: Point) -> dict:
     return {
         "weight_bits": weight_bits, "act_bits": act_bits,
         "acc_float": refs["acc_float_test"], "acc_heated": m["acc_test"],
-        "start": refs.get("start"),
+        "start": job.refs.get("start"),
         "acc_float_val": refs["ref_val"], "acc_heated_val": m["acc_val"],
         "acc_float_val_unquantized": refs["acc_float_val"], "acc_run_val": refs["acc_run_val"],
         "reference_against": refs["against"],
