@@ -212,7 +212,6 @@ def search_point(job: Job, max_acc_drop: float, after: Point | None = None,
     history, heated_bits, snapshot = [], {}, None
     with tqdm(desc=f"finalising ({max_acc_drop} pt)", disable=not job.cfg.progress,
               leave=False) as bar:
-        search = _search(job, constraint, bar)
         if after is None:
             job.model.load_state_dict(job.start_state)
             heated_bits, history, snapshot = heat_phase(job.model, job.data, job.cm, constraint,
@@ -222,7 +221,8 @@ def search_point(job: Job, max_acc_drop: float, after: Point | None = None,
             finalise(search, heated_bits, snapshot, job.lo, job.hi, job.options["solver"],
                      quench, ft)
         else:
-            search.state, search.bits = copy.deepcopy(after.state), dict(after.bits)
+            job.model.load_state_dict(after.state)  # the search starts from its bits
+            search = _search(job, constraint, bar)
             finalise(search, None, None, job.lo, job.hi, job.options["solver"], quench, ft)
     job.model.load_state_dict(search.state)
     heated = measure(job.model, job.final_data, job.oc, job.final_refs)

@@ -181,8 +181,3 @@ def measure(model: QNet, data: Data, oc, refs: dict) -> dict:
     acc_test, _ = evaluate(model, data.x_test, data.y_test, oc, exact=True)
     return {"acc_val": acc_val, "acc_test": acc_test, "ok": ok,
             "drop_val": 100.0 * (refs["ref_val"] - acc_val)}
-
-
-def met(m: dict, constraint: Constraint) -> bool:
-    """Whether a :func:`measure` meets ``constraint`` (with its margin)."""
-    return constraint.judge(m["acc_val"], m["ok"]).met
