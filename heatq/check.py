@@ -36,9 +36,10 @@ def _per_sample_equal(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def validate_activations(model: QNet, graph: IntGraph, x_codes: np.ndarray,
-                         batch: int = 250, progress: bool = True) -> dict:
-    """Compare every named layer on ``x_codes`` (uint8 0/1 code planes [N, C, H, W]).
-    Returns ``{"n_samples", "layers": {name: fraction_equal}, "all_equal"}``."""
+                         batch: int = 250, progress: bool = True, decoder=None) -> dict:
+    """Compare every named layer on ``x_codes`` (uint8 0/1 code planes [N, C, H, W]); a graph
+    with a learned decoder is compared with ``decoder`` (the run's :class:`heatq.decoder.Decoder`)
+    run on the model's code bits.  Returns ``{"n_samples", "layers": {name: fraction_equal}, "all_equal"}``."""
     model.eval()
     m = copy.deepcopy(model).double()
     names = [n.name for n in graph.nodes if n.name and n.name != "input"]
@@ -51,8 +52,12 @@ def validate_activations(model: QNet, graph: IntGraph, x_codes: np.ndarray,
         torch_ints = {name: _torch_integers(t, f) for name, (t, f) in seen.items()}
         bits = (logits > 0).long().numpy()
         torch_ints[CODE_BITS] = bits
-        cb = graph.by_name(CLASS).attrs.codebook.astype(np.int64)
-        torch_ints[CLASS] = np.argmin(hamming_distances(bits, cb), axis=1)
+        if decoder is None:
+            cb = graph.by_name(CLASS).attrs.codebook.astype(np.int64)
+            torch_ints[CLASS] = np.argmin(hamming_distances(bits, cb), axis=1)
+        else:  # the run's own decoder (config.json), not the graph's copy of it
+            torch_ints.update(zip(decoder.node_names(), decoder.trace(bits)))
+            torch_ints[CLASS] = decoder.predict(bits)
         for name in names:
             equal[name] += int(_per_sample_equal(torch_ints.get(name),
                                                  values[graph.by_name(name).id]).sum())

@@ -50,13 +50,16 @@ def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digit
           val_fraction: float = typer.Option(
               0.2, help="part of the training images held out as the validation split that "
               "`heatq heat` constrains accuracy on (0: train on all)"),
+          decoder: str = typer.Option(
+              "hamming", help="hamming | learned | learned:H: a binary FC decoder over the "
+              "code bits (H binary hidden units), fitted after training, started at Hamming"),
           out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
           force: bool = force_option(), threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Train a quantized network on binary input codes and an output code; save its IR."""
     pipeline.set_threads(threads)
     summary = pipeline.train_run(out, dataset, model, input_code, output_code, weight_bits,
                                  act_bits, epochs, qat_epochs, seed, train_per_class, not quiet,
-                                 val_fraction, force=force)
+                                 val_fraction, force=force, decoder=decoder)
     print_train(summary, out)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "hamming_distances_numpy",
     "hamming_decode_numpy",
     "hamming_decode_torch",
+    "decode_torch",
     "code_targets_torch",
     "INPUT_CODE_KINDS",
     "OUTPUT_CODE_SPECS",
@@ -188,10 +189,13 @@ class OutputCode:
     """An error-correcting output code: ``matrix`` is K x L uint8 with entries 0/1.
 
     Row k is the codeword of class k. The matrix is stored as a read-only copy.
+    ``decoder``: a learned :class:`heatq.decoder.Decoder` over the L code bits that replaces
+    Hamming decoding (:func:`decode_torch`), or None (Hamming decoding).
     """
 
     name: str
     matrix: np.ndarray = field(repr=False)
+    decoder: object | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         m = np.asarray(self.matrix)
@@ -329,6 +333,20 @@ def hamming_decode_torch(logits, matrix):
         raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
     bits = (logits.detach() > 0).cpu().numpy().astype(np.uint8)
     return torch.from_numpy(hamming_decode_numpy(bits, matrix)).to(logits.device)
+
+
+def decode_torch(logits, code: OutputCode):
+    """Classes (LongTensor ``[N]`` on the logits' device) of logits ``[N, L]``: bits =
+    ``logits > 0``, then ``code.decoder`` when it has one, else Hamming decoding (ties -> the
+    lowest class in both)."""
+    import torch
+
+    if code.decoder is None:
+        return hamming_decode_torch(logits, code.matrix)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
+    bits = (logits.detach() > 0).cpu().numpy().astype(np.uint8)
+    return torch.from_numpy(code.decoder.predict(bits)).to(logits.device)
 
 
 def code_targets_torch(y, matrix):

@@ -28,7 +28,8 @@ from .provenance import make_deterministic, record
 from .rundir import (
     FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json,
 )
-from .train import TrainConfig, encode, train
+from .decoder import parse_decoder
+from .train import TrainConfig, accuracy, encode, fit_run_decoder, train
 
 MAX_BITS = 16
 
@@ -53,14 +54,19 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
               input_code: str = "bitplane:4", output_code: str = "hadamard:15",
               weight_bits: int = 4, act_bits: int = 4, epochs: int = 30,
               qat_epochs: int | None = None, seed: int = 0, train_per_class: int | None = None,
-              progress: bool = True, val_fraction: float = 0.0, force: bool = False) -> dict:
+              progress: bool = True, val_fraction: float = 0.0, force: bool = False,
+              decoder: str = "hamming") -> dict:
     """Train, convert and save a run directory ``out``; returns its summary.  ``out`` is
     checked first (:func:`heatq.files.prepare_output`; ``force`` replaces an earlier run).
 
     ``val_fraction`` > 0 holds that part of the training images out (stratified, seeded by
     ``seed``, :func:`heatq.data.split_validation`): the network never trains on them, and
     ``config.json`` records ``val_fraction`` / ``val_seed`` so ``heatq heat`` measures its
-    accuracy constraint on exactly these images against this run's own accuracy."""
+    accuracy constraint on exactly these images against this run's own accuracy.
+
+    ``decoder`` (``hamming`` | ``learned`` | ``learned:H``, :mod:`heatq.decoder`): a learned
+    decoder is fitted on the quantized network's code bits after training and replaces Hamming
+    decoding in the IR and every accuracy; ``acc_quant_hamming`` keeps Hamming's."""
     _check_bits("--weight-bits", weight_bits)
     _check_bits("--act-bits", act_bits)
     if model not in MODELS:
@@ -72,6 +78,7 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     if train_per_class is not None and train_per_class < 1:
         raise UserError(f"--train-per-class must be >= 1, got {train_per_class}")
     ic = parse_input_code(input_code)
+    dec_spec = parse_decoder(decoder)
     prepare_output(out, "run", force)
     ds = load_dataset(dataset, train_per_class=train_per_class, seed=seed)
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
@@ -93,14 +100,21 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     x_train, x_test = encode(ic, x_tr), encode(ic, ds.x_test)
     float_state: dict = {}
     metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg, float_state)
+    if dec_spec.kind == "learned":
+        with activity(f"fitting the {dec_spec.spec} decoder", progress):
+            oc = fit_run_decoder(dec_spec, net, x_train, y_tr, oc, cfg)
+        metrics.update(acc_quant_hamming=metrics["acc_quant"],
+                       acc_quant=accuracy(net, x_test, ds.y_test, oc))
     config = {"model": net.spec, "dataset": dataset, "train_per_class": train_per_class,
               "seed": seed, "input_code": ic.spec, "output_code": oc.name,
               "codebook": oc.matrix.tolist(), "train": asdict(cfg)}
+    if oc.decoder is not None:
+        config["decoder"] = oc.decoder.to_json()
     if val_fraction > 0:
         config.update(val_fraction=val_fraction, val_seed=seed)
     graph = convert(net, oc.matrix, {"dataset": dataset, "input_code": ic.spec,
                                       "output_code": oc.name, "seed": seed,
-                                      "train_per_class": train_per_class})
+                                      "train_per_class": train_per_class}, oc.decoder)
     acc_ir = ir_accuracy(graph, ic.encode_numpy(ds.x_test), ds.y_test)
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
                "n_test": len(ds.y_test),
@@ -196,12 +210,13 @@ def check_run(directory: Path, dataset: str | None = None, split: str = "test",
         return _check_split_run(Path(directory), dataset, split, n, progress)
     model, config = load_model(directory)
     graph = load_graph(directory)
-    ic, _ = codes_of(config)
+    ic, oc = codes_of(config)
     ds = dataset_of(config, dataset, str(directory))
     check_image_shape(ds, graph.nodes[0].shape, f"run {directory}")
     x, _ = split_images(ds, split, config)
     x = x[:n] if n is not None else x
-    result = validate_activations(model, graph, ic.encode_numpy(x), progress=progress)
+    result = validate_activations(model, graph, ic.encode_numpy(x), progress=progress,
+                                  decoder=oc.decoder)
     result["split"] = split
     write_json(Path(directory) / "check.json", result)
     return result

@@ -26,9 +26,12 @@ CODE_BITS = "code_bits"
 CLASS = "class"
 
 
-def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None) -> IntGraph:
+def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None,
+            decoder=None) -> IntGraph:
     """The integer graph of ``model`` (in quant mode) with a Hamming decoder over ``codebook``
-    (uint8 [K, L]).  The input is the binary code planes (unsigned 1-bit, frac 0)."""
+    (uint8 [K, L]), or the learned ``decoder`` (:class:`heatq.decoder.Decoder`: DENSE with
+    1-bit weights over the code bits, SIGN_BITS between layers, ARGMAX; ``meta["decoder"]``
+    names it).  The input is the binary code planes (unsigned 1-bit, frac 0)."""
     b = GraphBuilder()
     node = b.add(Op.INPUT, InputAttrs(model.input_shape, 0, 1, 0), name="input")
     frac = 0
@@ -40,8 +43,13 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None) -> IntG
             regroup[name] = parts
     logits = node
     bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [logits], CODE_BITS)
-    cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(codebook), [bits], CLASS)
+    if decoder is None:
+        cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(codebook), [bits], CLASS)
+    else:
+        cls = decoder.add_to_graph(b, bits, CLASS)
     info = {"model": model.spec, "weight_bits": weight_bits, "act_bits": act_bits}
+    if decoder is not None:
+        info["decoder"] = decoder.spec.spec
     if regroup:
         info.update(_split_meta(b, regroup))
     info.update(meta or {})

@@ -18,7 +18,11 @@ def print_train(summary: dict, out: Path) -> None:
                + (f", {held} held out as the validation split" if held else ""))
     typer.echo(f"{'accuracy (test)':<28}{'':>4}")
     typer.echo(f"  {'float':<26}{pct(summary['acc_float'])}")
-    typer.echo(f"  {'quantized torch':<26}{pct(summary['acc_quant'])}")
+    if "acc_quant_hamming" in summary:  # a learned decoder: Hamming's on the same network
+        typer.echo(f"  {'quantized, Hamming':<26}{pct(summary['acc_quant_hamming'])}")
+        typer.echo(f"  {'quantized, learned decoder':<26}{pct(summary['acc_quant'])}")
+    else:
+        typer.echo(f"  {'quantized torch':<26}{pct(summary['acc_quant'])}")
     typer.echo(f"  {'integer IR':<26}{pct(summary['acc_ir'])}")
     typer.echo("Model weights bit_width")
     for name, b in summary["weight_bits"].items():

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .codes import OutputCode, parse_input_code
+from .decoder import Decoder
 from .errors import UserError
 from .files import atomic_dir, load_graph, read_json, write_json  # noqa: F401 (re-exported)
 from .ir import IntGraph, save
@@ -68,7 +69,8 @@ def codes_of(config: dict) -> tuple:
     """(InputCode, OutputCode) recorded in a run's config."""
     try:
         ic = parse_input_code(config["input_code"])
-        oc = OutputCode(config["output_code"], np.array(config["codebook"], dtype=np.uint8))
-    except (KeyError, ValueError) as e:
+        oc = OutputCode(config["output_code"], np.array(config["codebook"], dtype=np.uint8),
+                        Decoder.from_json(config["decoder"]) if "decoder" in config else None)
+    except (KeyError, ValueError, TypeError, UserError) as e:
         raise UserError(f"config.json: bad or missing code description ({e})") from None
     return ic, oc

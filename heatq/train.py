@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .codes import InputCode, OutputCode, code_targets_torch, hamming_decode_torch
+from .codes import InputCode, OutputCode, code_targets_torch, decode_torch
 from .models import QNet
 from .progress import bars
 
@@ -58,14 +58,14 @@ def _shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
 @torch.no_grad()
 def accuracy(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
              exact: bool = True, batch: int = 500) -> float:
-    """Test accuracy by Hamming decoding.  ``exact`` runs in float64, where the quantized
+    """Test accuracy, decoded by ``code`` (its learned decoder, else Hamming).  ``exact`` runs in float64, where the quantized
     model's arithmetic on integers is exact (the basis of ``heatq check``)."""
     model.eval()
     m = copy.deepcopy(model).double() if exact else model
     preds = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch].double() if exact else x[i:i + batch]
-        preds.append(hamming_decode_torch(m(xb), code.matrix).numpy())
+        preds.append(decode_torch(m(xb), code).numpy())
     return float((np.concatenate(preds) == y).mean()) if len(y) else float("nan")
 
 
@@ -127,3 +127,33 @@ def train(model: QNet, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch
     return {"acc_float": acc_float, "acc_quant": acc_quant,
             "loss_float": loss_f[-1] if loss_f else None,
             "loss_quant": loss_q[-1] if loss_q else None}
+
+
+@torch.no_grad()
+def code_bits(model: QNet, x: torch.Tensor, batch: int = 500) -> np.ndarray:
+    """The code bits (uint8 [N, L], ``logit > 0``) of ``model`` in its current mode on ``x``."""
+    model.eval()
+    out = [(model(x[i:i + batch]) > 0).numpy() for i in range(0, len(x), batch)]
+    return np.concatenate(out).astype(np.uint8) if out else np.zeros((0, 0), np.uint8)
+
+
+def shifted_code_bits(model: QNet, x: torch.Tensor, max_shift: int, seed: int) -> np.ndarray:
+    """:func:`code_bits` of ``x`` under one random training shift per image (seeded)."""
+    return code_bits(model, _shift_batch(x, max_shift, torch.Generator().manual_seed(seed)))
+
+
+def fit_run_decoder(spec, model: QNet, x_train: torch.Tensor, y_train: np.ndarray,
+                    code: OutputCode, cfg: TrainConfig) -> OutputCode:
+    """``code`` with a learned decoder (:func:`heatq.decoder.fit_decoder`) fitted on the
+    quantized ``model``'s code bits of the training images: two shifted copies to learn from,
+    a third to choose the epoch on (the shifts give the bit errors test images show)."""
+    from dataclasses import replace
+
+    from .decoder import fit_decoder
+
+    learn = np.concatenate([shifted_code_bits(model, x_train, cfg.max_shift, cfg.seed + i)
+                            for i in (1, 2)])
+    select = shifted_code_bits(model, x_train, cfg.max_shift, cfg.seed + 3)
+    dec = fit_decoder(spec, learn, np.concatenate([y_train, y_train]), code.matrix,
+                      select, y_train, seed=cfg.seed)
+    return replace(code, decoder=dec)

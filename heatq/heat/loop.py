@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..codes import OutputCode, code_targets_torch, hamming_decode_torch
+from ..codes import OutputCode, code_targets_torch, decode_torch
 from ..models import QNet
 from ..train import _shift_batch
 from .noise import Heater, attach, sharpness_at
@@ -70,7 +70,7 @@ def evaluate(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
         logits = m(xb.double() if exact else xb)
-        ok.append(hamming_decode_torch(logits, code.matrix).numpy() == y[i:i + batch])
+        ok.append(decode_torch(logits, code).numpy() == y[i:i + batch])
         loss += float(F.binary_cross_entropy_with_logits(
             logits.float(), targets[i:i + batch], reduction="sum")) / targets.shape[1]
     n = len(x)

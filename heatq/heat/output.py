@@ -23,10 +23,11 @@ def convert_checked(job: Job):
     graph = convert(job.model, job.oc.matrix, {
         "dataset": config.get("dataset"), "train_per_class": config.get("train_per_class"),
         "seed": int(config.get("seed", 0)), "input_code": job.ic.spec,
-        "output_code": job.oc.name})
+        "output_code": job.oc.name}, job.oc.decoder)
     n_check = min(256, len(job.data.y_val))
     check = validate_activations(job.model, graph,
-                                 job.ic.encode_numpy(job.x_val_raw[:n_check]), progress=False)
+                                 job.ic.encode_numpy(job.x_val_raw[:n_check]), progress=False,
+                                 decoder=job.oc.decoder)
     if not check["all_equal"]:
         raise RuntimeError(f"heated network and its integer graph differ: {check['layers']}")
     return graph, n_check
