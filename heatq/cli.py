@@ -36,11 +36,13 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True,
 
 
 @app.command()
-def train(dataset: str = typer.Option("mnist5k", help="mnist5k | fashion | digits | idx:DIR"),
+def train(dataset: str = typer.Option("mnist5k",
+                                      help="mnist5k | fashion | digits | diabetes[:K] | idx:DIR"),
           model: str = typer.Option("seed-cnn", help="seed-cnn | mlp"),
           input_code: str = typer.Option("bitplane:4", help="bitplane:N | thermometer:N"),
           output_code: str = typer.Option("hadamard:15",
-                                          help="onehot | hadamard:L | random:L | full"),
+                                          help="onehot | hadamard:L | random:L | full | "
+                                               "thermometer | gray"),
           weight_bits: int = typer.Option(4, help="signed weight bits, every layer"),
           act_bits: int = typer.Option(4, help="unsigned activation bits, every layer"),
           epochs: int = typer.Option(30, help="float training epochs"),

@@ -20,6 +20,11 @@ class k. Training targets are the rows ``M[y]`` (BCE against L logits); decoding
 class whose row has the smallest Hamming distance to the predicted bits
 (``bit = logit > 0``), ties to the lowest class index. In hardware this is XOR + popcount +
 argmin; distances are unsigned and need ``ceil(log2(L + 1))`` bits.
+
+For ordinal classes (the levels of a regression target, :mod:`heatq.regression`) two codes
+keep the order: ``thermometer`` (L = K - 1, level k is k ones then zeros, so the Hamming
+distance of two codewords equals their level distance) and ``gray`` (L = ceil(log2 K), the
+binary-reflected Gray code ``k ^ (k >> 1)`` MSB first: neighbouring levels differ in one bit).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ __all__ = [
 ]
 
 INPUT_CODE_KINDS = ("bitplane", "thermometer")
-OUTPUT_CODE_SPECS = ("onehot", "hadamard:L", "random:L", "full")
+OUTPUT_CODE_SPECS = ("onehot", "hadamard:L", "random:L", "full", "thermometer", "gray")
 
 _MAX_BITPLANES = 8
 _MAX_THERMOMETER = 255
@@ -283,8 +288,21 @@ def _full(k: int, spec: str) -> np.ndarray:
     return np.vstack([bits, np.zeros((1, m.shape[1]), dtype=np.int64)]).astype(np.uint8)
 
 
+def _thermometer_code(k: int) -> np.ndarray:
+    """K x (K-1): bit j of level k is ``k > j`` (level k has k ones, first)."""
+    return (np.arange(k)[:, None] > np.arange(k - 1)[None, :]).astype(np.uint8)
+
+
+def _gray(k: int) -> np.ndarray:
+    """K x ceil(log2 K): row k is ``k ^ (k >> 1)`` in binary, MSB first (1 bit for K = 2)."""
+    length = max(1, (k - 1).bit_length())
+    g = np.arange(k, dtype=np.int64) ^ (np.arange(k, dtype=np.int64) >> 1)
+    return ((g[:, None] >> np.arange(length - 1, -1, -1)[None, :]) & 1).astype(np.uint8)
+
+
 def parse_output_code(spec: str, n_classes: int, seed: int = 0) -> OutputCode:
-    """Build an output code from ``onehot``, ``hadamard:L``, ``random:L`` or ``full``.
+    """Build an output code from ``onehot``, ``hadamard:L``, ``random:L``, ``full``, or, for
+    ordinal classes, ``thermometer`` (L = K-1) or ``gray`` (L = ceil(log2 K)).
 
     ``seed`` only affects ``random:L``. Bad specs raise UserError naming the spec.
     """
@@ -292,12 +310,16 @@ def parse_output_code(spec: str, n_classes: int, seed: int = 0) -> OutputCode:
         raise UserError(f"output code spec must be a string, got {spec!r}")
     if n_classes < 2:
         raise UserError(f"output code {spec!r}: need at least 2 classes, got {n_classes}")
-    usage = "expected onehot, hadamard:L, random:L or full"
+    usage = "expected onehot, hadamard:L, random:L, full, thermometer or gray"
     s = spec.strip().lower()
     if s == "onehot":
         return OutputCode("onehot", _onehot(n_classes))
     if s == "full":
         return OutputCode("full", _full(n_classes, spec))
+    if s == "thermometer":
+        return OutputCode("thermometer", _thermometer_code(n_classes))
+    if s == "gray":
+        return OutputCode("gray", _gray(n_classes))
     kind, sep, arg = s.partition(":")
     if sep and kind in ("hadamard", "random"):
         if not arg.isdigit() or int(arg) < 1:

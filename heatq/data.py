@@ -13,6 +13,14 @@ Specs accepted by ``load_dataset``:
   (gzip'd IDX files under ``/usr/share/datasets/fashion-mnist``), the official 60k/10k split.
 * ``digits``   - scikit-learn's 8x8 digits (values 0..16 scaled by 16, clipped to 255),
   seeded stratified 80/20 split.
+* ``diabetes[:K]`` - scikit-learn's diabetes regression data (442 real patients, 10
+  features, bundled with scikit-learn: no download), seeded 80/20 split (354/88). Each
+  feature is min-max scaled to 0..255 with the *training* split's min/max (test values
+  clipped), so a sample is a 1 x 10 uint8 "image". The target (disease progression,
+  25..346) is quantised to K ordinal levels (default 16, 2..64) at quantiles of the training
+  targets; the label is the level index and ``Dataset.targets``
+  (:class:`heatq.regression.TargetLevels`) keeps the continuous targets and the level
+  centres, for errors in target units.
 * ``idx:DIR``  - any directory with the four MNIST-format IDX files
   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
   ``t10k-labels-idx1-ubyte``, each optionally ``.gz``).
@@ -35,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from heatq.errors import UserError
+from heatq.regression import TargetLevels, quantile_levels
 
 __all__ = [
     "Dataset",
@@ -45,7 +54,7 @@ __all__ = [
     "split_validation",
 ]
 
-DATASET_SPECS = ("mnist5k", "fashion", "digits", "idx:DIR")
+DATASET_SPECS = ("mnist5k", "fashion", "digits", "diabetes:K", "idx:DIR")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -55,11 +64,16 @@ IDX_FILES = {
 }
 _MNIST5K_CACHE_VERSION = 1
 _MNIST5K_TRAIN, _MNIST5K_TEST = 400, 100
+DIABETES_LEVELS, DIABETES_MAX_LEVELS = 16, 64
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Images ``uint8 [N, H, W]`` (0..255) and labels ``int64 [N]`` (0..n_classes-1)."""
+    """Images ``uint8 [N, H, W]`` (0..255) and labels ``int64 [N]`` (0..n_classes-1).
+
+    ``targets`` is set for a regression dataset only: the labels are then level indices of
+    a continuous target, and ``targets`` holds its values and the level centres.
+    """
 
     name: str
     x_train: np.ndarray = field(repr=False)
@@ -67,6 +81,7 @@ class Dataset:
     x_test: np.ndarray = field(repr=False)
     y_test: np.ndarray = field(repr=False)
     n_classes: int
+    targets: TargetLevels | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -80,6 +95,10 @@ class Dataset:
                 raise ValueError(f"{self.name}: y_{part} labels outside 0..{self.n_classes - 1}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(f"{self.name}: train and test image sizes differ")
+        t = self.targets
+        if t is not None and (t.n_levels != self.n_classes or len(t.t_train) != len(self.y_train)
+                              or len(t.t_test) != len(self.y_test)):
+            raise ValueError(f"{self.name}: targets do not match the labels")
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -142,8 +161,9 @@ def _take_per_class(ds: Dataset, k: int, seed: int) -> Dataset:
         idx = np.flatnonzero(ds.y_train == c)
         keep.append(idx[rng.permutation(idx.size)][:k])
     keep = np.sort(np.concatenate(keep))  # a subsequence of the original training order
+    targets = ds.targets.subset_train(keep) if ds.targets is not None else None
     return Dataset(f"{ds.name}[{k}/class]", ds.x_train[keep], ds.y_train[keep], ds.x_test, ds.y_test,
-                   ds.n_classes)
+                   ds.n_classes, targets)
 
 
 # ---------------------------------------------------------------------------------- IDX
@@ -310,9 +330,40 @@ def _load_digits(seed: int) -> Dataset:
     return Dataset("digits", x[tr], y[tr], x[te], y[te], 10)
 
 
+def _diabetes_levels(spec: str) -> int:
+    """K of ``diabetes`` (the default) or ``diabetes:K``."""
+    _, sep, arg = spec.strip().partition(":")
+    if not sep:
+        return DIABETES_LEVELS
+    if not arg.isdigit() or not 2 <= int(arg) <= DIABETES_MAX_LEVELS:
+        raise UserError(f"dataset {spec!r}: the number of levels must be an integer in "
+                        f"2..{DIABETES_MAX_LEVELS}")
+    return int(arg)
+
+
+def _load_diabetes(spec: str, k: int, seed: int) -> Dataset:
+    """Features min-max scaled to uint8 by the training split (test clipped), the target at
+    K quantile levels of the training targets (:func:`heatq.regression.quantile_levels`)."""
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes(scaled=False)
+    x = np.asarray(d.data, dtype=np.float64)
+    t = np.asarray(d.target, dtype=np.float64)
+    perm = np.random.default_rng([seed, 0xD1AB]).permutation(len(t))
+    n_test = int(np.floor(0.2 * len(t) + 0.5))
+    te, tr = perm[:n_test], perm[n_test:]
+    lo, hi = x[tr].min(axis=0), x[tr].max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    pixels = np.clip(np.floor((x - lo) / span * 255 + 0.5), 0, 255).astype(np.uint8)[:, None, :]
+    levels = quantile_levels(t[tr], t[te], k, f"dataset {spec!r}")
+    return Dataset(f"diabetes:{k}", pixels[tr], levels.level_of(t[tr]), pixels[te],
+                   levels.level_of(t[te]), k, levels)
+
+
 def load_dataset(spec: str, train_per_class: int | None = None, seed: int = 0,
                  cache_dir: Path | None = None) -> Dataset:
-    """Load a dataset by spec (``mnist5k``, ``fashion``, ``digits``, ``idx:DIR``); see the module doc.
+    """Load a dataset by spec (``mnist5k``, ``fashion``, ``digits``, ``diabetes[:K]``,
+    ``idx:DIR``); see the module doc.
 
     ``seed`` drives every split and subsample; ``cache_dir`` is used by ``mnist5k`` only.
     Unknown specs and missing or corrupt files raise UserError.
@@ -328,6 +379,8 @@ def load_dataset(spec: str, train_per_class: int | None = None, seed: int = 0,
                            "(apt-get install dataset-fashion-mnist)")
     elif s == "digits":
         ds = _load_digits(seed)
+    elif s.partition(":")[0] == "diabetes":
+        ds = _load_diabetes(spec, _diabetes_levels(spec), seed)
     elif s.startswith("idx:") and len(s) > 4:
         d = Path(s[4:]).expanduser()
         if not d.is_dir():

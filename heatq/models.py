@@ -92,19 +92,41 @@ def seed_cnn(in_channels: int, code_length: int, w_bits: int = 4, a_bits: int = 
 
 
 def mlp(in_channels: int, code_length: int, w_bits: int = 4, a_bits: int = 4,
-        image_size: int = 28, hidden: int = 128) -> QNet:
-    """A small MLP: flatten, hidden_1 (linear + quantized ReLU), fc (-> code logits)."""
-    n_in = in_channels * image_size * image_size
+        image_size: int = 28, hidden: int = 128,
+        image_shape: tuple[int, int] | list[int] | None = None) -> QNet:
+    """A small MLP: flatten, hidden_1 (linear + quantized ReLU), fc (-> code logits).
+
+    The input is ``image_size`` x ``image_size``, or ``image_shape`` = (H, W) when given
+    (any H, W >= 1, e.g. 1 x 10 features of a tabular dataset); the spec records the one given."""
+    h, w = (image_size, image_size) if image_shape is None else (int(image_shape[0]),
+                                                                 int(image_shape[1]))
+    if h < 1 or w < 1:
+        raise UserError(f"mlp: image shape must be at least 1x1, got {h}x{w}")
     hid = nn.Module()
-    hid.lin = QLinear(n_in, hidden, w_bits)
+    hid.lin = QLinear(in_channels * h * w, hidden, w_bits)
     hid.act = QReLU(a_bits)
     blocks = {"flatten": Flatten(), "hidden_1": hid, "fc": _head(hidden, code_length, w_bits)}
     spec = {"model": "mlp", "in_channels": in_channels, "code_length": code_length,
-            "w_bits": w_bits, "a_bits": a_bits, "image_size": image_size, "hidden": hidden}
-    return QNet(blocks, (in_channels, image_size, image_size), spec)
+            "w_bits": w_bits, "a_bits": a_bits,
+            **({"image_size": image_size} if image_shape is None else {"image_shape": [h, w]}),
+            "hidden": hidden}
+    return QNet(blocks, (in_channels, h, w), spec)
 
 
 MODELS = {"seed-cnn": seed_cnn, "mlp": mlp}
+NON_SQUARE = ("mlp",)  # the models that take H x W inputs with H != W
+
+
+def image_spec(model: str, h: int, w: int, who: str) -> dict:
+    """The spec entries for H x W inputs: ``{"image_size": h}`` when square, else
+    ``{"image_shape": [h, w]}`` for a model in :data:`NON_SQUARE`; UserError naming ``who``
+    (the dataset) for another model."""
+    if h == w:
+        return {"image_size": h}
+    if model not in NON_SQUARE:
+        raise UserError(f"{who}: {model} needs square images, got {h}x{w} "
+                        f"(models for any H x W: {', '.join(NON_SQUARE)})")
+    return {"image_shape": [h, w]}
 
 
 def build_model(spec: dict) -> QNet:

@@ -22,7 +22,7 @@ from .inputs import (
 from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
-from .models import MODELS, build_model
+from .models import MODELS, build_model, image_spec
 from .progress import activity
 from .provenance import make_deterministic, record
 from .rundir import (
@@ -84,13 +84,12 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
     h, w = ds.image_shape
     spec = {"model": model, "in_channels": ic.channels, "code_length": oc.length,
-            "w_bits": weight_bits, "a_bits": act_bits, "image_size": h}
-    if h != w:
-        raise UserError(f"{dataset}: images must be square, got {h}x{w}")
+            "w_bits": weight_bits, "a_bits": act_bits, **image_spec(model, h, w, dataset)}
     torch.manual_seed(seed)
     net = build_model(spec)
     cfg = TrainConfig(epochs=epochs, qat_epochs=(epochs + 1) // 2 if qat_epochs is None
-                      else qat_epochs, seed=seed, progress=progress)
+                      else qat_epochs, seed=seed, progress=progress,
+                      **({"max_shift": 0} if ds.targets is not None else {}))  # features: no shifts
     x_tr, y_tr = ds.x_train, ds.y_train
     held: dict = {}
     if val_fraction > 0:
@@ -116,6 +115,9 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
                                       "output_code": oc.name, "seed": seed,
                                       "train_per_class": train_per_class}, oc.decoder)
     acc_ir = ir_accuracy(graph, ic.encode_numpy(ds.x_test), ds.y_test)
+    if ds.targets is not None:
+        metrics.update(_regression_summary(net, graph, x_test, ic.encode_numpy(ds.x_test),
+                                           oc.matrix, ds.targets))
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
                "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],
@@ -128,6 +130,22 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
         torch.save(float_state, tmp / FLOAT_STATE)
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def _regression_summary(net, graph: IntGraph, x_test: torch.Tensor, codes: np.ndarray,
+                        matrix: np.ndarray, levels) -> dict:
+    """:func:`heatq.regression.regression_metrics` of the quantised ``net`` (exact, float64)
+    and of the IR's class output on the test split."""
+    import copy
+
+    from .codes import hamming_decode_torch
+    from .regression import regression_metrics
+
+    with torch.no_grad():
+        logits = copy.deepcopy(net).double().eval()(x_test.double())
+    ir_levels = np.concatenate([run(graph, codes[i:i + 500])[-1] for i in range(0, len(codes), 500)])
+    return regression_metrics(logits, hamming_decode_torch(logits, matrix).numpy(), ir_levels,
+                              matrix, levels)
 
 
 def _train_seeds(seed: int, val_fraction: float) -> dict[str, int]:

@@ -24,6 +24,12 @@ def print_train(summary: dict, out: Path) -> None:
     else:
         typer.echo(f"  {'quantized torch':<26}{pct(summary['acc_quant'])}")
     typer.echo(f"  {'integer IR':<26}{pct(summary['acc_ir'])}")
+    if "mae" in summary:  # a regression dataset: the labels are levels of a target
+        typer.echo(f"{'MAE (test, target units)':<28}")
+        for what, key in (("quantized, Hamming", "mae"), ("integer IR, Hamming", "mae_ir"),
+                          ("quantized, expected value", "mae_expected"),
+                          ("levels alone (floor)", "mae_floor")):
+            typer.echo(f"  {what:<26}{summary[key]:8.2f}")
     typer.echo("Model weights bit_width")
     for name, b in summary["weight_bits"].items():
         typer.echo(f"  {name}.weight: {b}")
