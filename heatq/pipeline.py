@@ -117,7 +117,7 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     acc_ir = ir_accuracy(graph, ic.encode_numpy(ds.x_test), ds.y_test)
     if ds.targets is not None:
         metrics.update(_regression_summary(net, graph, x_test, ic.encode_numpy(ds.x_test),
-                                           oc.matrix, ds.targets))
+                                           oc, ds.targets))
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
                "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],
@@ -133,19 +133,24 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
 
 
 def _regression_summary(net, graph: IntGraph, x_test: torch.Tensor, codes: np.ndarray,
-                        matrix: np.ndarray, levels) -> dict:
-    """:func:`heatq.regression.regression_metrics` of the quantised ``net`` (exact, float64)
-    and of the IR's class output on the test split."""
+                        oc, levels) -> dict:
+    """:func:`heatq.regression.regression_metrics` of the quantised ``net`` (exact, float64;
+    levels by the run's decoder) and of the IR's class output on the test split; with a learned
+    decoder also ``mae_hamming``, the same network decoded by Hamming distance."""
     import copy
 
-    from .codes import hamming_decode_torch
-    from .regression import regression_metrics
+    from .codes import decode_torch, hamming_decode_torch
+    from .regression import mae, regression_metrics
 
     with torch.no_grad():
         logits = copy.deepcopy(net).double().eval()(x_test.double())
     ir_levels = np.concatenate([run(graph, codes[i:i + 500])[-1] for i in range(0, len(codes), 500)])
-    return regression_metrics(logits, hamming_decode_torch(logits, matrix).numpy(), ir_levels,
-                              matrix, levels)
+    out = regression_metrics(logits, decode_torch(logits, oc).numpy(), ir_levels, oc.matrix,
+                             levels)
+    if oc.decoder is not None:
+        out["mae_hamming"] = mae(hamming_decode_torch(logits, oc.matrix).numpy(), levels.t_test,
+                                 levels.centres)
+    return out
 
 
 def _train_seeds(seed: int, val_fraction: float) -> dict[str, int]:

@@ -35,6 +35,7 @@ __all__ = [
     "expected_level_torch",
     "expected_value_torch",
     "regression_metrics",
+    "run_mae",
 ]
 
 
@@ -164,7 +165,7 @@ def expected_value_torch(logits, matrix, centres):
 def regression_metrics(logits, pred_levels: np.ndarray, ir_levels: np.ndarray | None,
                        matrix: np.ndarray, levels: TargetLevels) -> dict:
     """The regression entries of a run's summary on the test split: ``mae`` / ``rmse`` of the
-    Hamming-decoded levels ``pred_levels`` (the quantised network), ``mae_ir`` of the IR's
+    decoded levels ``pred_levels`` (the quantised network), ``mae_ir`` of the IR's
     class output ``ir_levels``, ``mae_expected`` of expected-value decoding of ``logits``,
     ``mae_floor`` (every sample at its true level's centre: the quantisation error alone),
     and the ``levels`` (centres) and ``level_edges``, all in target units."""
@@ -178,3 +179,22 @@ def regression_metrics(logits, pred_levels: np.ndarray, ir_levels: np.ndarray | 
     if ir_levels is not None:
         out["mae_ir"] = mae(ir_levels, t, levels.centres)
     return out
+
+
+def run_mae(run_dir) -> dict:
+    """MAE / RMSE in target units of a run directory's IR ``class`` output (e.g. a heated or
+    split run, whose summaries report level accuracy only) on its dataset's test split;
+    UserError when the run's dataset is not a regression one."""
+    from heatq.codes import parse_input_code
+    from heatq.inputs import dataset_of
+    from heatq.ir.interp import run
+    from heatq.rundir import load_graph
+
+    graph = load_graph(run_dir)
+    ds = dataset_of(dict(graph.meta), None, str(run_dir))
+    if ds.targets is None:
+        raise UserError(f"{run_dir}: dataset {ds.name} is not a regression dataset")
+    codes = parse_input_code(graph.meta["input_code"]).encode_numpy(ds.x_test).astype(np.int64)
+    levels = np.concatenate([run(graph, codes[i:i + 500])[-1] for i in range(0, len(codes), 500)])
+    t, c = ds.targets.t_test, ds.targets.centres
+    return {"n": len(t), "mae": mae(levels, t, c), "rmse": rmse(levels, t, c)}

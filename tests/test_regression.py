@@ -19,6 +19,7 @@ from heatq.ir.interp import run
 from heatq.models import build_model
 from heatq.regression import (
     expected_level_torch, expected_value_torch, is_thermometer, mae, quantile_levels, rmse,
+    run_mae,
 )
 from heatq.rundir import load_graph, read_json
 
@@ -219,6 +220,19 @@ def test_tiny_regression_run_is_exact(tmp_path):
     assert math.isclose(s["mae_ir"], want) and math.isclose(s["mae"], want)
     assert s["levels"] == centres.tolist() and s["mae_floor"] <= s["mae"]
     assert np.isfinite(s["mae_expected"]) and s["rmse"] >= s["mae"]
+    assert math.isclose(run_mae(out)["mae"], want)
+
+
+def test_learned_decoder_regression_run(tmp_path):
+    import heatq.ir
+
+    if not hasattr(heatq.ir, "ArgmaxAttrs"):
+        pytest.skip("the ARGMAX op (a learned decoder's IR) has not landed yet")
+    out = tmp_path / "run"
+    s = pipeline.train_run(out, "diabetes:4", "mlp", "thermometer:2", "thermometer", epochs=1,
+                           qat_epochs=1, seed=0, train_per_class=8, progress=False,
+                           decoder="learned")
+    assert s["mae"] == s["mae_ir"] == run_mae(out)["mae"] and "mae_hamming" in s
 
 
 def _thermometer4(x: np.ndarray) -> np.ndarray:
