@@ -112,6 +112,28 @@ def test_gray_code(k):
     assert not is_thermometer(m) or k == 2
 
 
+@pytest.mark.parametrize("k", [4, 8, 16])
+def test_one_flipped_bit_moves_the_level(k):
+    """Worst level error of Hamming decoding after one flipped bit: 2 for the thermometer code
+    (a tie resolved low), K - 1 for the Gray code."""
+    worst = {}
+    for spec in ("thermometer", "gray"):
+        m = parse_output_code(spec, k).matrix
+        words, levels = [], []
+        for level, j in itertools.product(range(k), range(m.shape[1])):
+            word = m[level].copy()
+            word[j] ^= 1
+            words.append(word)
+            levels.append(level)
+        decoded = []
+        for word in words:  # nearest codeword by a plain loop, ties to the lowest level
+            dist = [sum(int(a) != int(b) for a, b in zip(word, row)) for row in m]
+            decoded.append(dist.index(min(dist)))
+        np.testing.assert_array_equal(hamming_decode_numpy(np.array(words), m), decoded)
+        worst[spec] = max(abs(d - lv) for d, lv in zip(decoded, levels))
+    assert worst == {"thermometer": 2, "gray": k - 1}
+
+
 @pytest.mark.parametrize("spec", ["thermometer:3", "gray:4", "therm"])
 def test_bad_ordinal_specs(spec):
     with pytest.raises(UserError) as e:
