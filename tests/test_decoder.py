@@ -102,3 +102,77 @@ def test_bad_layers_are_refused():
                 DecoderSpec("learned", 2))
     with pytest.raises(ValueError, match="bits"):
         Decoder.from_code(np.eye(3, dtype=np.uint8)).predict(np.full((1, 3), 2))
+
+
+# ------------------------------------------------------------------- a run end to end
+
+@pytest.fixture(scope="module")
+def learned_run(tmp_path_factory):
+    """``heatq train --decoder learned:6`` on digits (MLP, a few seconds)."""
+    from heatq.pipeline import train_run
+
+    out = tmp_path_factory.mktemp("decoder") / "run"
+    summary = train_run(out, dataset="digits", model="mlp", input_code="thermometer:3",
+                        output_code="hadamard:15", epochs=4, qat_epochs=2, seed=0,
+                        progress=False, val_fraction=0.2, decoder="learned:6")
+    return out, summary
+
+
+def test_a_learned_decoder_run_is_exact_and_its_ir_decodes_with_the_decoder(learned_run):
+    from heatq.codes import hamming_decode_numpy
+    from heatq.data import load_dataset
+    from heatq.ir import Op, run
+    from heatq.pipeline import check_run
+    from heatq.rundir import codes_of, load_graph, read_json
+
+    out, summary = learned_run
+    assert {"acc_quant", "acc_quant_hamming", "acc_ir"} <= set(summary)
+    assert summary["acc_ir"] == summary["acc_quant"]
+    config = read_json(out / "config.json")
+    ic, oc = codes_of(config)
+    assert oc.decoder is not None and oc.decoder.spec == DecoderSpec("learned", 6)
+    graph = load_graph(out)
+    assert graph.by_name("class").op is Op.ARGMAX
+    assert [n.op for n in graph.nodes[-5:]] == [Op.SIGN_BITS, Op.DENSE, Op.SIGN_BITS, Op.DENSE,
+                                                Op.ARGMAX]
+    ds = load_dataset("digits", seed=0)
+    logits, bits, cls = run(graph, ic.encode_numpy(ds.x_test).astype(np.int64))
+    assert np.array_equal(cls, oc.decoder.predict(bits))
+    ham = float((hamming_decode_numpy(bits, oc.matrix) == ds.y_test).mean())
+    assert ham == summary["acc_quant_hamming"]
+    check = check_run(out, progress=False)
+    assert check["all_equal"] and "decoder.hidden_1.bits" in check["layers"]
+
+
+def test_check_fails_when_the_graph_decoder_is_not_the_runs(learned_run, tmp_path):
+    """heatq check compares the graph's decoder with config.json's, not with itself."""
+    import shutil
+
+    from heatq.pipeline import check_run
+    from heatq.rundir import read_json, write_json
+
+    out = tmp_path / "run"
+    shutil.copytree(learned_run[0], out)
+    config = read_json(out / "config.json")
+    w = np.array(config["decoder"]["layers"][-1]["w"])
+    w[:, 0] = -w[:, 0]
+    config["decoder"]["layers"][-1]["w"] = w.tolist()
+    write_json(out / "config.json", config)
+    check = check_run(out, progress=False)
+    assert not check["all_equal"] and check["layers"]["decoder.scores"] < 1.0
+
+
+def test_heating_keeps_the_learned_decoder(learned_run, tmp_path):
+    from heatq.heat.command import heat
+    from heatq.ir import Op
+    from heatq.pipeline import check_run
+    from heatq.rundir import load_graph, read_json
+
+    out = tmp_path / "heated"
+    s = heat(learned_run[0], out, max_acc_drop=5.0, epochs=1, finetune_epochs=1,
+             quench_epochs=1, ref_epochs=None, progress=False, max_bits=4)
+    assert s["constraint_met"]
+    assert read_json(out / "config.json")["decoder"] == read_json(
+        learned_run[0] / "config.json")["decoder"]
+    assert load_graph(out).by_name("class").op is Op.ARGMAX
+    assert check_run(out, progress=False)["all_equal"]
