@@ -6,9 +6,9 @@ Nothing in this package imports torch.
 from .graph import GraphBuilder, IntGraph, Node
 from .interp import run
 from .ops import (
-    SPECS, AddAttrs, BitAttrs, CmvmAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs,
-    HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, OpSpec, RequantAttrs, SignBitsAttrs,
-    ThresholdAttrs,
+    SPECS, AddAttrs, ArgmaxAttrs, BitAttrs, CmvmAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs,
+    FlattenAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, OpSpec, RequantAttrs,
+    SignBitsAttrs, ThresholdAttrs,
 )
 from .errors import IRError
 from .serialize import IR_VERSION, load, save
@@ -18,7 +18,7 @@ __all__ = [
     "GraphBuilder", "IntGraph", "Node", "run", "Op", "IntType", "Overflow", "Rounding", "IRError",
     "InputAttrs", "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
     "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "AddAttrs", "BitAttrs",
-    "ConcatAttrs", "OpSpec",
+    "ConcatAttrs", "ArgmaxAttrs", "OpSpec",
     "SPECS",
     "IR_VERSION", "load", "save",
 ]

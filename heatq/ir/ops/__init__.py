@@ -30,14 +30,16 @@ class Op(enum.Enum):
     ADD = "add"
     BIT = "bit"
     CONCAT = "concat"
+    ARGMAX = "argmax"
 
 
 # the op modules import Op from here, so they come after it
 from . import (  # noqa: E402
-    add, bit, cmvm, concat, conv2d, dense, flatten, hamming_decode, input, maxpool2d, requant,
-    sign_bits, threshold,
+    add, argmax, bit, cmvm, concat, conv2d, dense, flatten, hamming_decode, input, maxpool2d,
+    requant, sign_bits, threshold,
 )
 from .add import AddAttrs  # noqa: E402
+from .argmax import ArgmaxAttrs  # noqa: E402
 from .base import Arg, OpSpec  # noqa: E402
 from .bit import BitAttrs  # noqa: E402
 from .cmvm import CmvmAttrs  # noqa: E402
@@ -54,7 +56,7 @@ from .threshold import ThresholdAttrs  # noqa: E402
 
 SPECS: dict[Op, OpSpec] = {m.SPEC.op: m.SPEC for m in (
     input, conv2d, dense, requant, maxpool2d, flatten, sign_bits, hamming_decode, threshold, cmvm,
-    add, bit, concat,
+    add, bit, concat, argmax,
 )}
 assert set(SPECS) == set(Op), "every Op needs a SPEC"
 
@@ -68,5 +70,5 @@ __all__ = [
     "Op", "OpSpec", "Arg", "SPECS", "attr_fields", "hamming_distances", "InputAttrs",
     "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
     "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs",
-    "AddAttrs", "BitAttrs", "ConcatAttrs",
+    "AddAttrs", "BitAttrs", "ConcatAttrs", "ArgmaxAttrs",
 ]
