@@ -319,6 +319,19 @@ class CLikeOps(abc.ABC):
                 L("if (d < best_d) { best_d = d; best = k; }  /* ties keep the lowest k */")
             L(f"{self.buf(node)}[0] = {self.cast('best', node.type)};")
 
+    def op_argmax(self, L: Lines, g: IntGraph, node: Node) -> None:
+        """The first index of the largest element: a scan keeping the running maximum in the
+        argument's own type (signed or unsigned, any width), replaced only when strictly
+        larger, so ties keep the lowest index."""
+        src = g.nodes[node.args[0]]
+        x = self.buf(src)
+        with L.block(""):
+            L(f"{self.ctype(src.type, node.label())} m = {x}[0];", "int best = 0;")
+            with L.block(f"for (int k = 1; k < {src.size}; ++k)"):
+                self.pipeline(L)
+                L(f"if ({x}[k] > m) {{ m = {x}[k]; best = k; }}  /* ties keep the lowest k */")
+            L(f"{self.buf(node)}[0] = {self.cast('best', node.type)};")
+
     def op_threshold(self, L: Lines, g: IntGraph, node: Node) -> None:
         """``y = first + #{k : th[c, k] <= x}`` over the live columns of
         :func:`threshold_table`, per channel ``c`` (axis 0) and element; the compare loop has
@@ -384,4 +397,5 @@ RENDERERS: dict[Op, Renderer] = {
     Op.FLATTEN: CLikeOps.op_flatten, Op.SIGN_BITS: CLikeOps.op_sign_bits,
     Op.HAMMING_DECODE: CLikeOps.op_hamming_decode, Op.THRESHOLD: CLikeOps.op_threshold,
     Op.ADD: CLikeOps.op_add, Op.BIT: CLikeOps.op_bit, Op.CONCAT: CLikeOps.op_concat,
+    Op.ARGMAX: CLikeOps.op_argmax,
 }

@@ -32,6 +32,10 @@ Exactness, op by op (docs/hls4ml.md has the table):
   and a ``Softmax`` with ``implementation: argmax`` (strict ``>``, so the lowest index wins
   ties, as the IR's); its output is the one-hot of the class, which the runner turns into the
   index.
+- ``argmax``: a ``Softmax`` with ``implementation: argmax`` on the argument's own precision
+  (the same strict ``>`` scan: ties to the lowest index); refused when hls4ml stores the
+  vector in another order than the IR (a channels-last flatten), where a tie would resolve
+  differently.  Output one-hot, as for ``hamming_decode``.
 - ``threshold``, ``cmvm``, ``add``, ``bit``, ``concat``: no hls4ml layer computes them
   exactly; refused (the check in :class:`~heatq_export.hls4ml_project.Hls4mlEmitter`).
 
@@ -54,7 +58,7 @@ from heatq.ir.requant import requant_plan
 from .base import EmitError
 
 SUPPORTED = frozenset({Op.INPUT, Op.CONV2D, Op.DENSE, Op.REQUANT, Op.MAXPOOL2D, Op.FLATTEN,
-                       Op.SIGN_BITS, Op.HAMMING_DECODE})
+                       Op.SIGN_BITS, Op.HAMMING_DECODE, Op.ARGMAX})
 DOUBLE_BITS = 53  # the bridge passes values as C doubles: exact up to 53 significant bits
 NOTES = {
     "accum": "accum_t = result_t = the node's IR type: every product and partial sum lies in "
@@ -69,6 +73,8 @@ NOTES = {
                  "argument (its product's binary point is lowered to <= 0)",
     "hamming_decode": "Dense -d_k = sum (2c-1) x - sum c, then Softmax implementation=argmax "
                       "(first maximum = lowest index on ties); output one-hot",
+    "argmax": "Softmax implementation=argmax on the argument's precision (first maximum = "
+              "lowest index on ties, in the IR's element order); output one-hot",
     "strategy": "Latency, io_parallel, ReuseFactor 1: dense_latency / conv_2d_latency_cl sum "
                 "the products in accum_t, exactly; Resource and io_stream were not checked; the "
                 "distributed-arithmetic strategy (da4ml) sizes its own adders from the input "
@@ -239,7 +245,7 @@ def _add_hamming(p: Plan, node: Node) -> None:
     src = p.tensors[node.args[0]]
     book = node.attrs.codebook.astype(np.int64)  # [K, L]
     k, n = book.shape
-    dist, name = f"{layer_name(node)}_negdist", layer_name(node)
+    dist = f"{layer_name(node)}_negdist"
     w = (2 * book - 1)[:, src.perm].T.astype(np.float64)
     p.layers.append({"class_name": "Dense", "name": dist, "inputs": [src.layer],
                      "weight_data": w, "bias_data": -book.sum(axis=1).astype(np.float64),
@@ -247,10 +253,27 @@ def _add_hamming(p: Plan, node: Node) -> None:
     acc = precision(IntType.for_range(-n, n, 0), 0)
     p.precisions[dist] = {"weight": "ap_fixed<2,2>", "bias": precision(IntType.for_range(
         -n, 0, 0), 0), "accum": acc, "result": acc}
-    p.layers.append({"class_name": "Softmax", "name": name, "inputs": [dist],
+    _softmax_argmax(p, node, dist, k)
+
+
+def _softmax_argmax(p: Plan, node: Node, src_layer: str, k: int) -> None:
+    """``Softmax`` (``implementation: argmax``) of ``src_layer``: the one-hot of the first
+    maximum, as ``node``'s tensor."""
+    name = layer_name(node)
+    p.layers.append({"class_name": "Softmax", "name": name, "inputs": [src_layer],
                      "activation": "softmax", "implementation": "argmax", "axis": -1})
     p.precisions[name] = {"result": "ap_ufixed<1,1>"}
     p.tensors[node.id] = Tensor(name, 0, np.arange(k), onehot=True)
+
+
+def _add_argmax(p: Plan, graph: IntGraph, node: Node) -> None:
+    src = p.tensors[node.args[0]]
+    k = graph.nodes[node.args[0]].size
+    if not np.array_equal(src.perm, np.arange(k)):
+        raise EmitError(f"hls4ml: argmax {label(graph, node)}: its argument is stored "
+                        "channels-last (a flattened feature map), so ties would go to the "
+                        "lowest hls4ml index, not the IR's")
+    _softmax_argmax(p, node, src.layer, k)
 
 
 def _add_input(p: Plan, node: Node) -> None:
@@ -307,6 +330,8 @@ def plan(graph: IntGraph) -> Plan:
             _add_pool(p, graph, node)
         elif node.op is Op.FLATTEN:
             _add_flatten(p, graph, node)
+        elif node.op is Op.ARGMAX:
+            _add_argmax(p, graph, node)
         else:
             _add_hamming(p, node)
     for o in graph.outputs:

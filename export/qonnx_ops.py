@@ -167,6 +167,15 @@ def _hamming(b, graph, node, names):
     return b.node("Cast", [i], out, (), to=1)
 
 
+def _argmax(b, graph, node, names):
+    """ArgMax over the vector (``select_last_index=0``: ties to the lowest index; the float32
+    values order as their integers, exact within ``2**24``), Cast to float."""
+    out = names[node.id]
+    i = b.node("ArgMax", [names[node.args[0]]], out + ".index", (), elem="int64", axis=1,
+               keepdims=0, select_last_index=0)
+    return b.node("Cast", [i], out, (), to=1)
+
+
 def _add(b, graph, node, names):
     """Each argument times ``2**shift`` (Mul; none for shift 0), then Sum."""
     out, terms = names[node.id], []
@@ -196,7 +205,7 @@ LOWERINGS: dict[Op, Lowering] = {
     Op.INPUT: _input, Op.CONV2D: _conv2d, Op.DENSE: _dense, Op.CMVM: _cmvm,
     Op.REQUANT: _requant, Op.MAXPOOL2D: _maxpool, Op.FLATTEN: _flatten,
     Op.SIGN_BITS: _sign_bits, Op.THRESHOLD: _threshold, Op.HAMMING_DECODE: _hamming,
-    Op.ADD: _add, Op.BIT: _bit, Op.CONCAT: _concat,
+    Op.ADD: _add, Op.BIT: _bit, Op.CONCAT: _concat, Op.ARGMAX: _argmax,
 }
 
 __all__ = ["LOWERINGS"]

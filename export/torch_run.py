@@ -173,6 +173,12 @@ def _hamming(node, x, p):
     return torch.argmin(dist, dim=1).to(torch.float64)  # torch: the first minimum (lowest k)
 
 
+def _argmax(node, x, p):
+    import torch
+
+    return torch.argmax(x, dim=1).to(torch.float64)  # torch: the first maximum (lowest k)
+
+
 def _bit(node, x, p):
     import torch
 
@@ -202,7 +208,7 @@ def _concat(node, *xs):
 _UNARY: dict[Op, Callable[..., Any]] = {
     Op.CONV2D: _conv2d, Op.DENSE: _dense, Op.CMVM: _cmvm, Op.REQUANT: _requant,
     Op.MAXPOOL2D: _maxpool, Op.THRESHOLD: _threshold, Op.HAMMING_DECODE: _hamming,
-    Op.BIT: _bit,
+    Op.BIT: _bit, Op.ARGMAX: _argmax,
     Op.FLATTEN: lambda node, x, p: x.reshape(len(x), -1),
     Op.SIGN_BITS: lambda node, x, p: (x > 0).to(x.dtype),
 }

@@ -10,9 +10,10 @@ Two architectures, chosen by the input's shape:
   computes all output channels of one window position with the adder graph of
   :mod:`heatq.lower` and requantizes (wiring + clip).  Max pooling streams with a row
   buffer (``hq_maxpool2``), FLATTEN collects the last feature map (``hq_collect``), and the
-  fully connected layers, SIGN_BITS and the Hamming decoder (``hq_hamming``) run on whole
-  vectors.  Between stream layers a FIFO (depth from the cycle model) absorbs the
-  stalls of the next window's padding steps.  Internally every stage is valid-only.
+  fully connected layers, SIGN_BITS, the Hamming decoder (``hq_hamming``) and ARGMAX
+  (``hq_argmax``) run on whole vectors.  Between stream layers a FIFO (depth from the cycle
+  model) absorbs the stalls of the next window's padding steps.  Internally every stage is
+  valid-only.
 * **parallel** (input ``[n]``): one vector per clock, fully pipelined, II = 1.
 
 BIT is a registered elementwise unit in either domain.  ADD adds vectors only: its arguments
@@ -62,7 +63,8 @@ from .verilog_schedule import simulate
 from .verilog_units import Flow, TopBuilder, fifo_entries, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
-              "hq_collect.v", "hq_hamming.v", "hq_pace.v", "hq_raster.v", "hq_outq.v")
+              "hq_collect.v", "hq_hamming.v", "hq_argmax.v", "hq_pace.v", "hq_raster.v",
+              "hq_outq.v")
 
 
 @dataclass
@@ -192,7 +194,8 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     conv = _paced_window(g) if src.domain == "stream" else None
     flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,
-             Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold, Op.BIT: tb.bit}
+             Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold, Op.BIT: tb.bit,
+             Op.ARGMAX: tb.argmax}
     for n in g.nodes[1:]:
         if n.id in flows:
             continue

@@ -364,6 +364,20 @@ class TopBuilder:
             ("bits", arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
         return Flow(ov, od, n.type, "vector", 1, time=arg.time + 1)
 
+    def argmax(self, n, arg: Flow) -> Flow:
+        """``hq_argmax``: the first index of the largest of the vector's ``K`` elements
+        (``W`` bits each, compared signed when the argument's type is signed), registered."""
+        if arg.domain != "vector":
+            raise refuse(n, "argmax of a feature map")
+        nm = self.lname(n)
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n.type.width)
+        params = [("K", arg.elems), ("W", arg.etype.width), ("SIGNED", int(arg.etype.signed)),
+                  ("IW", n.type.width)]
+        self.inst("hq_argmax", f"u_{nm}", params, [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
+            ("x", arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
+        return Flow(ov, od, n.type, "vector", 1, time=arg.time + 1)
+
 
 def _term(d: nl.Signal, j: int, et: IntType, s: int, width: int) -> nl.Value | None:
     """Element ``j`` of ``d`` (elements of type ``et``) shifted left by ``s``, as its low

@@ -134,3 +134,22 @@ def test_rejects_scalar_and_wrong_arity():
         b.add(Op.ARGMAX, ArgmaxAttrs(), [x, x])
     with pytest.raises(IRError, match="ArgmaxAttrs"):
         b.add(Op.ARGMAX, None, [x])
+
+
+def test_hls4ml_plan_refuses_a_channels_last_argument():
+    """hls4ml stores a flattened [C, H, W] map channels-last: its first maximum is not the
+    IR's on ties, so the plan refuses by name; a [C, 1, 1] map (same order) is accepted."""
+    from heatq.ir import FlattenAttrs
+    from heatq_export.base import EmitError
+    from heatq_export.hls4ml_layers import plan
+
+    def graph(shape):
+        b = GraphBuilder()
+        x = b.add(Op.INPUT, InputAttrs(shape, 0, 3), name="in")
+        f = b.add(Op.FLATTEN, FlattenAttrs(), [x], "flat")
+        return b.build([b.add(Op.ARGMAX, ArgmaxAttrs(), [f], "cls")])
+
+    with pytest.raises(EmitError, match=r"argmax node 2 \(cls\).*channels-last"):
+        plan(graph((2, 2, 2)))
+    p = plan(graph((4, 1, 1)))
+    assert p.layers[-1]["class_name"] == "Softmax" and p.tensors[2].onehot

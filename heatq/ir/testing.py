@@ -9,7 +9,8 @@ and int64-extreme thresholds, on 64- and 73-bit values), CMVM in each layout, a 
 CONV2D and a 3x3 MAXPOOL2D, ADD (two products of one input summed with alignment shifts, as
 a split's recombination; arguments of different latencies, one repeated) on vectors and
 feature maps, BIT (low, middle and sign bits, on the input and on a feature map feeding a
-conv), the seed CNN's shape and an MLP; HALF_EVEN's graphs are in
+conv), ARGMAX (ties to the lowest index, on bits, signed scores, 64- and 73-bit values),
+the seed CNN's shape and an MLP; HALF_EVEN's graphs are in
 :mod:`heatq.ir.testing_half_even`.  Every target runs all of it
 (``tests/test_targets.py``); a target that cannot take a graph refuses it with ``EmitError``
 and the test lists that refusal.  A new op is added here too: the suite's coverage test fails
@@ -29,8 +30,9 @@ from .corners import corner_vectors
 from .testing_half_even import BUILDERS as HALF_EVEN_BUILDERS
 from .graph import GraphBuilder, IntGraph
 from .ops import (
-    AddAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, HammingDecodeAttrs, InputAttrs,
-    ConcatAttrs, MaxPool2dAttrs, Op, RequantAttrs, SignBitsAttrs, ThresholdAttrs,
+    AddAttrs, ArgmaxAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs,
+    HammingDecodeAttrs, InputAttrs, ConcatAttrs, MaxPool2dAttrs, Op, RequantAttrs, SignBitsAttrs,
+    ThresholdAttrs,
 )
 from .types import Overflow, Rounding
 
@@ -119,7 +121,7 @@ def wide64(rng: np.random.Generator) -> IntGraph:
 
 def acc73(rng: np.random.Generator) -> IntGraph:
     """A 73-bit accumulator: beyond C's integer types (the C target refuses it), fine for
-    ap_int and Verilog."""
+    ap_int and Verilog; an ARGMAX of it (a signed 73-bit compare)."""
     g = GraphBuilder()
     x = g.add(Op.INPUT, InputAttrs((4,), -(1 << 31), (1 << 31) - 1), name="in")
     d = g.add(Op.DENSE, DenseAttrs(_w(rng, (3, 4), 40), [0, 1, -1], 40), [x], "acc_wide")
@@ -127,7 +129,8 @@ def acc73(rng: np.random.Generator) -> IntGraph:
     r2 = g.add(Op.REQUANT, RequantAttrs(7, -(1 << 62), (1 << 62) - 1, FL, WRAP), [d])
     t = g.add(Op.THRESHOLD, ThresholdAttrs([[INT64_MIN, -5, 0, 0, 7, INT64_MAX]] * 3), [d])
     t2 = g.add(Op.THRESHOLD, ThresholdAttrs([[-(1 << 31), 0, (1 << 31) - 1, 1 << 31]] * 4), [x])
-    return g.build([d, r, r2, t, t2])
+    am = g.add(Op.ARGMAX, ArgmaxAttrs(), [d], "acc_max")
+    return g.build([d, r, r2, t, t2, am])
 
 
 def _sorted_thresholds(rng, c, t, lo, hi):
@@ -376,6 +379,44 @@ def concat_mix(rng: np.random.Generator) -> IntGraph:
     return g.build([d, vc])
 
 
+def argmax_mix(rng: np.random.Generator) -> IntGraph:
+    """ARGMAX (ties to the lowest index) of the input bits themselves; of a learned decoder's
+    scores (DENSE +-1 with a bias -> SIGN_BITS -> DENSE +-1 with bias ``floor(-sum(w) / 2)``,
+    two identical rows: every tie between them goes to the first); of signed 4-bit-weight
+    scores with negative biases (negative maxima); of a saturated signed REQUANT of those
+    (many ties at its bounds)."""
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((8,), 0, 1), name="in")
+    in_max = g.add(Op.ARGMAX, ArgmaxAttrs(), [x], "in_max")
+    h = g.add(Op.DENSE, DenseAttrs(_w(rng, (6, 8), 1), rng.integers(-2, 3, 6), 1), [x],
+              "hidden")
+    hb = g.add(Op.SIGN_BITS, SignBitsAttrs(), [h], "hidden_bits")
+    w = _w(rng, (5, 6), 1)
+    w[3] = w[1]  # a duplicate row: equal scores
+    sc = g.add(Op.DENSE, DenseAttrs(w, -w.sum(axis=1) // 2, 1), [hb], "scores")
+    cls = g.add(Op.ARGMAX, ArgmaxAttrs(), [sc], "cls")
+    s = g.add(Op.DENSE, DenseAttrs(_w(rng, (7, 8), 4), rng.integers(-20, 0, 7), 4), [x],
+              "s_scores")
+    s_cls = g.add(Op.ARGMAX, ArgmaxAttrs(), [s], "s_cls")
+    r = g.add(Op.REQUANT, RequantAttrs(1, -2, 1, FL, SAT), [s], "s_rq")
+    r_cls = g.add(Op.ARGMAX, ArgmaxAttrs(), [r], "rq_cls")
+    return g.build([in_max, sc, cls, s, s_cls, r_cls])
+
+
+def argmax_wide(rng: np.random.Generator) -> IntGraph:
+    """ARGMAX of exactly-64-bit values: an unsigned node beyond int64 and a signed one (the
+    C-like targets compare uint64_t / int64_t), each with two identical rows (ties)."""
+    g = GraphBuilder()
+    x = g.add(Op.INPUT, InputAttrs((2,), 0, (1 << 32) - 1), name="in")
+    u = g.add(Op.DENSE, DenseAttrs([[3, BIG], [BIG, BIG], [BIG, BIG], [BIG, 1]], [5, 0, 0, 9],
+                                   32), [x], "u64")
+    s = g.add(Op.DENSE, DenseAttrs([[-BIG, 7], [BIG, -BIG], [-BIG, 5], [BIG, -BIG]],
+                                   [2, -9, 0, -9], 32), [x], "s64")
+    u_cls = g.add(Op.ARGMAX, ArgmaxAttrs(), [u], "u_cls")
+    s_cls = g.add(Op.ARGMAX, ArgmaxAttrs(), [s], "s_cls")
+    return g.build([u_cls, s_cls])
+
+
 def _networks() -> dict[str, Callable[[], IntGraph]]:
     from heatq_sim.graphs import mlp_graph, seed_cnn_graph  # the networks' generators
 
@@ -393,6 +434,7 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], IntGraph]] = {
     "threshold_map": threshold_map, "cmvm_layouts": cmvm_layouts, "add_vec": add_vec,
     "add_map": add_map, "bit_map": bit_map, "concat_mix": concat_mix,
     **HALF_EVEN_BUILDERS,  # appended: the graphs above keep their seeds
+    "argmax_mix": argmax_mix, "argmax_wide": argmax_wide,
 }
 
 
