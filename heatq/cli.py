@@ -39,7 +39,9 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True,
 def train(dataset: str = typer.Option("mnist5k",
                                       help="mnist5k | fashion | digits | diabetes[:K] | idx:DIR"),
           model: str = typer.Option("seed-cnn", help="seed-cnn | mlp"),
-          input_code: str = typer.Option("bitplane:4", help="bitplane:N | thermometer:N"),
+          input_code: str = typer.Option("bitplane:4",
+                                         help="bitplane:N | thermometer:N | learned:T "
+                                              "(T thresholds learned in training)"),
           output_code: str = typer.Option("hadamard:15",
                                           help="onehot | hadamard:L | random:L | full | "
                                                "thermometer | gray"),

@@ -12,6 +12,12 @@ An 8-bit pixel ``x`` (unsigned, 0..255) becomes ``n`` binary channels (each 0 or
   are strictly increasing integers in 1..255, so the number of ones equals the number of
   thresholds ``<= x``. An ``InputCode`` built directly may carry other (e.g. learned)
   thresholds, subject to the same rules.
+* ``learned:T`` (1 <= T <= 255): a thermometer whose T thresholds are learned per input
+  channel during training (:mod:`heatq.thresholds`), so the code is part of the network: the
+  encoder passes the raw pixels through as ONE channel (``[N, 1, H, W]``, unsigned 8-bit,
+  0..255) and the network's first step ``input_code`` compares them with its frozen integer
+  thresholds (channel j is ``x >= t_j``, t_j in 1..255, not necessarily sorted).  ``thresholds``
+  holds the initial values, the evenly spaced ones of ``thermometer:T``.
 
 Output codes
 ------------
@@ -50,7 +56,7 @@ __all__ = [
     "OUTPUT_CODE_SPECS",
 ]
 
-INPUT_CODE_KINDS = ("bitplane", "thermometer")
+INPUT_CODE_KINDS = ("bitplane", "thermometer", "learned")
 OUTPUT_CODE_SPECS = ("onehot", "hadamard:L", "random:L", "full", "thermometer", "gray")
 
 _MAX_BITPLANES = 8
@@ -78,9 +84,10 @@ def thermometer_thresholds(n: int) -> tuple[int, ...]:
 class InputCode:
     """A binary code for unsigned 8-bit pixels.
 
-    ``kind``: ``'bitplane'`` or ``'thermometer'``; ``n``: number of output channels;
-    ``thresholds``: for thermometer codes, ``n`` strictly increasing ints in 1..255 (channel
-    j is ``x >= thresholds[j]``); empty for bit-plane codes.
+    ``kind``: ``'bitplane'``, ``'thermometer'`` or ``'learned'``; ``n``: number of binary
+    channels the network body sees; ``thresholds``: for thermometer codes, ``n`` strictly
+    increasing ints in 1..255 (channel j is ``x >= thresholds[j]``); for learned codes the
+    initial thresholds (the network learns its own); empty for bit-plane codes.
     """
 
     kind: str
@@ -101,7 +108,7 @@ class InputCode:
                 raise ValueError("bitplane code takes no thresholds")
         else:
             if not 1 <= self.n <= _MAX_THERMOMETER:
-                raise ValueError(f"thermometer code needs 1 <= n <= {_MAX_THERMOMETER}, got {self.n}")
+                raise ValueError(f"{self.kind} code needs 1 <= n <= {_MAX_THERMOMETER}, got {self.n}")
             if not self.thresholds:
                 object.__setattr__(self, "thresholds", thermometer_thresholds(self.n))
             t = self.thresholds
@@ -112,8 +119,20 @@ class InputCode:
 
     @property
     def channels(self) -> int:
-        """Number of binary channels produced per pixel (== n)."""
+        """Number of binary channels per pixel that the network body sees (== n); for a
+        learned code the network's first step makes them."""
         return self.n
+
+    @property
+    def learned(self) -> bool:
+        """True for ``learned:T``: the thresholds live in the network (:mod:`heatq.thresholds`)."""
+        return self.kind == "learned"
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the encoded input, the graph's INPUT: 1 (raw pixels) for a learned code,
+        else ``n`` (0/1 planes)."""
+        return 1 if self.learned else self.n
 
     @property
     def spec(self) -> str:
@@ -121,13 +140,16 @@ class InputCode:
         return f"{self.kind}:{self.n}"
 
     def encode_numpy(self, x: np.ndarray) -> np.ndarray:
-        """Encode uint8 images ``[N, H, W]`` into uint8 0/1 channels ``[N, n, H, W]``."""
+        """Encode uint8 images ``[N, H, W]`` into uint8 0/1 channels ``[N, n, H, W]``; a learned
+        code gives the pixels themselves, uint8 0..255 ``[N, 1, H, W]``."""
         x = np.asarray(x)
         if x.dtype != np.uint8:
             raise TypeError(f"encode_numpy expects uint8 pixels, got {x.dtype}")
         if x.ndim != 3:
             raise ValueError(f"encode_numpy expects [N, H, W], got shape {x.shape}")
         xe = x[:, None, :, :]
+        if self.learned:
+            return xe.copy()
         if self.kind == "bitplane":
             shifts = np.arange(7, 7 - self.n, -1, dtype=np.uint8).reshape(1, -1, 1, 1)
             return ((xe >> shifts) & np.uint8(1)).astype(np.uint8)
@@ -135,7 +157,8 @@ class InputCode:
         return (xe.astype(np.int16) >= t).astype(np.uint8)
 
     def encode_torch(self, x):
-        """Encode an integer tensor ``[N, H, W]`` (values 0..255) into float32 0/1 ``[N, n, H, W]``.
+        """Encode an integer tensor ``[N, H, W]`` (values 0..255) into float32 0/1 ``[N, n, H, W]``
+        (a learned code: the pixels as float32 0..255, ``[N, 1, H, W]``).
 
         The result is on ``x``'s device. Float inputs are rejected (pass raw pixel integers).
         """
@@ -149,6 +172,8 @@ class InputCode:
         if x.dtype != torch.uint8 and xi.numel() and (int(xi.min()) < 0 or int(xi.max()) > 255):
             raise ValueError("encode_torch expects pixel values in 0..255")
         xe = xi.unsqueeze(1)
+        if self.learned:
+            return xe.to(torch.float32)
         if self.kind == "bitplane":
             shifts = torch.arange(7, 7 - self.n, -1, dtype=torch.int32, device=x.device).view(1, -1, 1, 1)
             return ((xe >> shifts) & 1).to(torch.float32)
@@ -164,18 +189,19 @@ def _parse_kind_int(spec: str, what: str) -> tuple[str, int]:
 
 
 def parse_input_code(spec: str) -> InputCode:
-    """Parse ``bitplane:N`` (1..8) or ``thermometer:N`` (1..255); bad specs raise UserError."""
+    """Parse ``bitplane:N`` (1..8), ``thermometer:N`` or ``learned:T`` (1..255); bad specs
+    raise UserError."""
     if not isinstance(spec, str):
         raise UserError(f"input code spec must be a string, got {spec!r}")
-    usage = "expected bitplane:N (1<=N<=8) or thermometer:N (1<=N<=255)"
+    usage = "expected bitplane:N (1<=N<=8), thermometer:N or learned:N (1<=N<=255)"
     try:
         kind, n = _parse_kind_int(spec, "input code")
     except UserError:
         raise UserError(f"bad input code {spec!r}: {usage}") from None
     if kind == "bitplane" and 1 <= n <= _MAX_BITPLANES:
         return InputCode("bitplane", n)
-    if kind == "thermometer" and 1 <= n <= _MAX_THERMOMETER:
-        return InputCode("thermometer", n)
+    if kind in ("thermometer", "learned") and 1 <= n <= _MAX_THERMOMETER:
+        return InputCode(kind, n)
     raise UserError(f"bad input code {spec!r}: {usage}")
 
 

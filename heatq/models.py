@@ -44,7 +44,9 @@ class QNet(nn.Module):
 
     def forward(self, x: torch.Tensor, trace: bool = False):
         """Code logits [N, L]; with ``trace`` also ``{name: (tensor, frac)}`` per step (and,
-        for a widened layer, per weight part: ``{name}.part{i}``, as the IR names them)."""
+        for a widened layer, per weight part: ``{name}.part{i}``, as the IR names them; for a
+        step with ``traced_nodes``, such as the learned input thresholds, each of its
+        intermediate IR nodes ``{name}.{suffix}``)."""
         frac, seen = 0, {}
         for name, step in self.steps():
             x_in, frac_in = x, frac
@@ -55,6 +57,9 @@ class QNet(nn.Module):
                 if parts is not None:
                     seen.update({part_name(name, i): (t, frac)
                                  for i, t in parts(x_in, frac_in).items()})
+                nodes = getattr(step, "traced_nodes", None)
+                if nodes is not None:
+                    seen.update({f"{name}.{k}": v for k, v in nodes(x_in, frac_in).items()})
         return (x, seen) if trace else x
 
 
@@ -129,15 +134,35 @@ def image_spec(model: str, h: int, w: int, who: str) -> dict:
     return {"image_shape": [h, w]}
 
 
+INPUT_CODE = "input_code"  # the name of the learned input thresholds' step (and IR node)
+
+
+def with_input_thresholds(net: QNet, n: int) -> QNet:
+    """``net`` (whose body takes ``n`` binary channels) behind a first step ``input_code``, the
+    ``n`` learned thresholds of :class:`heatq.thresholds.LearnedThermometer`: the new network
+    takes raw pixels ``(1, H, W)``, and its spec records ``input_thresholds: n``."""
+    from .thresholds import LearnedThermometer
+
+    if int(net.input_shape[0]) != int(n):
+        raise UserError(f"input_thresholds {n}: the model takes {net.input_shape[0]} channels "
+                        f"(in_channels must equal the number of thresholds)")
+    blocks = {INPUT_CODE: LearnedThermometer(int(n)), **dict(net.named_children())}
+    return QNet(blocks, (1, *net.input_shape[1:]), {**net.spec, "input_thresholds": int(n)})
+
+
 def build_model(spec: dict) -> QNet:
     """Rebuild a model from its ``spec`` dict (as saved in summary.json / the torch state).
-    ``spec["widen"]`` (``{layer: K}``, optional) rebuilds the widened network of a balanced
-    weight split (:mod:`heatq.widen`); the spec is kept in ``model.spec``."""
-    kwargs = {k: v for k, v in spec.items() if k not in ("model", "widen")}
+    ``spec["input_thresholds"]`` (T, optional) puts T learned input thresholds first
+    (:func:`with_input_thresholds`, the ``learned:T`` input code); ``spec["widen"]``
+    (``{layer: K}``, optional) rebuilds the widened network of a balanced weight split
+    (:mod:`heatq.widen`); the spec is kept in ``model.spec``."""
+    kwargs = {k: v for k, v in spec.items() if k not in ("model", "widen", "input_thresholds")}
     name = spec.get("model")
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     net = MODELS[name](**kwargs)
+    if spec.get("input_thresholds"):
+        net = with_input_thresholds(net, int(spec["input_thresholds"]))
     if spec.get("widen"):
         from .widen import apply_widen
 

@@ -22,7 +22,7 @@ from .inputs import (
 from .errors import UserError
 from .ir import IntGraph
 from .ir.interp import run
-from .models import MODELS, build_model, image_spec
+from .models import INPUT_CODE, MODELS, build_model, image_spec
 from .progress import activity
 from .provenance import make_deterministic, record
 from .rundir import (
@@ -84,7 +84,8 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
     h, w = ds.image_shape
     spec = {"model": model, "in_channels": ic.channels, "code_length": oc.length,
-            "w_bits": weight_bits, "a_bits": act_bits, **image_spec(model, h, w, dataset)}
+            "w_bits": weight_bits, "a_bits": act_bits, **image_spec(model, h, w, dataset),
+            **({"input_thresholds": ic.n} if ic.learned else {})}  # learned:T: first step
     torch.manual_seed(seed)
     net = build_model(spec)
     cfg = TrainConfig(epochs=epochs, qat_epochs=(epochs + 1) // 2 if qat_epochs is None
@@ -118,6 +119,8 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     if ds.targets is not None:
         metrics.update(_regression_summary(net, graph, x_test, ic.encode_numpy(ds.x_test),
                                            oc, ds.targets))
+    if ic.learned:  # the frozen thresholds (heatq.thresholds), as the IR compares them
+        metrics["input_thresholds"] = graph.by_name(INPUT_CODE).attrs.thresholds[:, 0].tolist()
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
                "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],

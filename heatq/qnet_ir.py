@@ -7,6 +7,9 @@ A widened layer (:mod:`heatq.widen`, K weight parts) becomes K products of the s
 ``<layer>.part0`` .. ``<layer>.part{K-1}`` (the bias in part 0, each part at the layer's bits and
 ``w_frac``), and one ``ADD`` (shifts 0) carrying the layer's name: exactly the graph of the
 balanced weight split, with ``meta["regroup"]`` / ``meta["products"]`` saying so.
+The learned input thresholds (:mod:`heatq.thresholds`, input code ``learned:T``) become
+``<name>.copy``, a CONCAT of T copies of the pixel channel (wiring), and ``<name>``, a THRESHOLD
+with one frozen threshold per channel; the INPUT is then the raw pixels, unsigned 8-bit (0..255).
 The integers are read with the very functions the quantized forward pass uses, so the
 graph computes exactly what the model computes (``heatq check`` proves it per layer).
 """
@@ -16,11 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import (
-    AddAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, HammingDecodeAttrs, InputAttrs,
-    IntGraph, MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding, SignBitsAttrs,
+    AddAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder,
+    HammingDecodeAttrs, InputAttrs, IntGraph, MaxPool2dAttrs, Op, Overflow, RequantAttrs,
+    Rounding, SignBitsAttrs, ThresholdAttrs,
 )
 from .models import QNet
 from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, _WideParts, part_name
+from .thresholds import COPY, LearnedThermometer
 
 CODE_BITS = "code_bits"
 CLASS = "class"
@@ -31,9 +36,10 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None,
     """The integer graph of ``model`` (in quant mode) with a Hamming decoder over ``codebook``
     (uint8 [K, L]), or the learned ``decoder`` (:class:`heatq.decoder.Decoder`: DENSE with
     1-bit weights over the code bits, SIGN_BITS between layers, ARGMAX; ``meta["decoder"]``
-    names it).  The input is the binary code planes (unsigned 1-bit, frac 0)."""
+    names it).  The input is the binary code planes (unsigned 1-bit, frac 0), or, for a model
+    with learned input thresholds, the raw pixels (unsigned 8-bit, 0..255, frac 0)."""
     b = GraphBuilder()
-    node = b.add(Op.INPUT, InputAttrs(model.input_shape, 0, 1, 0), name="input")
+    node = b.add(Op.INPUT, InputAttrs(model.input_shape, 0, input_top(model), 0), name="input")
     frac = 0
     weight_bits, act_bits, regroup = {}, {}, {}
     for name, step in model.steps():
@@ -56,13 +62,23 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None,
     return b.build([logits, bits, cls], info)
 
 
+def input_top(model: QNet) -> int:
+    """The largest input value: 255 (8-bit pixels) when the first step is
+    :class:`~heatq.thresholds.LearnedThermometer`, else 1 (binary code planes)."""
+    first = next((s for _, s in model.steps()), None)
+    return 255 if isinstance(first, LearnedThermometer) else 1
+
+
 def add_step(b: GraphBuilder, node: int, name: str, step,
              frac: int) -> tuple[int, int, list | None]:
     """Append the IR form of one quantized step reading ``node`` (binary point ``frac``), named
     ``name``: (its node id, its output binary point, the regroup entries of a widened layer or
     None).  QConv2d -> CONV2D, QLinear -> DENSE, a widened layer -> its parts and an ADD,
     QReLU -> REQUANT (HALF_UP, SATURATE to 0..2**bits-1), MaxPool -> MAXPOOL2D, Flatten ->
-    FLATTEN; TypeError for any other step."""
+    FLATTEN, LearnedThermometer -> CONCAT ``<name>.copy`` + THRESHOLD; TypeError for any
+    other step."""
+    if isinstance(step, LearnedThermometer):
+        return _input_thresholds(b, node, name, step, frac), 0, None
     if isinstance(step, _WideParts):
         node, parts = _widened(b, node, name, step, frac)
         return node, frac + int(step.w_frac), parts
@@ -78,6 +94,21 @@ def add_step(b: GraphBuilder, node: int, name: str, step,
     if isinstance(step, Flatten):
         return b.add(Op.FLATTEN, FlattenAttrs(), [node], name), frac, None
     raise TypeError(f"convert: no IR form for step {name} ({type(step).__name__})")
+
+
+def _input_thresholds(b: GraphBuilder, node: int, name: str, step: LearnedThermometer,
+                      frac: int) -> int:
+    """The learned thresholds' two nodes: pixel [1, H, W] -> ``<name>.copy`` (CONCAT of T
+    copies: [T, H, W], unsigned 0..255) -> ``<name>`` (THRESHOLD, row j = [t_j]: [T, H, W] of
+    0/1).  A CONCAT, not a 1x1 CONV2D with weights +1: the Verilog target builds a 1x1 conv as
+    a window unit, which would leave the host unpaced in front of the first 'same'-padded
+    conv's window (:func:`heatq_export.verilog._paced_window` walks THRESHOLD and CONCAT of one
+    argument); CONCAT is wiring in every target.  Returns the THRESHOLD's id."""
+    if frac != 0:
+        raise ValueError(f"{name}: learned thresholds need integer pixels (frac 0), got {frac}")
+    t = step.integer_thresholds().numpy().astype(np.int64)
+    copy = b.add(Op.CONCAT, ConcatAttrs(len(t)), [node] * len(t), f"{name}.{COPY}")
+    return b.add(Op.THRESHOLD, ThresholdAttrs(t.reshape(len(t), 1)), [copy], name)
 
 
 def record_bits(weight_bits: dict, act_bits: dict, name: str, step) -> None:
