@@ -142,8 +142,6 @@ def _ir_code_bits(graph, x_codes, batch: int = 500):
 def train_one(p: dict) -> list[dict]:
     """Worker: train one (dataset, code, seed) and measure it; one row per decoder."""
     _worker_start()
-    import numpy as np
-
     from heatq.codes import hamming_decode_numpy
     from heatq.pipeline import train_run
     from heatq.rundir import codes_of, load_float_model, load_graph, read_json

@@ -147,7 +147,7 @@ def _stat(values: list) -> str:
 def table(rows: list[dict], seeds: list[int]) -> str:
     """Markdown: one line per row kind, mean ± sample s.d. over the seeds."""
     lines = [f"| row | L | MAE (Hamming / exact output) | MAE (expected value) | RMSE | "
-             f"level accuracy | seeds |", "|---|---|---|---|---|---|---|"]
+             "level accuracy | seeds |", "|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["row"] for r in rows):
         rs = [r for r in rows if r["row"] == name]
         acc = _stat([None if r["acc_levels"] is None else 100 * r["acc_levels"] for r in rs])

@@ -37,7 +37,8 @@ def _per_sample_equal(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def validate_activations(model: QNet, graph: IntGraph, x_codes: np.ndarray,
                          batch: int = 250, progress: bool = True, decoder=None) -> dict:
-    """Compare every named layer on ``x_codes`` (uint8 0/1 code planes [N, C, H, W]); a graph
+    """Compare every named layer on ``x_codes`` (the graph's inputs, [N, C, H, W]: uint8 0/1
+    code planes, or the raw pixels [N, 1, H, W] of a ``learned:T`` input code); a graph
     with a learned decoder is compared with ``decoder`` (the run's :class:`heatq.decoder.Decoder`)
     run on the model's code bits.  Returns ``{"n_samples", "layers": {name: fraction_equal}, "all_equal"}``."""
     model.eval()
