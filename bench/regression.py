@@ -146,7 +146,7 @@ def _stat(values: list) -> str:
 
 def table(rows: list[dict], seeds: list[int]) -> str:
     """Markdown: one line per row kind, mean ± sample s.d. over the seeds."""
-    lines = [f"| row | L | MAE (Hamming / exact output) | MAE (expected value) | RMSE | "
+    lines = ["| row | L | MAE (Hamming / exact output) | MAE (expected value) | RMSE | "
              "level accuracy | seeds |", "|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["row"] for r in rows):
         rs = [r for r in rows if r["row"] == name]
