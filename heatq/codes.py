@@ -314,7 +314,7 @@ def _full(k: int, spec: str) -> np.ndarray:
     return np.vstack([bits, np.zeros((1, m.shape[1]), dtype=np.int64)]).astype(np.uint8)
 
 
-def _thermometer_code(k: int) -> np.ndarray:
+def thermometer_code(k: int) -> np.ndarray:
     """K x (K-1): bit j of level k is ``k > j`` (level k has k ones, first)."""
     return (np.arange(k)[:, None] > np.arange(k - 1)[None, :]).astype(np.uint8)
 
@@ -343,7 +343,7 @@ def parse_output_code(spec: str, n_classes: int, seed: int = 0) -> OutputCode:
     if s == "full":
         return OutputCode("full", _full(n_classes, spec))
     if s == "thermometer":
-        return OutputCode("thermometer", _thermometer_code(n_classes))
+        return OutputCode("thermometer", thermometer_code(n_classes))
     if s == "gray":
         return OutputCode("gray", _gray(n_classes))
     kind, sep, arg = s.partition(":")
@@ -371,16 +371,20 @@ def hamming_decode_numpy(bits: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.argmin(hamming_distances_numpy(bits, matrix), axis=1).astype(np.int64)
 
 
+def _logit_bits(logits) -> np.ndarray:
+    """The code bits (uint8 [N, L], ``logit > 0`` strictly) of logits ``[N, L]``."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
+    return (logits.detach() > 0).cpu().numpy().astype(np.uint8)
+
+
 def hamming_decode_torch(logits, matrix):
     """Decode logits ``[N, L]``: bits = ``logits > 0`` (strictly), then the nearest codeword
     by :func:`hamming_decode_numpy` (ties -> lowest class). Returns a LongTensor ``[N]`` on
     the logits' device."""
     import torch
 
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
-    bits = (logits.detach() > 0).cpu().numpy().astype(np.uint8)
-    return torch.from_numpy(hamming_decode_numpy(bits, matrix)).to(logits.device)
+    return torch.from_numpy(hamming_decode_numpy(_logit_bits(logits), matrix)).to(logits.device)
 
 
 def decode_torch(logits, code: OutputCode):
@@ -391,10 +395,7 @@ def decode_torch(logits, code: OutputCode):
 
     if code.decoder is None:
         return hamming_decode_torch(logits, code.matrix)
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be [N, L], got shape {tuple(logits.shape)}")
-    bits = (logits.detach() > 0).cpu().numpy().astype(np.uint8)
-    return torch.from_numpy(code.decoder.predict(bits)).to(logits.device)
+    return torch.from_numpy(code.decoder.predict(_logit_bits(logits))).to(logits.device)
 
 
 def code_targets_torch(y, matrix):

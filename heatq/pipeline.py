@@ -115,10 +115,10 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     graph = convert(net, oc.matrix, {"dataset": dataset, "input_code": ic.spec,
                                       "output_code": oc.name, "seed": seed,
                                       "train_per_class": train_per_class}, oc.decoder)
-    acc_ir = ir_accuracy(graph, ic.encode_numpy(ds.x_test), ds.y_test)
+    ir_test = ir_classes(graph, ic.encode_numpy(ds.x_test))
+    acc_ir = float((ir_test == ds.y_test).mean())
     if ds.targets is not None:
-        metrics.update(_regression_summary(net, graph, x_test, ic.encode_numpy(ds.x_test),
-                                           oc, ds.targets))
+        metrics.update(_regression_summary(net, x_test, ir_test, oc, ds.targets))
     if ic.learned:  # the frozen thresholds (heatq.thresholds), as the IR compares them
         metrics["input_thresholds"] = graph.by_name(INPUT_CODE).attrs.thresholds[:, 0].tolist()
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
@@ -135,11 +135,11 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     return summary
 
 
-def _regression_summary(net, graph: IntGraph, x_test: torch.Tensor, codes: np.ndarray,
-                        oc, levels) -> dict:
+def _regression_summary(net, x_test: torch.Tensor, ir_levels: np.ndarray, oc, levels) -> dict:
     """:func:`heatq.regression.regression_metrics` of the quantised ``net`` (exact, float64;
-    levels by the run's decoder) and of the IR's class output on the test split; with a learned
-    decoder also ``mae_hamming``, the same network decoded by Hamming distance."""
+    levels by the run's decoder) and of the IR's class output ``ir_levels`` on the test
+    split; with a learned decoder also ``mae_hamming``, the same network decoded by Hamming
+    distance."""
     import copy
 
     from .codes import decode_torch, hamming_decode_torch
@@ -147,7 +147,6 @@ def _regression_summary(net, graph: IntGraph, x_test: torch.Tensor, codes: np.nd
 
     with torch.no_grad():
         logits = copy.deepcopy(net).double().eval()(x_test.double())
-    ir_levels = np.concatenate([run(graph, codes[i:i + 500])[-1] for i in range(0, len(codes), 500)])
     out = regression_metrics(logits, decode_torch(logits, oc).numpy(), ir_levels, oc.matrix,
                              levels)
     if oc.decoder is not None:
@@ -163,11 +162,11 @@ def _train_seeds(seed: int, val_fraction: float) -> dict[str, int]:
     return {**seeds, "validation_split": seed} if val_fraction > 0 else seeds
 
 
-def ir_accuracy(graph: IntGraph, x_codes: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
-    """Accuracy of the interpreter's class output."""
-    pred = np.concatenate([run(graph, x_codes[i:i + batch])[-1]
+def ir_classes(graph: IntGraph, x_codes: np.ndarray, batch: int = 500) -> np.ndarray:
+    """The interpreter's class output (its last output, int64 [N]) on the graph inputs
+    ``x_codes``, ``batch`` at a time."""
+    return np.concatenate([run(graph, x_codes[i:i + batch])[-1]
                            for i in range(0, len(x_codes), batch)])
-    return float((pred == y).mean())
 
 
 SPLITS = ("train", "validation", "test")

@@ -120,10 +120,11 @@ def rmse(pred_levels: np.ndarray, t_true: np.ndarray, centres: np.ndarray) -> fl
 
 def is_thermometer(matrix: np.ndarray) -> bool:
     """True when the K x (K-1) code matrix is the thermometer code (row k: k ones, then zeros)."""
+    from heatq.codes import thermometer_code
+
     m = np.asarray(matrix)
     k = m.shape[0]
-    return m.shape == (k, k - 1) and np.array_equal(
-        m, (np.arange(k)[:, None] > np.arange(k - 1)[None, :]).astype(m.dtype))
+    return m.shape == (k, k - 1) and np.array_equal(m, thermometer_code(k))
 
 
 def _level_posterior(logits, matrix):
@@ -187,7 +188,7 @@ def run_mae(run_dir) -> dict:
     UserError when the run's dataset is not a regression one."""
     from heatq.codes import parse_input_code
     from heatq.inputs import dataset_of
-    from heatq.ir.interp import run
+    from heatq.pipeline import ir_classes
     from heatq.rundir import load_graph
 
     graph = load_graph(run_dir)
@@ -195,6 +196,6 @@ def run_mae(run_dir) -> dict:
     if ds.targets is None:
         raise UserError(f"{run_dir}: dataset {ds.name} is not a regression dataset")
     codes = parse_input_code(graph.meta["input_code"]).encode_numpy(ds.x_test).astype(np.int64)
-    levels = np.concatenate([run(graph, codes[i:i + 500])[-1] for i in range(0, len(codes), 500)])
+    levels = ir_classes(graph, codes)
     t, c = ds.targets.t_test, ds.targets.centres
     return {"n": len(t), "mae": mae(levels, t, c), "rmse": rmse(levels, t, c)}

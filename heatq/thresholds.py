@@ -66,7 +66,7 @@ class LearnedThermometer(QuantStep):
                              f"got binary point {frac}")
         if x.dim() != 4 or x.shape[1] != 1:
             raise ValueError(f"learned thresholds take pixels [N, 1, H, W], got {tuple(x.shape)}")
-        t_int = torch.floor(self.thresholds_float().detach() + 0.5).view(1, -1, 1, 1)
+        t_int = self.integer_thresholds().to(x.dtype).view(1, -1, 1, 1)
         hard = (x >= t_int).to(x.dtype)
         if not torch.is_grad_enabled() or not self.theta.requires_grad:
             return hard, 0
