@@ -350,32 +350,33 @@ class TopBuilder:
         return self._origin_memo[nid]
 
     def hamming(self, n, arg: Flow) -> Flow:
-        if arg.domain != "vector":
-            raise refuse(n, "hamming decode of a feature map")
+        """``hq_hamming``: the class of the nearest codeword (XOR + popcount + argmin, ties
+        to the lowest index), registered."""
         cb = n.attrs.codebook
         K, L = cb.shape
         flat = sum(int(cb[k, j]) << (k * L + j) for k in range(K) for j in range(L))
-        nm = self.lname(n)
-        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n.type.width)
         params = [("L", L), ("K", K), ("DW", L.bit_length()), ("IW", n.type.width),
                   ("CB", nl.Const(K * L, flat, "b"))]
-        self.inst("hq_hamming", f"u_{nm}", params, [
-            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
-            ("bits", arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
-        return Flow(ov, od, n.type, "vector", 1, time=arg.time + 1)
+        return self._class_unit(n, arg, "hq_hamming", params, "bits", "hamming decode")
 
     def argmax(self, n, arg: Flow) -> Flow:
         """``hq_argmax``: the first index of the largest of the vector's ``K`` elements
         (``W`` bits each, compared signed when the argument's type is signed), registered."""
-        if arg.domain != "vector":
-            raise refuse(n, "argmax of a feature map")
-        nm = self.lname(n)
-        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n.type.width)
         params = [("K", arg.elems), ("W", arg.etype.width), ("SIGNED", int(arg.etype.signed)),
                   ("IW", n.type.width)]
-        self.inst("hq_argmax", f"u_{nm}", params, [
+        return self._class_unit(n, arg, "hq_argmax", params, "x", "argmax")
+
+    def _class_unit(self, n, arg: Flow, module: str, params: list, port: str,
+                    what: str) -> Flow:
+        """One instance of a class-index primitive (``module``: clk, rst, in_valid, the vector
+        on ``port``, out_valid, cls) reading the whole vector ``arg``; one cycle later."""
+        if arg.domain != "vector":
+            raise refuse(n, f"{what} of a feature map")
+        nm = self.lname(n)
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n.type.width)
+        self.inst(module, f"u_{nm}", params, [
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
-            ("x", arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
+            (port, arg.data, False), ("out_valid", ov, True), ("cls", od, True)])
         return Flow(ov, od, n.type, "vector", 1, time=arg.time + 1)
 
 
