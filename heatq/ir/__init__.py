@@ -7,7 +7,7 @@ from .graph import GraphBuilder, IntGraph, Node
 from .interp import run
 from .ops import (
     SPECS, AddAttrs, ArgmaxAttrs, BitAttrs, CmvmAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs,
-    FlattenAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, OpSpec, RequantAttrs,
+    FlattenAttrs, GlobalAvgPoolAttrs, HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, OpSpec, RequantAttrs,
     SignBitsAttrs, ThresholdAttrs,
 )
 from .errors import IRError
@@ -18,7 +18,7 @@ __all__ = [
     "GraphBuilder", "IntGraph", "Node", "run", "Op", "IntType", "Overflow", "Rounding", "IRError",
     "InputAttrs", "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
     "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs", "AddAttrs", "BitAttrs",
-    "ConcatAttrs", "ArgmaxAttrs", "OpSpec",
+    "ConcatAttrs", "ArgmaxAttrs", "GlobalAvgPoolAttrs", "OpSpec",
     "SPECS",
     "IR_VERSION", "load", "save",
 ]

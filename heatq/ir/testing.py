@@ -28,6 +28,7 @@ import numpy as np
 
 from .corners import corner_vectors
 from .testing_half_even import BUILDERS as HALF_EVEN_BUILDERS
+from .testing_residual import BUILDERS as RESIDUAL_BUILDERS
 from .graph import GraphBuilder, IntGraph
 from .ops import (
     AddAttrs, ArgmaxAttrs, BitAttrs, CmvmAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs,
@@ -435,6 +436,7 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], IntGraph]] = {
     "add_map": add_map, "bit_map": bit_map, "concat_mix": concat_mix,
     **HALF_EVEN_BUILDERS,  # appended: the graphs above keep their seeds
     "argmax_mix": argmax_mix, "argmax_wide": argmax_wide,
+    **RESIDUAL_BUILDERS,  # appended: the graphs above keep their seeds
 }
 
 

@@ -31,12 +31,13 @@ class Op(enum.Enum):
     BIT = "bit"
     CONCAT = "concat"
     ARGMAX = "argmax"
+    GLOBAL_AVGPOOL = "global_avgpool"
 
 
 # the op modules import Op from here, so they come after it
 from . import (  # noqa: E402
-    add, argmax, bit, cmvm, concat, conv2d, dense, flatten, hamming_decode, input, maxpool2d,
-    requant, sign_bits, threshold,
+    add, argmax, bit, cmvm, concat, conv2d, dense, flatten, global_avgpool, hamming_decode, input,
+    maxpool2d, requant, sign_bits, threshold,
 )
 from .add import AddAttrs  # noqa: E402
 from .argmax import ArgmaxAttrs  # noqa: E402
@@ -47,6 +48,7 @@ from .concat import ConcatAttrs  # noqa: E402
 from .conv2d import Conv2dAttrs  # noqa: E402
 from .dense import DenseAttrs  # noqa: E402
 from .flatten import FlattenAttrs  # noqa: E402
+from .global_avgpool import GlobalAvgPoolAttrs  # noqa: E402
 from .hamming_decode import HammingDecodeAttrs, hamming_distances  # noqa: E402
 from .input import InputAttrs  # noqa: E402
 from .maxpool2d import MaxPool2dAttrs  # noqa: E402
@@ -56,7 +58,7 @@ from .threshold import ThresholdAttrs  # noqa: E402
 
 SPECS: dict[Op, OpSpec] = {m.SPEC.op: m.SPEC for m in (
     input, conv2d, dense, requant, maxpool2d, flatten, sign_bits, hamming_decode, threshold, cmvm,
-    add, bit, concat, argmax,
+    add, bit, concat, argmax, global_avgpool,
 )}
 assert set(SPECS) == set(Op), "every Op needs a SPEC"
 
@@ -70,5 +72,5 @@ __all__ = [
     "Op", "OpSpec", "Arg", "SPECS", "attr_fields", "hamming_distances", "InputAttrs",
     "Conv2dAttrs", "DenseAttrs", "RequantAttrs", "MaxPool2dAttrs", "FlattenAttrs",
     "SignBitsAttrs", "HammingDecodeAttrs", "ThresholdAttrs", "CmvmAttrs",
-    "AddAttrs", "BitAttrs", "ConcatAttrs", "ArgmaxAttrs",
+    "AddAttrs", "BitAttrs", "ConcatAttrs", "ArgmaxAttrs", "GlobalAvgPoolAttrs",
 ]
