@@ -13,7 +13,9 @@ import torch
 import torch.nn as nn
 
 from .errors import UserError
+from .ir.residual import ALIGN
 from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, QuantStep, QWeighted, part_name
+from .resnet import resnet20
 
 
 class QNet(nn.Module):
@@ -46,21 +48,58 @@ class QNet(nn.Module):
         """Code logits [N, L]; with ``trace`` also ``{name: (tensor, frac)}`` per step (and,
         for a widened layer, per weight part: ``{name}.part{i}``, as the IR names them; for a
         step with ``traced_nodes``, such as the learned input thresholds, each of its
-        intermediate IR nodes ``{name}.{suffix}``)."""
-        frac, seen = 0, {}
-        for name, step in self.steps():
-            x_in, frac_in = x, frac
-            x, frac = step(x, frac)
-            if trace:
-                seen[name] = (x, frac)
-                parts = getattr(step, "traced_parts", None)
-                if parts is not None:
-                    seen.update({part_name(name, i): (t, frac)
-                                 for i, t in parts(x_in, frac_in).items()})
-                nodes = getattr(step, "traced_nodes", None)
-                if nodes is not None:
-                    seen.update({f"{name}.{k}": v for k, v in nodes(x_in, frac_in).items()})
-        return (x, seen) if trace else x
+        intermediate IR nodes ``{name}.{suffix}``; for a residual sum, each argument shifted
+        to the sum's binary point, ``{add}.align{i}``, as :func:`heatq.ir.residual.aligned_add`
+        names it)."""
+        walker = TorchWalker(trace)
+        x, _ = walk(self, walker, x, 0)
+        return (x, walker.seen) if trace else x
+
+
+def walk(module: nn.Module, walker, value, frac: int, prefix: str = ""):
+    """Thread ``(value, frac)`` through ``module``'s children in order, the one description of
+    a network's data flow that both the torch forward pass (:class:`TorchWalker`) and the IR
+    converter (:mod:`heatq.qnet_ir`) interpret: a :class:`QuantStep` child goes to
+    ``walker.step(name, step, value, frac)``, a child with its own ``walk`` (a residual block)
+    threads itself, any other module's children are walked in order.  Names are the dotted
+    module names (``stage1.block1.conv1``); returns the last ``(value, frac)``."""
+    for child_name, child in module.named_children():
+        name = f"{prefix}{child_name}"
+        if isinstance(child, QuantStep):
+            value, frac = walker.step(name, child, value, frac)
+        elif hasattr(child, "walk"):
+            value, frac = child.walk(walker, value, frac, name)
+        else:
+            value, frac = walk(child, walker, value, frac, name + ".")
+    return value, frac
+
+
+class TorchWalker:
+    """:func:`walk`'s torch interpreter: runs each step; with ``trace`` records
+    ``seen[name] = (tensor, frac)`` for every IR node the step becomes."""
+
+    def __init__(self, trace: bool = False) -> None:
+        self.seen: dict | None = {} if trace else None
+
+    def step(self, name: str, step: QuantStep, x: torch.Tensor, frac: int):
+        y, f = step(x, frac)
+        if self.seen is not None:
+            self.seen[name] = (y, f)
+            parts = getattr(step, "traced_parts", None)
+            if parts is not None:
+                self.seen.update({part_name(name, i): (t, f) for i, t in parts(x, frac).items()})
+            nodes = getattr(step, "traced_nodes", None)
+            if nodes is not None:
+                self.seen.update({f"{name}.{k}": v for k, v in nodes(x, frac).items()})
+        return y, f
+
+    def add(self, name: str, step: QuantStep, values: list, fracs: list[int]):
+        y, f = step(values, fracs)
+        if self.seen is not None:
+            self.seen[name] = (y, f)
+            self.seen.update({f"{name}.{ALIGN}{i}": (v, f)
+                              for i, (v, fi) in enumerate(zip(values, fracs)) if fi < f})
+        return y, f
 
 
 def _conv_block(c_in: int, c_out: int, k: int, w_bits: int, a_bits: int) -> nn.Module:
@@ -118,7 +157,7 @@ def mlp(in_channels: int, code_length: int, w_bits: int = 4, a_bits: int = 4,
     return QNet(blocks, (in_channels, h, w), spec)
 
 
-MODELS = {"seed-cnn": seed_cnn, "mlp": mlp}
+MODELS = {"seed-cnn": seed_cnn, "mlp": mlp, "resnet20": resnet20}
 NON_SQUARE = ("mlp",)  # the models that take H x W inputs with H != W
 
 

@@ -1,8 +1,10 @@
 """``convert``: a trained quantized :class:`~heatq.models.QNet` -> :class:`~heatq.ir.IntGraph`.
 
-Each step becomes one IR node with the step's name: QConv2d -> CONV2D, QLinear -> DENSE,
-QReLU -> REQUANT (HALF_UP, SATURATE to 0..2**bits-1), MaxPool -> MAXPOOL2D, Flatten ->
-FLATTEN; the code logits then feed SIGN_BITS (``code_bits``) and HAMMING_DECODE (``class``).
+Each step becomes one IR node with the step's name: QConv2d -> CONV2D (a ResNet's conv with
+its batch norm folded in, any stride), QLinear -> DENSE, QReLU -> REQUANT (HALF_UP, SATURATE
+to 0..2**bits-1), MaxPool -> MAXPOOL2D, Flatten -> FLATTEN, QGlobalAvgPool ->
+GLOBAL_AVGPOOL, a residual block's QAdd -> :func:`heatq.ir.residual.aligned_add` (the walk
+over the network is :func:`heatq.models.walk`, shared with the forward pass); the code logits then feed SIGN_BITS (``code_bits``) and HAMMING_DECODE (``class``).
 A widened layer (:mod:`heatq.widen`, K weight parts) becomes K products of the same argument,
 ``<layer>.part0`` .. ``<layer>.part{K-1}`` (the bias in part 0, each part at the layer's bits and
 ``w_frac``), and one ``ADD`` (shifts 0) carrying the layer's name: exactly the graph of the
@@ -19,12 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import (
-    AddAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder,
+    AddAttrs, ConcatAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GlobalAvgPoolAttrs, GraphBuilder,
     HammingDecodeAttrs, InputAttrs, IntGraph, MaxPool2dAttrs, Op, Overflow, RequantAttrs,
     Rounding, SignBitsAttrs, ThresholdAttrs,
 )
-from .models import QNet
+from .ir.residual import aligned_add
+from .models import QNet, walk
 from .quant import Flatten, MaxPool, QConv2d, QLinear, QReLU, _WideParts, part_name
+from .resnet import QGlobalAvgPool
 from .thresholds import COPY, LearnedThermometer
 
 CODE_BITS = "code_bits"
@@ -40,14 +44,9 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None,
     with learned input thresholds, the raw pixels (unsigned 8-bit, 0..255, frac 0)."""
     b = GraphBuilder()
     node = b.add(Op.INPUT, InputAttrs(model.input_shape, 0, input_top(model), 0), name="input")
-    frac = 0
-    weight_bits, act_bits, regroup = {}, {}, {}
-    for name, step in model.steps():
-        node, frac, parts = add_step(b, node, name, step, frac)
-        record_bits(weight_bits, act_bits, name, step)
-        if parts is not None:
-            regroup[name] = parts
-    logits = node
+    walker = GraphWalker(b)
+    logits, _ = walk(model, walker, node, 0)
+    weight_bits, act_bits, regroup = walker.weight_bits, walker.act_bits, walker.regroup
     bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [logits], CODE_BITS)
     if decoder is None:
         cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(codebook), [bits], CLASS)
@@ -60,6 +59,28 @@ def convert(model: QNet, codebook: np.ndarray, meta: dict | None = None,
         info.update(_split_meta(b, regroup))
     info.update(meta or {})
     return b.build([logits, bits, cls], info)
+
+
+class GraphWalker:
+    """:func:`heatq.models.walk`'s IR interpreter: each step becomes its IR node(s)
+    (:func:`add_step`), a residual sum :func:`heatq.ir.residual.aligned_add`; collects the
+    layers' widths and a widened layer's regroup entries."""
+
+    def __init__(self, b: GraphBuilder) -> None:
+        self.b = b
+        self.weight_bits: dict[str, int] = {}
+        self.act_bits: dict[str, int] = {}
+        self.regroup: dict[str, list] = {}
+
+    def step(self, name: str, step, node: int, frac: int) -> tuple[int, int]:
+        node, frac, parts = add_step(self.b, node, name, step, frac)
+        record_bits(self.weight_bits, self.act_bits, name, step)
+        if parts is not None:
+            self.regroup[name] = parts
+        return node, frac
+
+    def add(self, name: str, step, nodes: list[int], fracs: list[int]) -> tuple[int, int]:
+        return aligned_add(self.b, nodes, name), max(fracs)
 
 
 def input_top(model: QNet) -> int:
@@ -93,6 +114,9 @@ def add_step(b: GraphBuilder, node: int, name: str, step,
         return b.add(Op.MAXPOOL2D, MaxPool2dAttrs(2, 2), [node], name), frac, None
     if isinstance(step, Flatten):
         return b.add(Op.FLATTEN, FlattenAttrs(), [node], name), frac, None
+    if isinstance(step, QGlobalAvgPool):
+        pool = b.add(Op.GLOBAL_AVGPOOL, GlobalAvgPoolAttrs(), [node], name)
+        return pool, b.nodes[pool].type.frac, None
     raise TypeError(f"convert: no IR form for step {name} ({type(step).__name__})")
 
 
@@ -122,7 +146,7 @@ def record_bits(weight_bits: dict, act_bits: dict, name: str, step) -> None:
 def _product(b: GraphBuilder, arg: int, name: str, step, w: np.ndarray, bias: np.ndarray) -> int:
     """One CONV2D / DENSE node of ``step``'s kind with integer weights ``w``, bias ``bias``."""
     if isinstance(step, QConv2d):
-        attrs = Conv2dAttrs(w, bias, step.bits, int(step.w_frac), 1, step.padding)
+        attrs = Conv2dAttrs(w, bias, step.bits, int(step.w_frac), step.stride, step.padding)
         return b.add(Op.CONV2D, attrs, [arg], name)
     return b.add(Op.DENSE, DenseAttrs(w, bias, step.bits, int(step.w_frac)), [arg], name)
 

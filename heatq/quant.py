@@ -160,18 +160,21 @@ class QWeighted(QuantStep):
 
 
 class QConv2d(QWeighted):
-    """Conv2d ('same' zero padding, stride 1) with ``bits``-bit power-of-two weights."""
+    """Conv2d ('same' zero padding ``kernel // 2``, ``stride`` 1 or more) with ``bits``-bit
+    power-of-two weights."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, bits: int = 4) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, bits: int = 4, stride: int = 1) -> None:
         super().__init__()
         conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
         self.weight, self.bias = conv.weight, conv.bias
         self.padding = kernel // 2
+        self.stride = int(stride)
         self._init_quant(bits)
 
     def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
         w, b = self.quantized_params(frac)
-        return F.conv2d(x, w, b, padding=self.padding), frac + int(self.w_frac)
+        return (F.conv2d(x, w, b, stride=self.stride, padding=self.padding),
+                frac + int(self.w_frac))
 
 
 class QLinear(QWeighted):
@@ -287,12 +290,13 @@ class _WideParts:
 class WideConv2d(_WideParts, QConv2d):
     """:class:`QConv2d` widened to ``parts`` weight parts (see :class:`_WideParts`)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, bits: int = 4, parts: int = 2):
-        super().__init__(c_in, c_out, kernel, bits)
+    def __init__(self, c_in: int, c_out: int, kernel: int, bits: int = 4, parts: int = 2,
+                 stride: int = 1):
+        super().__init__(c_in, c_out, kernel, bits, stride)
         self._make_parts(parts)
 
     def _conv(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, w, b, padding=self.padding)
+        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
 
     def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
         w, b = self.quantized_params(frac)
