@@ -37,7 +37,8 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True,
 
 @app.command()
 def train(dataset: str = typer.Option("mnist5k",
-                                      help="mnist5k | fashion | digits | diabetes[:K] | idx:DIR"),
+                                      help="mnist5k | fashion | digits | diabetes[:K] | idx:DIR | "
+                                           "cifar10:DIR | fashion32x3"),
           model: str = typer.Option("seed-cnn", help="seed-cnn | mlp | resnet20 (32x32 colour images, e.g. fashion32x3)"),
           input_code: str = typer.Option("bitplane:4",
                                          help="bitplane:N | thermometer:N | learned:T "

@@ -19,6 +19,10 @@ An 8-bit pixel ``x`` (unsigned, 0..255) becomes ``n`` binary channels (each 0 or
   thresholds (channel j is ``x >= t_j``, t_j in 1..255, not necessarily sorted).  ``thresholds``
   holds the initial values, the evenly spaced ones of ``thermometer:T``.
 
+Colour images ``[N, C, H, W]`` are coded per colour channel: ``C * n`` channels, channel
+``c*n + j`` is code channel j of colour c (``bitplane:4`` on RGB: R's 4 bit planes, then G's,
+then B's); ``learned:T`` takes grey images only.
+
 Output codes
 ------------
 An ``OutputCode`` is a K x L matrix M of bits (uint8, 0/1): row k is the codeword of
@@ -139,26 +143,53 @@ class InputCode:
         """The spec string (``bitplane:N`` / ``thermometer:N``) naming this code's kind and size."""
         return f"{self.kind}:{self.n}"
 
+    def body_channels(self, colours: int = 1) -> int:
+        """Binary channels the network body sees for images with ``colours`` colour channels:
+        ``colours * n`` (the spec's ``in_channels``); a learned code takes grey images only."""
+        self._check_colours(colours)
+        return colours * self.n
+
+    def input_channels_for(self, colours: int = 1) -> int:
+        """Channels of the encoded input (the graph's INPUT) for images with ``colours`` colour
+        channels: ``colours * n``, or 1 (raw grey pixels) for a learned code."""
+        self._check_colours(colours)
+        return colours * self.input_channels
+
+    def _check_colours(self, colours: int) -> None:
+        if self.learned and colours != 1:
+            raise UserError(f"input code {self.spec}: learned thresholds take grey images only, "
+                            f"these have {colours} colour channels (use bitplane:N or "
+                            "thermometer:N)")
+
     def encode_numpy(self, x: np.ndarray) -> np.ndarray:
-        """Encode uint8 images ``[N, H, W]`` into uint8 0/1 channels ``[N, n, H, W]``; a learned
-        code gives the pixels themselves, uint8 0..255 ``[N, 1, H, W]``."""
+        """Encode uint8 images into uint8 0/1 channels: grey ``[N, H, W]`` -> ``[N, n, H, W]``,
+        colour ``[N, C, H, W]`` -> ``[N, C*n, H, W]`` with channel ``c*n + j`` = code channel
+        j (bit-plane j, MSB first, or thermometer level j) of colour c.  A learned code gives
+        the grey pixels themselves, uint8 0..255 ``[N, 1, H, W]`` (colour: UserError)."""
         x = np.asarray(x)
         if x.dtype != np.uint8:
             raise TypeError(f"encode_numpy expects uint8 pixels, got {x.dtype}")
-        if x.ndim != 3:
-            raise ValueError(f"encode_numpy expects [N, H, W], got shape {x.shape}")
-        xe = x[:, None, :, :]
+        if x.ndim not in (3, 4):
+            raise ValueError(f"encode_numpy expects [N, H, W] or [N, C, H, W], got shape {x.shape}")
+        colours = 1 if x.ndim == 3 else x.shape[1]
+        self._check_colours(colours)
         if self.learned:
-            return xe.copy()
+            return x[:, None, :, :].copy()
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        xe = x.reshape(n, colours, 1, h, w)
         if self.kind == "bitplane":
-            shifts = np.arange(7, 7 - self.n, -1, dtype=np.uint8).reshape(1, -1, 1, 1)
-            return ((xe >> shifts) & np.uint8(1)).astype(np.uint8)
-        t = np.asarray(self.thresholds, dtype=np.int16).reshape(1, -1, 1, 1)
-        return (xe.astype(np.int16) >= t).astype(np.uint8)
+            shifts = np.arange(7, 7 - self.n, -1, dtype=np.uint8).reshape(1, 1, -1, 1, 1)
+            planes = ((xe >> shifts) & np.uint8(1)).astype(np.uint8)
+        else:
+            t = np.asarray(self.thresholds, dtype=np.int16).reshape(1, 1, -1, 1, 1)
+            planes = (xe.astype(np.int16) >= t).astype(np.uint8)
+        return planes.reshape(n, colours * self.n, h, w)
 
     def encode_torch(self, x):
-        """Encode an integer tensor ``[N, H, W]`` (values 0..255) into float32 0/1 ``[N, n, H, W]``
-        (a learned code: the pixels as float32 0..255, ``[N, 1, H, W]``).
+        """Encode an integer tensor, grey ``[N, H, W]`` or colour ``[N, C, H, W]`` (values
+        0..255), into float32 0/1 ``[N, n, H, W]`` / ``[N, C*n, H, W]`` in
+        :meth:`encode_numpy`'s channel order (a learned code: the grey pixels as float32
+        0..255, ``[N, 1, H, W]``).
 
         The result is on ``x``'s device. Float inputs are rejected (pass raw pixel integers).
         """
@@ -166,19 +197,26 @@ class InputCode:
 
         if x.dtype.is_floating_point or x.dtype == torch.bool or x.dtype.is_complex:
             raise TypeError(f"encode_torch expects integer pixels (uint8/int), got {x.dtype}")
-        if x.dim() != 3:
-            raise ValueError(f"encode_torch expects [N, H, W], got shape {tuple(x.shape)}")
+        if x.dim() not in (3, 4):
+            raise ValueError(f"encode_torch expects [N, H, W] or [N, C, H, W], got shape "
+                             f"{tuple(x.shape)}")
         xi = x.to(torch.int32)
         if x.dtype != torch.uint8 and xi.numel() and (int(xi.min()) < 0 or int(xi.max()) > 255):
             raise ValueError("encode_torch expects pixel values in 0..255")
-        xe = xi.unsqueeze(1)
+        colours = 1 if x.dim() == 3 else int(x.shape[1])
+        self._check_colours(colours)
         if self.learned:
-            return xe.to(torch.float32)
+            return xi.unsqueeze(1).to(torch.float32)
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        xe = xi.reshape(n, colours, 1, h, w)
         if self.kind == "bitplane":
-            shifts = torch.arange(7, 7 - self.n, -1, dtype=torch.int32, device=x.device).view(1, -1, 1, 1)
-            return ((xe >> shifts) & 1).to(torch.float32)
-        t = torch.tensor(self.thresholds, dtype=torch.int32, device=x.device).view(1, -1, 1, 1)
-        return (xe >= t).to(torch.float32)
+            shifts = torch.arange(7, 7 - self.n, -1, dtype=torch.int32,
+                                  device=x.device).view(1, 1, -1, 1, 1)
+            planes = (xe >> shifts) & 1
+        else:
+            t = torch.tensor(self.thresholds, dtype=torch.int32, device=x.device).view(1, 1, -1, 1, 1)
+            planes = xe >= t
+        return planes.to(torch.float32).reshape(n, colours * self.n, h, w)
 
 
 def _parse_kind_int(spec: str, what: str) -> tuple[str, int]:

@@ -1,8 +1,8 @@
 """Offline datasets for heatq.
 
-Every dataset is returned as a ``Dataset``: images are unsigned 8-bit ``uint8 [N, H, W]``
-(pixel values 0..255) and labels are ``int64 [N]`` in ``0..n_classes-1``. Nothing here
-touches the network.
+Every dataset is returned as a ``Dataset``: images are unsigned 8-bit, pixel values 0..255,
+grey ``uint8 [N, H, W]`` or colour ``uint8 [N, C, H, W]`` (``Dataset.colours`` is 1 or C), and
+labels are ``int64 [N]`` in ``0..n_classes-1``. Nothing here touches the network.
 
 Specs accepted by ``load_dataset``:
 
@@ -24,6 +24,13 @@ Specs accepted by ``load_dataset``:
 * ``idx:DIR``  - any directory with the four MNIST-format IDX files
   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
   ``t10k-labels-idx1-ubyte``, each optionally ``.gz``).
+* ``cifar10:DIR`` - CIFAR-10's python-version batch files in a user's directory
+  (``data_batch_1..5``, ``test_batch``; or the directory holding ``cifar-10-batches-py/``),
+  read with a restricted unpickler, never downloaded (:mod:`heatq.cifar`): colour
+  ``[N, 3, 32, 32]``, 50000/10000.
+* ``fashion32x3`` - the offline CIFAR-shaped stand-in on real images: ``fashion`` with each
+  28x28 image zero-padded to 32x32 and replicated to 3 colour channels
+  (:func:`heatq.cifar.cifar_shaped`).
 
 ``train_per_class=K`` keeps, for each class, the first K training images after a seeded
 shuffle (the seed protocol: ``fashion`` with K=1000 gives 10 x 1000). The test split is
@@ -54,7 +61,8 @@ __all__ = [
     "split_validation",
 ]
 
-DATASET_SPECS = ("mnist5k", "fashion", "digits", "diabetes:K", "idx:DIR")
+DATASET_SPECS = ("mnist5k", "fashion", "digits", "diabetes:K", "idx:DIR", "cifar10:DIR",
+                 "fashion32x3")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -69,7 +77,8 @@ DIABETES_LEVELS, DIABETES_MAX_LEVELS = 16, 64
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Images ``uint8 [N, H, W]`` (0..255) and labels ``int64 [N]`` (0..n_classes-1).
+    """Images ``uint8 [N, H, W]`` (grey) or ``uint8 [N, C, H, W]`` (C colour channels), pixel
+    values 0..255, and labels ``int64 [N]`` (0..n_classes-1).
 
     ``targets`` is set for a regression dataset only: the labels are then level indices of
     a continuous target, and ``targets`` holds its values and the level centres.
@@ -87,8 +96,9 @@ class Dataset:
         for part in ("train", "test"):
             x = getattr(self, f"x_{part}")
             y = getattr(self, f"y_{part}")
-            if x.dtype != np.uint8 or x.ndim != 3:
-                raise ValueError(f"{self.name}: x_{part} must be uint8 [N, H, W], got {x.dtype} {x.shape}")
+            if x.dtype != np.uint8 or x.ndim not in (3, 4):
+                raise ValueError(f"{self.name}: x_{part} must be uint8 [N, H, W] or [N, C, H, W], "
+                                 f"got {x.dtype} {x.shape}")
             if y.dtype != np.int64 or y.ndim != 1 or y.shape[0] != x.shape[0]:
                 raise ValueError(f"{self.name}: y_{part} must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
@@ -102,12 +112,18 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        """(H, W) of every image."""
-        return (int(self.x_train.shape[1]), int(self.x_train.shape[2]))
+        """(H, W) of every image (grey or colour)."""
+        return (int(self.x_train.shape[-2]), int(self.x_train.shape[-1]))
+
+    @property
+    def colours(self) -> int:
+        """Colour channels per pixel: 1 for grey ``[N, H, W]`` images, C for ``[N, C, H, W]``."""
+        return 1 if self.x_train.ndim == 3 else int(self.x_train.shape[1])
 
     def __repr__(self) -> str:
+        colours = f", colours={self.colours}" if self.x_train.ndim == 4 else ""
         return (f"Dataset(name={self.name!r}, train={self.x_train.shape[0]}, test={self.x_test.shape[0]}, "
-                f"image={self.image_shape}, n_classes={self.n_classes})")
+                f"image={self.image_shape}{colours}, n_classes={self.n_classes})")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -360,10 +376,16 @@ def _load_diabetes(spec: str, k: int, seed: int) -> Dataset:
                    levels.level_of(t[te]), k, levels)
 
 
+def _load_fashion() -> Dataset:
+    return _load_idx_dir(FASHION_DIR, "fashion",
+                         "; install the Debian package dataset-fashion-mnist "
+                         "(apt-get install dataset-fashion-mnist)")
+
+
 def load_dataset(spec: str, train_per_class: int | None = None, seed: int = 0,
                  cache_dir: Path | None = None) -> Dataset:
     """Load a dataset by spec (``mnist5k``, ``fashion``, ``digits``, ``diabetes[:K]``,
-    ``idx:DIR``); see the module doc.
+    ``idx:DIR``, ``cifar10:DIR``, ``fashion32x3``); see the module doc.
 
     ``seed`` drives every split and subsample; ``cache_dir`` is used by ``mnist5k`` only.
     Unknown specs and missing or corrupt files raise UserError.
@@ -374,9 +396,11 @@ def load_dataset(spec: str, train_per_class: int | None = None, seed: int = 0,
     if s == "mnist5k":
         ds = _load_mnist5k(seed, cache_dir)
     elif s == "fashion":
-        ds = _load_idx_dir(FASHION_DIR, "fashion",
-                           "; install the Debian package dataset-fashion-mnist "
-                           "(apt-get install dataset-fashion-mnist)")
+        ds = _load_fashion()
+    elif s == "fashion32x3":
+        from .cifar import cifar_shaped
+
+        ds = cifar_shaped(_load_fashion(), "fashion32x3")
     elif s == "digits":
         ds = _load_digits(seed)
     elif s.partition(":")[0] == "diabetes":
@@ -386,6 +410,10 @@ def load_dataset(spec: str, train_per_class: int | None = None, seed: int = 0,
         if not d.is_dir():
             raise UserError(f"dataset {spec!r}: {d} is not a directory")
         ds = _load_idx_dir(d, s)
+    elif s.startswith("cifar10:") and len(s) > 8:
+        from .cifar import load_cifar10
+
+        ds = load_cifar10(Path(s[8:]).expanduser(), s)
     else:
         raise UserError(f"unknown dataset {spec!r}; valid: {', '.join(DATASET_SPECS)}")
     if train_per_class is not None:

@@ -2,9 +2,9 @@
 
 Three sources, one per call:
 
-* the dataset the graph was trained on (or ``--dataset NAME``): its first ``--n`` test images,
-  encoded with the graph's input code, followed by the corner vectors; ``--n 0`` gives the
-  corner vectors only (no dataset needed);
+* the dataset the graph was trained on (or ``--dataset NAME``): its first ``--n`` test images
+  (grey or colour), encoded with the graph's input code, followed by the corner vectors;
+  ``--n 0`` gives the corner vectors only (no dataset needed);
 * ``--vectors X.npy``: the user's own integer inputs ``[M, *input_shape]`` (or one vector of
   the input's shape), each value checked against the input's range;
 * ``--random N``: the corner vectors plus ``N`` seeded random vectors
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .codes import parse_input_code
+from .codes import InputCode, parse_input_code
 from .data import Dataset, load_dataset
 from .errors import UserError
 from .ir import IntGraph
@@ -56,14 +56,23 @@ def check_count(flag: str, n: int | None, zero: str | None = None, why: str = ""
         raise UserError(f"{flag} must be {need}" + (f" ({why})" if why else "") + f", got {n}")
 
 
-def check_image_shape(ds: Dataset, input_shape: tuple, who: str) -> None:
-    """Refuse a dataset whose images are not the H x W the graph's input expects."""
-    h, w = ds.x_test.shape[1:]
+def check_image_shape(ds: Dataset, input_shape: tuple, who: str, code: InputCode | None = None
+                      ) -> None:
+    """Refuse a dataset whose images are not the H x W the graph's input expects and, with the
+    run's input ``code``, whose colour channels do not encode to the input's channel count
+    (``code.input_channels_for(ds.colours)``; a grey run given colour images or back)."""
+    h, w = ds.image_shape
     want = tuple(input_shape[-2:])
     if len(input_shape) < 2 or (h, w) != want:
         expects = f"{want[0]}x{want[1]} images" if len(want) == 2 else f"input {input_shape}"
         raise UserError(f"{who} expects {expects} (input shape {tuple(input_shape)}) but "
                         f"dataset {ds.name} gives {h}x{w} images")
+    if code is not None and len(input_shape) == 3:
+        got = code.input_channels_for(ds.colours)
+        if got != input_shape[0]:
+            raise UserError(f"{who} expects {input_shape[0]} input channels (input shape "
+                            f"{tuple(input_shape)}) but dataset {ds.name}'s {ds.colours} colour "
+                            f"channel(s) encoded with {code.spec} give {got}")
 
 
 def dataset_of(meta: dict, dataset: str | None, who: str) -> Dataset:
@@ -113,8 +122,8 @@ def _dataset_inputs(graph: IntGraph, who: str, dataset: str | None, n: int | Non
         return Inputs(corners, None, 0, len(corners), {"kind": "corners", "seed": seed},
                       f"{len(corners)} corner vectors")
     ds = dataset_of(dict(graph.meta), dataset, who)
-    check_image_shape(ds, graph.nodes[0].shape, who)
     ic = parse_input_code(graph.meta.get("input_code", "bitplane:4"))
+    check_image_shape(ds, graph.nodes[0].shape, who, ic)
     images = ds.x_test[:n] if n is not None else ds.x_test
     codes = ic.encode_numpy(images).astype(np.int64)
     if codes.shape[1:] != graph.nodes[0].shape:

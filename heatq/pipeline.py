@@ -83,7 +83,8 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     ds = load_dataset(dataset, train_per_class=train_per_class, seed=seed)
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
     h, w = ds.image_shape
-    spec = {"model": model, "in_channels": ic.channels, "code_length": oc.length,
+    spec = {"model": model, "in_channels": ic.body_channels(ds.colours),  # colours * n
+            "code_length": oc.length,
             "w_bits": weight_bits, "a_bits": act_bits, **image_spec(model, h, w, dataset),
             **({"input_thresholds": ic.n} if ic.learned else {})}  # learned:T: first step
     torch.manual_seed(seed)
@@ -237,7 +238,7 @@ def check_run(directory: Path, dataset: str | None = None, split: str = "test",
     graph = load_graph(directory)
     ic, oc = codes_of(config)
     ds = dataset_of(config, dataset, str(directory))
-    check_image_shape(ds, graph.nodes[0].shape, f"run {directory}")
+    check_image_shape(ds, graph.nodes[0].shape, f"run {directory}", ic)
     x, _ = split_images(ds, split, config)
     x = x[:n] if n is not None else x
     result = validate_activations(model, graph, ic.encode_numpy(x), progress=progress,
@@ -259,7 +260,7 @@ def _check_split_run(directory: Path, dataset: str | None, split: str, n: int | 
     graph, base = load_graph(directory), load_base(directory)
     ic, _ = codes_of(config)
     ds = dataset_of(config, dataset, str(directory))
-    check_image_shape(ds, base.nodes[0].shape, f"run {directory}")
+    check_image_shape(ds, base.nodes[0].shape, f"run {directory}", ic)
     x, _ = split_images(ds, split, config)
     x = ic.encode_numpy(x[:n] if n is not None else x).astype(np.int64)
     equal: dict[str, int] = {}
