@@ -64,7 +64,7 @@ from .verilog_units import Flow, TopBuilder, fifo_entries, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
               "hq_collect.v", "hq_hamming.v", "hq_argmax.v", "hq_pace.v", "hq_raster.v",
-              "hq_outq.v")
+              "hq_outq.v", "hq_stride.v", "hq_gap.v")
 
 
 @dataclass
@@ -179,10 +179,6 @@ def _paced_window(g: IntGraph):
 
 def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     """Every node's flow, in graph order (a CMVM and the REQUANT after it: one layer)."""
-    for n in g.nodes:  # before the stream checks below: they would name another node
-        if n.op is Op.ADD and len(n.shape) != 1:
-            raise refuse(n, "an add of feature maps (the stream domain has no add unit; "
-                         "vectors are added)")
     consumers = g.consumers()
     first = [g.nodes[c] for c in dict.fromkeys(consumers[0])]
     seen = first + [g.nodes[c] for n in first if n.op is Op.CONCAT for c in consumers[n.id]]
@@ -195,12 +191,12 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,
              Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold, Op.BIT: tb.bit,
-             Op.ARGMAX: tb.argmax}
+             Op.ARGMAX: tb.argmax, Op.GLOBAL_AVGPOOL: tb.global_avgpool}
     for n in g.nodes[1:]:
         if n.id in flows:
             continue
         arg = flows[n.args[0]]
-        if n.op is Op.ADD:  # vector arguments only (TopBuilder.add says why not)
+        if n.op is Op.ADD:  # vectors, or streams of one raster (a join)
             flows[n.id] = tb.add(n, [flows[a] for a in n.args])
         elif n.op is Op.CONCAT:
             flows[n.id] = concat(tb, n, flows, consumers[n.id])
@@ -267,7 +263,7 @@ def build_design(em: VerilogEmitter, graph: IntGraph) -> Design:
     flows = _units(tb, g, src)
     handshake(m, sig, mode == "stream", tb.host_ready_used)
     t_max, queue = _outputs(m, tb, g, sig, flows, outs)
-    sched = simulate(tb.stages, t_max)
+    sched = simulate(tb.stages, t_max, end=tb.vec_origin)
     if em.ii is not None and sched["ii"] is not None and sched["ii"] > em.ii:
         raise EmitError(f"verilog: --ii {em.ii}: the design's II is {sched['ii']} cycles")
     m.header = top_header(em.top, mode, sched, sig, outs, queue)

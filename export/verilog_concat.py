@@ -29,16 +29,6 @@ def _time_base(g, nid: int) -> tuple[int, int]:
     return (n.args[0], 1) if n.op in UNITS else (nid, 0)
 
 
-def _drop_parallel_stages(tb: TopBuilder, n, distinct: list[int]) -> None:
-    """The cycle model is a chain: parallel units of one source each appended a one-cycle
-    delay stage; keep the first.  Their stages must be consecutive (else no chain holds)."""
-    names = {tb.lname(tb.g.nodes[a]) for a in distinct}
-    idx = [i for i, st in enumerate(tb.stages) if st.name in names and st.kind == "delay"]
-    if idx != list(range(idx[0], idx[0] + len(distinct))):
-        raise refuse(n, "its arguments' units are not built one after another")
-    del tb.stages[idx[1]:idx[-1] + 1]
-
-
 def _aligned(tb: TopBuilder, n, distinct: list[int], flows: dict[int, Flow]) -> dict[int, Flow]:
     """Each distinct argument's flow at one time (vector domain: delayed to the latest)."""
     fl = {a: flows[a] for a in distinct}
@@ -47,9 +37,7 @@ def _aligned(tb: TopBuilder, n, distinct: list[int], flows: dict[int, Flow]) -> 
     if fl[distinct[0]].domain == "stream":
         if len({_time_base(tb.g, a) for a in distinct}) > 1:
             raise refuse(n, "streamed arguments from different sources (no common time)")
-        if len(distinct) > 1:
-            _drop_parallel_stages(tb, n, distinct)
-        return fl
+        return fl  # parallel units of one source: the same token times in the cycle model
     if len({tb._origins(a) for a in distinct}) > 1:
         raise refuse(n, "arguments collected from different feature maps (no common time)")
     late_flow = max(fl.values(), key=lambda f: f.time)
@@ -86,7 +74,7 @@ def concat(tb: TopBuilder, n, flows: dict[int, Flow], consumers: list[int]) -> F
     one = fl[distinct[0]] if len(distinct) == 1 else None
     return Flow(first.valid, data, n.type, first.domain, len(elems),
                 ready=one.ready if one else None, last=one.last if one else None,
-                time=first.time, chan=tuple(logical) if logical else None)
+                time=first.time, chan=tuple(logical) if logical else None, stage=first.stage)
 
 
 __all__ = ["concat"]

@@ -99,7 +99,7 @@ def out_queue(m: nl.Module, tb, g: IntGraph, sig, valid: nl.Value, aligned: list
     its figures: entries, width (bits per result), bits, results_in_flight, beats_per_result."""
     inp = g.nodes[0]
     n_beats = inp.shape[1] * inp.shape[2] if len(inp.shape) == 3 else 1
-    in_flight = results_in_flight(tb.stages, t_max)
+    in_flight = results_in_flight(tb.stages, t_max, tb.vec_origin)
     entries = fifo_entries(in_flight - 1)  # the smallest power of two >= max(2, R + 1)
     width = sum(v.width for v in aligned)
     data = m.signal("hq_res_data", width)

@@ -12,9 +12,18 @@ against it):
   for its pixel (from the host: always there when the host streams back to back; from a
   FIFO: one cycle after the producer's valid cycle) and then steps at once; the window is
   valid the cycle after the step of padded position (r, c) with r, c >= K-1;
+* a strided window (param ``S``) hands on only the windows on the stride grid (``hq_stride``:
+  window row and column multiples of ``S``), in the cycle the window unit makes them;
 * a layer module adds its latency; a 2x2 pool emits one cycle after each odd-row,
-  odd-column token; a flatten collector emits one cycle after an image's last token;
+  odd-column token; a flatten collector (and a global-average-pool accumulator) emits one
+  cycle after an image's last token;
+* a join (the residual ADD of two streams of one raster) emits element ``k`` one cycle after
+  the latest argument's element ``k``; every earlier argument waits in a FIFO (its depth:
+  :func:`_fifo_depth` of its arrivals against the latest argument's);
 * the vector part is a fixed-latency pipeline.
+
+The stages form a graph: each reads ``src`` (another stage, or the host when None; a join
+also ``srcs``), so one stream may feed several stages (a window and a join FIFO).
 """
 
 from __future__ import annotations
@@ -23,23 +32,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(eq=False)
 class Stage:
-    """One stream stage.  kind: 'window' (params H, W, K, P, optional G / GK: the step gap),
-    'pace' (params H, W, P, optional G / GK: the host
+    """One stream stage.  kind: 'window' (params H, W, K, P, optional G / GK: the step gap,
+    optional S: the stride), 'pace' (params H, W, P, optional G / GK: the host
     accepts a pixel only where a window's walk of that raster is at a real position), 'delay'
-    (params lat), 'pool' (params H, W), 'collect' (params N)."""
+    (params lat, n_host), 'pool' (params H, W), 'collect' (params N), 'join' (params n_host, args: the FIFO names' argument indices).
+    ``src``: the stage whose tokens it reads (None: the host); ``srcs``: a join's earlier
+    arguments (each through a FIFO)."""
 
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    src: "Stage | None" = None
+    srcs: tuple = ()
 
 
 def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int,
-            gap: int = 1, gk: int = 0):
+            gap: int = 1, gk: int = 0, stride: int = 1):
     """Returns (window valid times, step times of real positions).  ``gap``: a step from a
     gapped position (row, col >= ``gk``) at most every ``gap`` cycles (``hq_raster`` GAP /
-    GK); the other steps at once."""
+    GK); the other steps at once.  ``stride``: only the windows whose row and column
+    (``r - K + 1``, ``c - K + 1``) are multiples of it are handed on."""
     HP, WP = H + 2 * P, W + 2 * P
     t = -1
     k = 0
@@ -59,7 +73,8 @@ def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int,
                 if real:
                     pops.append(t)
                     k += 1
-                if r >= K - 1 and c >= K - 1:
+                if r >= K - 1 and c >= K - 1 and (r - K + 1) % stride == 0 \
+                        and (c - K + 1) % stride == 0:
                     out.append(t + 1)
     return out, pops
 
@@ -97,19 +112,30 @@ def _fifo_depth(pushes: list[int], pops: list[int]) -> int:
     return need
 
 
-def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[str, Any]:
-    """Run ``n_img`` back-to-back images through the stages.  Returns the host acceptance
-    times of each image's first / last pixel, the result times, per-FIFO depths, latency and
-    initiation interval."""
-    times: list[int] | None = None  # None: the host (always valid)
+def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
+             end: Stage | None = None) -> dict[str, Any]:
+    """Run ``n_img`` back-to-back images through the stages (in list order: every stage
+    after its sources).  Returns the host acceptance times of each image's first / last
+    pixel, the result times (``end``'s tokens, default the last stage's, plus
+    ``vector_latency``), per-FIFO depths, every stage's token times (``times``, by name),
+    latency and initiation interval."""
     accept: list[int] | None = None
     fifo_depths: dict[str, int] = {}
-    per_img_in = None
+    out_of: dict[int, list[int]] = {}  # id(stage) -> its token times
+    names: dict[str, list[int]] = {}
+    times: list[int] | None = None
+
+    def host(n: int) -> list[int]:  # a valid-only stage reading the host: never stalled
+        nonlocal accept
+        accept = list(range(n * n_img))
+        return list(accept)
+
     for st in stages:
         p = st.params
+        times = None if st.src is None else out_of[id(st.src)]
         if st.kind == "window":
             win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img, p.get("G", 1),
-                                p.get("GK", 0))
+                                p.get("GK", 0), p.get("S", 1))
             if times is None:
                 accept = pops
             else:
@@ -121,13 +147,11 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
             accept, times = pops, list(pops)
         elif st.kind == "delay":
             if times is None:  # valid-only consumer straight after the host
-                times = list(range(p["n_host"] * n_img))
-                accept = list(times)
+                times = host(p["n_host"])
             times = [t + p["lat"] for t in times]
         elif st.kind == "pool":
             if times is None:
-                times = list(range(p["H"] * p["W"] * n_img))
-                accept = list(times)
+                times = host(p["H"] * p["W"])
             H, W = p["H"], p["W"]
             out = []
             for i, t in enumerate(times):
@@ -138,15 +162,24 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
             times = out
         elif st.kind == "collect":
             if times is None:
-                times = list(range(p["N"] * n_img))
-                accept = list(times)
+                times = host(p["N"])
             N = p["N"]
             times = [times[i] + 1 for i in range(N - 1, len(times), N)]
+        elif st.kind == "join":
+            late = times if times is not None else host(p["n_host"])
+            for k, e in zip(p["args"], st.srcs):
+                early = out_of[id(e)] if e is not None else host(p["n_host"])
+                fifo_depths[f"{st.name}_arg{k}"] = _fifo_depth(early, late)
+            times = [t + 1 for t in late]
         else:
             raise ValueError(st.kind)
+        out_of[id(st)] = times
+        names[st.name] = times
     if times is None:  # no stream stage at all (parallel mode)
         return {"latency": vector_latency, "latency_last": vector_latency, "ii": 1,
-                "fifo_depths": {}, "results": []}
+                "fifo_depths": {}, "results": [], "times": {}}
+    if end is not None:
+        times = out_of[id(end)]
     results = [t + vector_latency for t in times]
     per_img_in = len(accept) // n_img
     first = [accept[i * per_img_in] for i in range(n_img)]
@@ -159,20 +192,22 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4) -> dict[s
         "fifo_depths": fifo_depths,
         "results": results,
         "first_accept": first,
+        "times": names,
     }
 
 
-def results_in_flight(stages: list[Stage], vector_latency: int) -> int:
+def results_in_flight(stages: list[Stage], vector_latency: int, end: Stage | None = None
+                      ) -> int:
     """The most results still in flight (started, not yet at ``m_tvalid``) at the cycle of a
     later result's first input beat, when the host streams back to back: for image ``i``
     (first beat at ``a_i``), ``#{j < i: out_j >= a_i}``, maximised over enough images to
     reach the steady state.  Parallel mode (no stream stage): ``vector_latency`` (one
     vector per cycle, ``L`` in flight).  An output queue (``hq_outq``) whose credit limit
     is above it never stalls the host while ``m_tready`` is 1."""
-    s = simulate(stages, vector_latency)
+    s = simulate(stages, vector_latency, end=end)
     if not s["results"]:
         return vector_latency
     n = max(4, -(-s["latency"] // max(1, s["ii"] or 1)) + 4)
-    s = simulate(stages, vector_latency, n_img=n)
+    s = simulate(stages, vector_latency, n_img=n, end=end)
     out, first = s["results"], s["first_accept"]
     return max(sum(1 for j in range(i) if out[j] >= first[i]) for i in range(n))

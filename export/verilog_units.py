@@ -56,6 +56,7 @@ class Flow:
     last: nl.Signal | None = None
     time: int = 0  # vector domain: cycles after the vector domain's start
     chan: tuple[int, ...] | None = None  # CONCAT: logical element -> physical element of data
+    stage: Stage | None = None  # stream domain: the cycle-model stage of its tokens (None: host)
 
 
 def layer_name(n, rq=None) -> str:
@@ -84,6 +85,7 @@ class TopBuilder:
         self.folds: dict[str, FoldChoice] = {}  # layer -> design (--fold auto: plan_folds)
         self.fold_ii = 1  # the stream's II the plan was made for
         self._origin_memo: dict[int, frozenset[int]] = {}
+        self.vec_origin: Stage | None = None  # the stage the vector domain's times count from
 
     # ------------------------------------------------------------------ helpers
     def lname(self, n, rq=None) -> str:
@@ -106,6 +108,26 @@ class TopBuilder:
         s = self.g.nodes[0].shape
         return s[1] * s[2] if len(s) == 3 else 1
 
+    def stage(self, kind: str, params: dict, name: str, arg: Flow, srcs: tuple = ()) -> Stage:
+        """Append a cycle-model stage reading ``arg``'s tokens (and ``srcs``: a join's)."""
+        st = Stage(kind, params, name, arg.stage, srcs)
+        self.stages.append(st)
+        return st
+
+    def vector_start(self, st: Stage, n) -> int:
+        """The vector-domain time (cycles after the first collector's output) of a vector
+        that collector stage ``st`` emits; a collector whose offset to the first is not the
+        same for every image is refused."""
+        if self.vec_origin is None:
+            self.vec_origin = st
+            return 0
+        t = simulate(self.stages, 0, n_img=8)["times"]
+        d = {b - a for a, b in zip(t[self.vec_origin.name], t[st.name])}
+        if len(d) != 1:
+            raise refuse(n, "its vector is not emitted at a fixed offset from the first "
+                         "collected vector's (no common time)")
+        return d.pop()
+
     # ------------------------------------------------------------------ layers
     def cmvm(self, n, rq, arg: Flow) -> Flow:
         """CMVM node ``n`` (and the REQUANT ``rq`` after it, or None) as one layer module:
@@ -121,7 +143,7 @@ class TopBuilder:
             cin, ch, K = arg.elems, arg.chan or range(arg.elems), a.kernel
             offs = [(t * cin + ch[c]) * w for c in range(len(ch)) for t in range(K * K)]
             names = [f"x_c{c}_k{t}" for c in range(len(ch)) for t in range(K * K)]
-            valid, data = self.window(n, nm, arg, cin * w, fc.gap if fc else 1)
+            valid, data, wst = self.window(n, nm, arg, cin * w, fc.gap if fc else 1)
             nx = K * K * cin * w
         else:
             if a.layout == "dense" and arg.domain != "vector":
@@ -130,6 +152,7 @@ class TopBuilder:
             ch = arg.chan or range(arg.elems)
             offs, names = [c * w for c in ch], [f"x_{tag}{i}" for i in range(len(ch))]
             valid, data, nx = arg.valid, arg.data, arg.elems * w
+            wst = None
         g = a.graph
         spec = None if rq is None else RequantSpec(rq.attrs.shift, rq.attrs.lo, rq.attrs.hi,
                                                    rq.attrs.overflow, rq.attrs.rounding)
@@ -156,26 +179,31 @@ class TopBuilder:
         self.layers[nm] = layer_entry(mod, layer_kind(n, rq), g, lat, fc, tokens)
         if parallel:
             self.layers[nm]["arith"] = resolve_arith(g, self.arith)
+        st = None
         if arg.domain == "stream":
             p = {"lat": lat} if a.layout == "conv2d" else {"lat": lat, "n_host": self._n_host()}
-            self.stages.append(Stage("delay", p, nm))
+            src = arg if wst is None else Flow(valid, data, arg.etype, "stream", 0, stage=wst)
+            st = self.stage("delay", p, nm, src)
         n_out = len(g.outputs)
         ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", n_out * out.type.width)
         self.inst(mod, f"u_{nm}", [], [("clk", self.clk, False), ("rst", self.rst, False),
                                        ("in_valid", valid, False), ("x", data, False),
                                        ("out_valid", ov, True), ("y", od, True)])
         time = arg.time + lat if arg.domain == "vector" else 0
-        return Flow(ov, od, out.type, arg.domain, n_out, time=time)
+        return Flow(ov, od, out.type, arg.domain, n_out, time=time, stage=st)
 
     # ------------------------------------------------------------------ stream units
     def window(self, n, nm: str, arg: Flow, pw: int, gap: int = 1
-               ) -> tuple[nl.Signal, nl.Signal]:
+               ) -> tuple[nl.Signal, nl.Signal, Stage]:
         """The 'same'-padded window unit in front of conv layer ``n`` named ``nm`` (and a FIFO
-        when the producer cannot stall), stepping at most every ``gap`` cycles: returns
-        (window valid, window data)."""
+        when the producer cannot stall), stepping at most every ``gap`` cycles, and for a
+        stride ``S > 1`` the filter (``hq_stride``) that keeps the windows on the stride
+        grid: returns (window valid, window data, its cycle-model stage)."""
         _, H, W = self.g.nodes[n.args[0]].shape
-        K, P = n.attrs.kernel, n.attrs.padding
-        self.stages.append(Stage("window", {"H": H, "W": W, "K": K, "P": P, **_gap(gap, K)}, nm))
+        K, P, S = n.attrs.kernel, n.attrs.padding, n.attrs.stride
+        sp = {"S": S} if S != 1 else {}
+        st = self.stage("window", {"H": H, "W": W, "K": K, "P": P, **_gap(gap, K), **sp}, nm,
+                        arg)
         if arg.ready is not None:
             self.host_ready_used = True
             valid, ready, data, last, use_last = arg.valid, arg.ready, arg.data, arg.last, True
@@ -192,7 +220,16 @@ class TopBuilder:
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", valid, False),
             ("in_ready", ready, True), ("in_data", data, False), ("in_last", last, False),
             ("win_valid", wv, True), ("win", wd, True), ("err", we, True)])
-        return wv, wd
+        if S != 1:
+            HO, WO = H + 2 * P - K + 1, W + 2 * P - K + 1
+            sv = self.wire(f"{nm}_stride_valid", 1)
+            self.inst("hq_stride", f"u_{nm}_stride", [
+                ("HO", HO), ("WO", WO), ("S", S), ("RW", clog2(HO)), ("CW", clog2(WO)),
+                ("SW", clog2(S))], [
+                ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", wv, False),
+                ("out_valid", sv, True)])
+            wv = sv
+        return wv, wd, st
 
     def pace(self, src: Flow, n) -> Flow:
         """Pace the host to the walk of the window of conv CMVM ``n`` (fed from the host
@@ -202,7 +239,7 @@ class TopBuilder:
         fc = self.folds.get(self.lname(n))
         gap = fc.gap if fc else 1
         K = n.attrs.kernel
-        self.stages.append(Stage("pace", {"H": H, "W": W, "P": P, **_gap(gap, K)}, "pace"))
+        st = self.stage("pace", {"H": H, "W": W, "P": P, **_gap(gap, K)}, "pace", src)
         err, pv = self.wire("pace_err", 1), self.wire("pace_valid", 1)
         self.errs.append(err)
         self.inst("hq_pace", "u_pace", [("H", H), ("W", W), ("P", P), ("RW", clog2(H + 2 * P)),
@@ -212,7 +249,7 @@ class TopBuilder:
             ("in_ready", src.ready, True), ("in_last", src.last, False), ("err", err, True)])
         self.m.assign(pv, nl.And(src.valid, src.ready))
         self.host_ready_used = True
-        return Flow(pv, src.data, src.etype, "stream", src.elems)
+        return Flow(pv, src.data, src.etype, "stream", src.elems, stage=st)
 
     def fifo(self, nm: str, arg: Flow, pw: int, n=None):
         """A FIFO sized by the cycle model of the stages so far (this window's included); a
@@ -237,7 +274,7 @@ class TopBuilder:
             raise refuse(n, "only 2x2 / stride-2 max pooling of a feature map")
         c, H, W = self.g.nodes[n.args[0]].shape
         nm = self.lname(n)
-        self.stages.append(Stage("pool", {"H": H, "W": W}, nm))
+        st = self.stage("pool", {"H": H, "W": W}, nm, arg)
         et = arg.etype
         ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", c * et.width)
         params = [("C", c), ("DW", et.width), ("H", H), ("W", W), ("RW", clog2(H)),
@@ -246,7 +283,7 @@ class TopBuilder:
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
             ("in_data", arg.data, False), ("out_valid", ov, True), ("out_data", od, True)])
         self.consume_host(arg)
-        return Flow(ov, od, et, "stream", c)
+        return Flow(ov, od, et, "stream", c, stage=st)
 
     def flatten(self, n, arg: Flow) -> Flow:
         if arg.domain == "vector":
@@ -254,7 +291,7 @@ class TopBuilder:
         c, H, W = self.g.nodes[n.args[0]].shape
         N = H * W
         nm = self.lname(n)
-        self.stages.append(Stage("collect", {"N": N}, nm))
+        st = self.stage("collect", {"N": N}, nm, arg)
         et = arg.etype
         ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", N * c * et.width)
         self.inst("hq_collect", f"u_{nm}", [("C", c), ("DW", et.width), ("N", N),
@@ -262,7 +299,27 @@ class TopBuilder:
             ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
             ("in_data", arg.data, False), ("out_valid", ov, True), ("out_data", od, True)])
         self.consume_host(arg)
-        return Flow(ov, od, et, "vector", N * c, time=0)
+        return Flow(ov, od, et, "vector", N * c, time=self.vector_start(st, n))
+
+    def global_avgpool(self, n, arg: Flow) -> Flow:
+        """GLOBAL_AVGPOOL of a feature map: ``hq_gap`` sums each channel over the image's
+        ``N = H*W`` tokens (each element extended or cut to the node's width ``AW``: the sum
+        lies in the node's type, so arithmetic modulo ``2**AW`` is exact) and emits the
+        vector one cycle after the image's last token, like FLATTEN's collector.  The binary
+        point moves by ``log2 N`` (no cell)."""
+        if arg.domain != "stream":
+            raise refuse(n, "a global average pool of a vector")
+        c, H, W = self.g.nodes[n.args[0]].shape
+        N, AW, nm = H * W, n.type.width, self.lname(n)
+        st = self.stage("collect", {"N": N}, nm, arg)
+        ext = self.wire(f"{nm}_x", c * AW)
+        self.m.assign(ext, nl.cat(*[_term(arg.data, j, arg.etype, 0, AW) for j in range(c)]))
+        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", c * AW)
+        self.inst("hq_gap", f"u_{nm}", [("C", c), ("AW", AW), ("N", N), ("NW", clog2(N))], [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
+            ("in_data", ext, False), ("out_valid", ov, True), ("out_data", od, True)])
+        self.consume_host(arg)
+        return Flow(ov, od, n.type, "vector", c, time=self.vector_start(st, n))
 
     # ------------------------------------------------------------------ registered elementwise
     def _registered(self, n, arg: Flow, elems: list[nl.Value], et: IntType) -> Flow:
@@ -274,10 +331,11 @@ class TopBuilder:
         self.inst("hq_vdelay", f"u_{nm}_valid", [("DEPTH", 1)], [
             ("clk", self.clk, False), ("rst", self.rst, False), ("d", arg.valid, False),
             ("q", ov, True)])
+        st = None
         if arg.domain == "stream":
             self.consume_host(arg)
-            self.stages.append(Stage("delay", {"lat": 1, "n_host": self._n_host()}, nm))
-        return Flow(ov, od, et, arg.domain, len(elems), time=arg.time + 1)
+            st = self.stage("delay", {"lat": 1, "n_host": self._n_host()}, nm, arg)
+        return Flow(ov, od, et, arg.domain, len(elems), time=arg.time + 1, stage=st)
 
     def sign_bits(self, n, arg: Flow) -> Flow:
         """``v > 0`` per element: not the sign bit and some other bit set."""
@@ -315,8 +373,10 @@ class TopBuilder:
         """ADD of vectors: each argument delayed (``hq_delay``) to the latest one's time, then
         per element ``sum_i x_i << s_i`` modulo ``2**width`` (the node's width), registered.
         Exact: the sum lies in the node's type, so its low ``width`` bits are the result."""
+        if all(f.domain == "stream" for f in args):
+            return self.join(n, args)
         if any(f.domain != "vector" for f in args):
-            raise refuse(n, "an add of streamed feature maps (only vector arguments are aligned)")
+            raise refuse(n, "an add of a feature map and a vector")
         if len({self._origins(a) for a in n.args}) > 1:
             raise refuse(n, "arguments collected from different feature maps (no common time)")
         nm, late = self.lname(n), max(args, key=lambda f: f.time)
@@ -338,6 +398,67 @@ class TopBuilder:
                 acc = nl.Add(acc, t)
             elems.append(acc)
         return self._registered(n, late, elems, n.type)
+
+    def join(self, n, args: list[Flow]) -> Flow:
+        """ADD of streams of one raster (a residual sum): the argument whose tokens come last
+        (by the cycle model, for every element) paces the join; each earlier one waits in a
+        FIFO (``hq_fifo``, depth from the model; popped when the late element arrives), then
+        per channel ``sum_i x_i << s_i`` modulo ``2**width``, registered (exact: the sum
+        lies in the node's type).  An argument neither always earlier nor always as late,
+        or a FIFO whose occupancy would grow image to image, is refused."""
+        nm = self.lname(n)
+        if any(f.chan is not None for f in args):
+            raise refuse(n, "an add of concatenated streams")
+        distinct = list(dict.fromkeys(n.args))
+        fl = dict(zip(n.args, args))
+        t4 = simulate(self.stages, 0)["times"]
+        host = list(range(self._n_host() * 4))
+        tm = {a: t4[fl[a].stage.name] if fl[a].stage is not None else host for a in distinct}
+        late = max(distinct, key=lambda a: tm[a][-1])
+        early = [a for a in distinct if tm[a] != tm[late]]
+        for a in early:
+            if any(x >= y for x, y in zip(tm[a], tm[late])):
+                raise refuse(n, f"argument {self.g.nodes[a].label()} is neither always before "
+                             f"nor always with {self.g.nodes[late].label()} (no join order)")
+        st = self.stage("join", {"n_host": self._n_host(),
+                                 "args": [n.args.index(a) for a in early]}, nm, fl[late],
+                        tuple(fl[a].stage for a in early))
+        depths = simulate(self.stages, 0)["fifo_depths"]
+        grown = simulate(self.stages, 0, n_img=8)["fifo_depths"]
+        data = {a: fl[a].data for a in distinct}
+        for a in early:
+            key = f"{nm}_arg{n.args.index(a)}"
+            if grown[key] != depths[key]:
+                raise refuse(n, f"the FIFO holding {self.g.nodes[a].label()} until "
+                             f"{self.g.nodes[late].label()} comes would grow from image to image")
+            f, w = fl[a], fl[a].data.width
+            fv, fd = self.wire(f"{key}_fifo_valid", 1), self.wire(f"{key}_fifo_data", w)
+            fo = self.wire(f"{key}_fifo_overflow", 1)
+            self.inst("hq_fifo", f"u_{key}_fifo", [("WIDTH", w),
+                                                   ("AW", clog2(fifo_entries(depths[key])))], [
+                ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", f.valid, False),
+                ("in_data", f.data, False), ("out_valid", fv, True),
+                ("out_ready", fl[late].valid, False), ("out_data", fd, True),
+                ("overflow", fo, True)])
+            self.errs.append(fo)
+            data[a] = fd
+        for f in args:
+            self.consume_host(f)
+        W = n.type.width
+        elems = []
+        for j in range(n.shape[0]):
+            terms = [t for a, s in zip(n.args, n.attrs.shifts)
+                     if (t := _term(data[a], j, fl[a].etype, s, W)) is not None]
+            acc: nl.Value = terms[0] if terms else nl.Const(W, 0)
+            for t in terms[1:]:
+                acc = nl.Add(acc, t)
+            elems.append(acc)
+        od, ov = self.wire(f"{nm}_data", W * len(elems)), self.wire(f"{nm}_valid", 1)
+        self.m.reg(od, nl.cat(*elems), self.clk)
+        self.inst("hq_vdelay", f"u_{nm}_valid", [("DEPTH", 1)], [
+            ("clk", self.clk, False), ("rst", self.rst, False), ("d", fl[late].valid, False),
+            ("q", ov, True)])
+        return Flow(ov, od, n.type, "stream", len(elems), stage=st)
 
     def _origins(self, nid: int) -> frozenset[int]:
         """The FLATTENs of feature maps a vector node's value passes (its time base)."""

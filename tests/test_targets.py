@@ -56,13 +56,11 @@ REFUSED: dict[tuple[str, str], str] = {
     ("hls", "cmvm_layouts"): "the C-like targets do not render CMVM (they take DENSE / CONV2D)",
     **{(sim, g): why for sim in ("icarus", "verilator") for g, why in {
         "pool3": "Verilog max pooling is 2x2 / stride 2 only",
-        "conv_stride2": "Verilog lowers CONV2D to adder graphs with stride 1 only",
         "threshold_mix": "the streamed input feeds a conv window and th_in (the window stalls "
                          "the host, th_in would not wait); th_in is also a [C, H, W] output",
         "add_map": "sum_map fuses into one conv over CONCAT(in, in), but the streamed input "
                    "also feeds in_bit1 (the window stalls the host, in_bit1 would not wait)",
     }.items()},
-    ("interp-lowered", "conv_stride2"): "lower_products lowers CONV2D with stride 1 only",
     **{("torch", g): "a node beyond float64's exact integers (|v| < 2**53)"
        for g in ("wide64", "acc73", "half_even_wide", "argmax_wide")},
     **{("qonnx", g): "a node beyond float32's exact integers (|v| <= 2**24): onnxruntime's "

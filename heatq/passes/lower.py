@@ -1,7 +1,8 @@
 """``lower_products``: every constant matrix-vector product becomes a CMVM node carrying its
 adder graph (:func:`heatq.lower.cmvm.lower_cmvm`), in the same IR.
 
-- DENSE -> CMVM "dense"; CONV2D (stride 1) -> CMVM "conv2d" with the weights reshaped
+- DENSE -> CMVM "dense"; CONV2D -> CMVM "conv2d" (same kernel, padding and stride: the adder
+  graph at one window position does not depend on the stride) with the weights reshaped
   ``[C_out, C_in*K*K]`` (window order ``(c_in, ky, kx)``); the adder-graph input ranges are
   the argument's range in the *original* graph, widened to include 0 when zero-padded.
 - A REQUANT whose argument is a product with no other consumer (and not a graph output)
@@ -102,12 +103,11 @@ class LowerProducts(Pass):
         arg = graph.nodes[n.args[0]]
         lo, hi = arg.lo, arg.hi
         if n.op is Op.CONV2D:
-            if a.stride != 1:
-                raise IRError(f"{n.label()}: conv2d stride {a.stride} cannot be lowered to "
-                              f"adder graphs (only stride 1)")
             if a.padding:  # padded positions read zero
                 lo, hi = min(lo, 0), max(hi, 0)
             attrs = dict(layout="conv2d", kernel=a.weight.shape[2], padding=a.padding)
+            if a.stride != 1:  # stride 1 keeps the attrs (and saved graphs) as before
+                attrs["stride"] = a.stride
         else:
             attrs = dict(layout="dense")
         w = a.weight.reshape(a.weight.shape[0], -1)

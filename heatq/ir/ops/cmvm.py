@@ -4,8 +4,9 @@
 ``layout`` says which vectors of the argument the adder graph sees:
 
 - ``"dense"``: arg [n_in] -> [n_out];
-- ``"conv2d"``: arg [C_in, H, W], stride 1, zero padding ``padding``; at each output position
-  the ``kernel`` x ``kernel`` window in ``(c_in, ky, kx)`` order is the input -> [n_out, Ho, Wo];
+- ``"conv2d"``: arg [C_in, H, W], stride ``stride``, zero padding ``padding``; at each output
+  position the ``kernel`` x ``kernel`` window in ``(c_in, ky, kx)`` order is the input ->
+  [n_out, Ho, Wo] (``Ho = (H + 2 padding - kernel) // stride + 1``, as CONV2D);
 - ``"pointwise"``: arg [C, H, W] -> per pixel the C channel values -> [n_out, H, W], or arg [n]
   -> [n_out].
 
@@ -32,14 +33,15 @@ LAYOUTS = ("dense", "conv2d", "pointwise")
 @dataclass(frozen=True, eq=False)
 class CmvmAttrs:
     """``graph``: the adder graph (n_in inputs, n_out outputs); ``layout``: one of
-    ``LAYOUTS``; ``kernel`` / ``padding``: the window of the "conv2d" layout (1 / 0 otherwise);
-    ``w_frac``: binary point of the constant matrix."""
+    ``LAYOUTS``; ``kernel`` / ``padding`` / ``stride``: the window of the "conv2d" layout
+    (1 / 0 / 1 otherwise); ``w_frac``: binary point of the constant matrix."""
 
     graph: AdderGraph
     layout: str
     kernel: int = 1
     padding: int = 0
     w_frac: int = 0
+    stride: int = 1
 
 
 def _out_shape(a: CmvmAttrs, x: Shape) -> Shape:
@@ -51,12 +53,14 @@ def _out_shape(a: CmvmAttrs, x: Shape) -> Shape:
         if x[0] * k * k != n_in:
             raise IRError(f"cmvm conv2d: {x[0]} channels x {k}x{k} window = {x[0] * k * k} "
                           f"values, but the adder graph has {n_in} inputs")
-        ho, wo = x[1] + 2 * p - k + 1, x[2] + 2 * p - k + 1
+        s = a.stride
+        ho, wo = (x[1] + 2 * p - k) // s + 1, (x[2] + 2 * p - k) // s + 1
         if ho < 1 or wo < 1:
             raise IRError(f"cmvm conv2d kernel {k} does not fit input {x[1]}x{x[2]}")
         return (n_out, ho, wo)
-    if a.kernel != 1 or a.padding != 0:
-        raise IRError(f"cmvm {a.layout}: kernel {a.kernel} / padding {a.padding} must be 1 / 0")
+    if a.kernel != 1 or a.padding != 0 or a.stride != 1:
+        raise IRError(f"cmvm {a.layout}: kernel {a.kernel} / padding {a.padding} / stride "
+                      f"{a.stride} must be 1 / 0 / 1")
     if a.layout == "dense" and len(x) != 1:
         raise IRError(f"cmvm dense expects a flat input, got shape {x}")
     if len(x) not in (1, 3):
@@ -72,8 +76,9 @@ def _shape(a: CmvmAttrs, args: list[Arg]) -> Shape:
         raise IRError(f"cmvm graph must be an AdderGraph, got {type(a.graph).__name__}")
     if a.layout not in LAYOUTS:
         raise IRError(f"cmvm layout {a.layout!r} is not one of {', '.join(LAYOUTS)}")
-    if a.kernel < 1 or a.padding < 0:
-        raise IRError(f"cmvm kernel {a.kernel} / padding {a.padding} invalid")
+    if a.kernel < 1 or a.padding < 0 or a.stride < 1:
+        raise IRError(f"cmvm kernel {a.kernel} / padding {a.padding} / stride {a.stride} "
+                      "invalid")
     if not a.graph.outputs:
         raise IRError("cmvm adder graph has no outputs")
     shape = _out_shape(a, args[0].shape)
@@ -95,7 +100,7 @@ def _evaluate(node, args: list[np.ndarray], arg_nodes) -> np.ndarray:
     a, x = node.attrs, args[0]
     if x.ndim == 2:  # dense, or pointwise over a vector: one product per sample
         return a.graph.evaluate(x, check=False)
-    cols = window_columns(x, a.kernel, a.padding)  # [N, Ho, Wo, n_in]
+    cols = window_columns(x, a.kernel, a.padding, a.stride)  # [N, Ho, Wo, n_in]
     n, ho, wo, n_in = cols.shape
     y = a.graph.evaluate(cols.reshape(n * ho * wo, n_in), check=False)
     return y.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
