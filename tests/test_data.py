@@ -1,4 +1,5 @@
-"""Offline datasets: mnist5k split and cache, IDX reader, digits, subsampling, validation split."""
+"""Offline datasets: mnist5k split and cache, IDX reader, digits, subsampling, validation split,
+colour datasets and the fashion32x3 stand-in."""
 
 import gzip
 import struct
@@ -115,6 +116,7 @@ def test_unknown_spec(spec):
         load_dataset(spec)
     msg = str(e.value)
     assert "mnist5k" in msg and "fashion" in msg and "digits" in msg and "idx:DIR" in msg
+    assert "cifar10:DIR" in msg and "fashion32x3" in msg
 
 
 def test_fashion_missing_message(tmp_path, monkeypatch):
@@ -134,6 +136,52 @@ def test_fashion_seed_protocol():
     assert ds.x_train.shape == (10000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
     assert np.bincount(ds.y_train).tolist() == [1000] * 10
     assert np.bincount(ds.y_test).tolist() == [1000] * 10
+
+
+def test_fashion32x3():
+    """The CIFAR-shaped stand-in: fashion's images (the same per-class subsample) at the centre of
+    a zero 32x32 frame, one copy per colour channel; labels unchanged."""
+    grey = load_dataset("fashion", train_per_class=50, seed=2)
+    ds = load_dataset("fashion32x3", train_per_class=50, seed=2)
+    assert ds.name == "fashion32x3[50/class]" and ds.n_classes == 10
+    assert ds.x_train.shape == (500, 3, 32, 32) and ds.x_test.shape == (10000, 3, 32, 32)
+    assert ds.x_train.dtype == np.uint8 and ds.colours == 3 and ds.image_shape == (32, 32)
+    for x, g, y, gy in ((ds.x_train, grey.x_train, ds.y_train, grey.y_train),
+                        (ds.x_test, grey.x_test, ds.y_test, grey.y_test)):
+        np.testing.assert_array_equal(y, gy)
+        frame = np.zeros((len(g), 32, 32), np.uint8)
+        frame[:, 2:30, 2:30] = g
+        for c in range(3):
+            np.testing.assert_array_equal(x[:, c], frame)
+
+
+def test_colour_dataset():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 3, 4, 5), dtype=np.uint8)
+    y = np.arange(6, dtype=np.int64) % 3
+    ds = data.Dataset("rgb", x, y, x[:2], y[:2], 3)
+    assert ds.colours == 3 and ds.image_shape == (4, 5)
+    assert "colours=3" in repr(ds)
+    grey = data.Dataset("g", x[:, 0], y, x[:2, 0], y[:2], 3)
+    assert grey.colours == 1 and grey.image_shape == (4, 5) and "colours" not in repr(grey)
+    with pytest.raises(ValueError, match="train and test image sizes differ"):
+        data.Dataset("mixed", x, y, x[:2, :2], y[:2], 3)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        data.Dataset("5d", x[:, None], y, x[:2, None], y[:2], 3)
+    sub = data._take_per_class(ds, 1, seed=0)
+    assert sub.x_train.shape == (3, 3, 4, 5) and sub.colours == 3
+
+
+def test_cifar_shaped_refusals():
+    from heatq.cifar import cifar_shaped
+
+    x = np.zeros((2, 3, 4, 4), np.uint8)
+    y = np.array([0, 1], np.int64)
+    with pytest.raises(UserError, match="needs grey images"):
+        cifar_shaped(data.Dataset("rgb", x, y, x, y, 2), "s")
+    big = np.zeros((2, 33, 30), np.uint8)
+    with pytest.raises(UserError, match="33x30 images do not fit in 32x32"):
+        cifar_shaped(data.Dataset("big", big, y, big, y, 2), "s")
 
 
 # ------------------------------------------------------------------------- mnist5k
