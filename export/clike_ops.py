@@ -17,6 +17,7 @@ no comparison mixes signedness or widths.
 ADD sums its shifted arguments in the type of :func:`add_type`, which holds every term and
 every partial sum (in argument order), so no addition can overflow; BIT takes
 ``floor(x / 2**bit)`` with the target's floor shift and keeps its lowest bit.
+GLOBAL_AVGPOOL's renderer is in :mod:`heatq_export.clike_pool`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from heatq.ir import IntGraph, IntType, Node, Op, Rounding
 from heatq.ir.requant import RequantPlan, requant_plan
 
+from .clike_pool import op_global_avgpool
 from .clike_types import add_type, threshold_table
 from .ctext import Lines, int_literal
 
@@ -397,5 +399,5 @@ RENDERERS: dict[Op, Renderer] = {
     Op.FLATTEN: CLikeOps.op_flatten, Op.SIGN_BITS: CLikeOps.op_sign_bits,
     Op.HAMMING_DECODE: CLikeOps.op_hamming_decode, Op.THRESHOLD: CLikeOps.op_threshold,
     Op.ADD: CLikeOps.op_add, Op.BIT: CLikeOps.op_bit, Op.CONCAT: CLikeOps.op_concat,
-    Op.ARGMAX: CLikeOps.op_argmax,
+    Op.ARGMAX: CLikeOps.op_argmax, Op.GLOBAL_AVGPOOL: op_global_avgpool,
 }

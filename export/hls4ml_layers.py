@@ -36,6 +36,13 @@ Exactness, op by op (docs/hls4ml.md has the table):
   (the same strict ``>`` scan: ties to the lowest index); refused when hls4ml stores the
   vector in another order than the IR (a channels-last flatten), where a tie would resolve
   differently.  Output one-hot, as for ``hamming_decode``.
+- ``global_avgpool``: ``GlobalAveragePooling2D``; ``result_t`` is the node's type at binary
+  point ``frac + k`` (``H * W = 2**k``: it holds the mean), ``accum_t`` that type ``k`` bits
+  wider at the same binary point (it holds the real sum, up to ``2**k`` times the mean).
+  ``avg`` sums the ``2**k`` values in ``accum_t`` (every partial sum is the node's integer
+  range ``n * lo .. n * hi`` read at ``2**-frac``, so nothing wraps) and divides by ``2**k``
+  in ``accum_t``: ap_fixed's ``/`` keeps the dividend's ``frac + k`` fraction bits, which hold
+  the quotient exactly; the cast to ``result_t`` drops only high bits that repeat its sign.
 - ``threshold``, ``cmvm``, ``add``, ``bit``, ``concat``: no hls4ml layer computes them
   exactly; refused (the check in :class:`~heatq_export.hls4ml_project.Hls4mlEmitter`).
 
@@ -52,13 +59,13 @@ from typing import Any
 import numpy as np
 
 from heatq.ir import IntGraph, IntType, Node, Op, Rounding
-
+from heatq.ir.ops.global_avgpool import pooled_log2
 from heatq.ir.requant import requant_plan
 
 from .base import EmitError
 
 SUPPORTED = frozenset({Op.INPUT, Op.CONV2D, Op.DENSE, Op.REQUANT, Op.MAXPOOL2D, Op.FLATTEN,
-                       Op.SIGN_BITS, Op.HAMMING_DECODE, Op.ARGMAX})
+                       Op.SIGN_BITS, Op.HAMMING_DECODE, Op.ARGMAX, Op.GLOBAL_AVGPOOL})
 DOUBLE_BITS = 53  # the bridge passes values as C doubles: exact up to 53 significant bits
 NOTES = {
     "accum": "accum_t = result_t = the node's IR type: every product and partial sum lies in "
@@ -71,6 +78,9 @@ NOTES = {
                "AP_SAT / AP_SAT_SYM / AP_WRAP onto the whole output type",
     "sign_bits": "a linear Activation to ap_ufixed<1,1,AP_TRN,AP_SAT> of an integer-valued "
                  "argument (its product's binary point is lowered to <= 0)",
+    "global_avgpool": "GlobalAveragePooling2D, result_t = the node's type at binary point "
+                      "frac + k (H*W = 2**k), accum_t k bits wider at that binary point: the "
+                      "sum never wraps and the division by 2**k is exact in its fraction bits",
     "hamming_decode": "Dense -d_k = sum (2c-1) x - sum c, then Softmax implementation=argmax "
                       "(first maximum = lowest index on ties); output one-hot",
     "argmax": "Softmax implementation=argmax on the argument's precision (first maximum = "
@@ -241,6 +251,20 @@ def _add_pool(p: Plan, graph: IntGraph, node: Node) -> None:
     p.tensors[node.id] = Tensor(name, src.frac, channels_last(node.shape))
 
 
+def _add_global_pool(p: Plan, graph: IntGraph, node: Node) -> None:
+    """``GlobalAveragePooling2D`` (channels-last input, output ``[C]`` in the IR's order) at
+    binary point ``src.frac + k``; accum_t ``k`` bits wider (see the module docstring)."""
+    src, shape = p.tensors[node.args[0]], graph.nodes[node.args[0]].shape
+    k, name = pooled_log2(shape), layer_name(node)
+    frac, t = src.frac + k, node.type
+    p.layers.append({"class_name": "GlobalAveragePooling2D", "name": name,
+                     "inputs": [src.layer], "data_format": "channels_last", "keepdims": False,
+                     "in_height": shape[1], "in_width": shape[2], "n_filt": shape[0]})
+    p.precisions[name] = {"result": precision(t, frac),
+                          "accum": precision(IntType(t.signed, t.width + k, t.frac), frac)}
+    p.tensors[node.id] = Tensor(name, frac, np.arange(shape[0]))
+
+
 def _add_hamming(p: Plan, node: Node) -> None:
     src = p.tensors[node.args[0]]
     book = node.attrs.codebook.astype(np.int64)  # [K, L]
@@ -332,6 +356,8 @@ def plan(graph: IntGraph) -> Plan:
             _add_flatten(p, graph, node)
         elif node.op is Op.ARGMAX:
             _add_argmax(p, graph, node)
+        elif node.op is Op.GLOBAL_AVGPOOL:
+            _add_global_pool(p, graph, node)
         else:
             _add_hamming(p, node)
     for o in graph.outputs:

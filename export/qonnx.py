@@ -1,7 +1,7 @@
 """``--target qonnx``: the integer network as a QONNX model (``model.onnx``).
 
-Standard ONNX ops (Conv, Gemm, MaxPool, Flatten, Concat, Sum, Mul, Sub, Add, Mod, Clip,
-ArgMin, Cast) plus the QONNX custom ops ``Quant`` and ``MultiThreshold`` (domain
+Standard ONNX ops (Conv, Gemm, MaxPool, GlobalAveragePool, Flatten, Concat, Sum, Mul, Sub,
+Add, Mod, Clip, ArgMin, Cast) plus the QONNX custom ops ``Quant`` and ``MultiThreshold`` (domain
 ``qonnx.custom_op.general``); ``--flavour plain`` replaces the two custom ops by standard ones
 (Mul / Clip / Round / Floor, GreaterOrEqual / ReduceSum), so onnxruntime alone runs the model.
 Every tensor is float32 and carries the real value ``q * 2**-frac`` of its IR node's

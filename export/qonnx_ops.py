@@ -197,6 +197,17 @@ def _bit(b, graph, node, names):
     return b.scalar_op("Mul", d, pow2(f - bit), out, node.shape)
 
 
+def _global_avgpool(b, graph, node, names):
+    """``GlobalAveragePool`` (``[N, C, 1, 1]``), then ``Flatten`` (``axis=1``) to ``[N, C]``.
+    Its output, ``sum / 2**k``, is the IR's integer sum read at binary point ``frac_in + k``:
+    every partial sum of the float32 sum is an integer (units ``2**-frac_in``) within the node's
+    range (checked within ``2**24``), and the division by a power of two is exact."""
+    c = node.shape[0]
+    pool = b.node("GlobalAveragePool", [names[node.args[0]]], names[node.id] + ".pool",
+                  (c, 1, 1))
+    return b.node("Flatten", [pool], names[node.id], node.shape, axis=1)
+
+
 def _concat(b, graph, node, names):
     return b.node("Concat", [names[a] for a in node.args], names[node.id], node.shape, axis=1)
 
@@ -206,6 +217,7 @@ LOWERINGS: dict[Op, Lowering] = {
     Op.REQUANT: _requant, Op.MAXPOOL2D: _maxpool, Op.FLATTEN: _flatten,
     Op.SIGN_BITS: _sign_bits, Op.THRESHOLD: _threshold, Op.HAMMING_DECODE: _hamming,
     Op.ADD: _add, Op.BIT: _bit, Op.CONCAT: _concat, Op.ARGMAX: _argmax,
+    Op.GLOBAL_AVGPOOL: _global_avgpool,
 }
 
 __all__ = ["LOWERINGS"]

@@ -2,9 +2,9 @@
 
 An independent executor for the conformance suite (it neither calls :func:`heatq.ir.run` nor
 reuses the interpreter's NumPy evaluation): every node's values are an integer-valued float64
-tensor, computed with ``torch.nn.functional.conv2d`` / ``linear`` / ``max_pool2d``, comparisons,
-``torch.argmin`` and, where bits are needed (REQUANT's rounding and wrap, BIT), int64 tensors
-(``torch.div(..., rounding_mode="floor")``, ``torch.remainder``, ``&``, ``>>``).
+tensor, computed with ``torch.nn.functional.conv2d`` / ``linear`` / ``max_pool2d``, sums,
+comparisons, ``torch.argmin`` and, where bits are needed (REQUANT's rounding and wrap, BIT),
+int64 tensors (``torch.div(..., rounding_mode="floor")``, ``torch.remainder``, ``&``, ``>>``).
 
 Exactness: float64 holds every integer of magnitude below ``2**53`` exactly, and a sum or
 product of such integers whose exact result is also below ``2**53`` is computed exactly, in
@@ -17,11 +17,13 @@ node, at export time) a graph with
 * a CMVM whose product ``W @ x + c`` (``AdderGraph.matrix()``) may reach ``2**53`` in a
   partial sum (``max|x| * max_j sum_i |W_ji| + max |c|``).
 
-Everything else is exact: REQUANT's floor shift, rounding and wrap run on int64 tensors of the
-(exact) argument, a left shift multiplies by a power of two (exact in float64), SATURATE's
-bounds are clipped to ``+-2**53`` (same result whenever the output lies inside) and THRESHOLD's
-int64 thresholds likewise (same counts).  Outputs come back as int64 arrays ``[N, *shape]``
-(no accepted node is wider than 54 bits).  The export holds only ``summary.json``.
+GLOBAL_AVGPOOL's ``Tensor.sum`` over H, W needs no check of its own: every partial sum lies
+in the node's range ``n * lo .. n * hi``.  Everything else is exact: REQUANT's floor shift,
+rounding and wrap run on int64 tensors of the (exact) argument, a left shift multiplies by a
+power of two (exact in float64), SATURATE's bounds are clipped to ``+-2**53`` (same result
+whenever the output lies inside) and THRESHOLD's int64 thresholds likewise (same counts).
+Outputs come back as int64 arrays ``[N, *shape]`` (no accepted node is wider than 54 bits).
+The export holds only ``summary.json``.
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ _UNARY: dict[Op, Callable[..., Any]] = {
     Op.BIT: _bit, Op.ARGMAX: _argmax,
     Op.FLATTEN: lambda node, x, p: x.reshape(len(x), -1),
     Op.SIGN_BITS: lambda node, x, p: (x > 0).to(x.dtype),
+    Op.GLOBAL_AVGPOOL: lambda node, x, p: x.sum(dim=(2, 3)),  # the integer sum (docs/ir.md 5.15)
 }
 _NARY: dict[Op, Callable[..., Any]] = {Op.ADD: _add, Op.CONCAT: _concat}
 

@@ -23,6 +23,7 @@ from heatq.ir.testing import corner_vectors
 from heatq.ir.testing import small_cnn as build_cnn
 from heatq.ir.testing import threshold_mix as build_threshold
 from heatq.ir.testing import wide64 as build_wide
+from heatq.ir.testing_residual import gap_mix as build_gap
 from heatq_export.build import SANITIZER_ENV, compare_with_interp, compile_target, run_executable
 from heatq_export.clike import EmitError
 from heatq_export.clike_types import threshold_table
@@ -36,9 +37,10 @@ REFUSED = {Op.CMVM}  # C and HLS: lowered graphs are exported unlowered
 
 
 BUILDERS = {"cnn": build_cnn, "mlp": build_mlp, "wide": build_wide, "huge": build_huge,
-            "threshold": build_threshold, "add": build_add, "concat": build_concat}
+            "threshold": build_threshold, "add": build_add, "concat": build_concat,
+            "gap": build_gap}
 CASES = [(t, name) for t in ("c", "hls")
-         for name in ("cnn", "mlp", "wide", "threshold", "add", "concat")] + \
+         for name in ("cnn", "mlp", "wide", "threshold", "add", "concat", "gap")] + \
     [("hls", "huge")]
 
 
