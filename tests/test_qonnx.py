@@ -32,7 +32,7 @@ pytest.importorskip("qonnx")
 CORPUS = corpus()
 LAYERWISE = ("cnn12", "requant_fanout", "requant_chain_wrap", "threshold_mix", "bits1",
              "cmvm_layouts", "add_vec", "concat_mix", "bit_map", "half_even_vec", "conv_stride2",
-             "argmax_mix")
+             "argmax_mix", "residual", "gap_mix")
 
 
 def _export(graph, out: Path, flavour: str = "qonnx") -> Path:
@@ -62,7 +62,7 @@ def test_corpus_every_layer_equal(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ("cnn12", "requant_chain_sat", "threshold_map", "add_map",
-                                  "argmax_mix"))
+                                  "argmax_mix", "residual", "gap_mix"))
 def test_plain_flavour_every_layer_equal(name, tmp_path):
     g = CORPUS[name]
     _assert_layers_equal(g, _export(g, tmp_path / "p", "plain"), corner_vectors(g, thorough=True))
