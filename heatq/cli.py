@@ -10,6 +10,7 @@ import typer
 from . import pipeline
 from .cli_common import fail_cleanly, force_option
 from .cli_help import version_callback
+from .distributed import launch_self
 from .heat.command import heat
 from .interop.command import import_model
 from .report import print_check, print_run, print_sim, print_train
@@ -26,6 +27,8 @@ VECTORS = typer.Option(None, "--vectors", help="your own integer inputs instead 
 RANDOM = typer.Option(None, "--random", help="instead of a dataset: N seeded random vectors "
                       "(plus the corner vectors; 0: corner vectors only)")
 SEED = typer.Option(0, "--seed", help="seed of the random vectors")
+DEVICE = typer.Option("cpu", "--device", help="where to train: cpu | auto (CUDA when "
+                      "present) | cuda | cuda:I; conversion and checks stay on the CPU")
 
 
 @app.callback()
@@ -36,7 +39,8 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True,
 
 
 @app.command()
-def train(dataset: str = typer.Option("mnist5k",
+def train(ctx: typer.Context,
+          dataset: str = typer.Option("mnist5k",
                                       help="mnist5k | fashion | digits | diabetes[:K] | idx:DIR | "
                                            "cifar10:DIR | fashion32x3"),
           model: str = typer.Option("seed-cnn", help="seed-cnn | mlp | resnet20 (32x32 colour images, e.g. fashion32x3)"),
@@ -59,13 +63,22 @@ def train(dataset: str = typer.Option("mnist5k",
               "hamming", help="hamming | learned | learned:H: a binary FC decoder over the "
               "code bits (H binary hidden units), fitted after training, started at Hamming"),
           out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
+          device: str = DEVICE,
+          nproc: Optional[int] = typer.Option(
+              None, "--nproc", help="train data-parallel in N processes on this machine "
+              "(launches torchrun --standalone; docs/distributed.md)"),
           force: bool = force_option(), threads: int = THREADS, quiet: bool = QUIET) -> None:
     """Train a quantized network on binary input codes and an output code; save its IR."""
+    if nproc is not None:
+        pipeline.check_train_options(out, model, input_code, weight_bits, act_bits, epochs,
+                                     qat_epochs, train_per_class, val_fraction, force, decoder)
+        raise typer.Exit(launch_self(ctx, nproc, threads))
     pipeline.set_threads(threads)
     summary = pipeline.train_run(out, dataset, model, input_code, output_code, weight_bits,
                                  act_bits, epochs, qat_epochs, seed, train_per_class, not quiet,
-                                 val_fraction, force=force, decoder=decoder)
-    print_train(summary, out)
+                                 val_fraction, force=force, decoder=decoder, device=device)
+    if summary is not None:  # rank 0 (every other rank of a torchrun run returns None)
+        print_train(summary, out)
 
 
 @app.command()

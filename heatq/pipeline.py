@@ -29,6 +29,7 @@ from .rundir import (
     FLOAT_STATE, atomic_dir, codes_of, load_graph, load_model, read_json, save_run, write_json,
 )
 from .decoder import parse_decoder
+from .distributed import Context, session
 from .train import TrainConfig, accuracy, encode, fit_run_decoder, train
 
 MAX_BITS = 16
@@ -50,23 +51,14 @@ def _check_bits(what: str, bits: int) -> None:
         raise UserError(f"{what} must be between 1 and {MAX_BITS} bits, got {bits}")
 
 
-def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
-              input_code: str = "bitplane:4", output_code: str = "hadamard:15",
-              weight_bits: int = 4, act_bits: int = 4, epochs: int = 30,
-              qat_epochs: int | None = None, seed: int = 0, train_per_class: int | None = None,
-              progress: bool = True, val_fraction: float = 0.0, force: bool = False,
-              decoder: str = "hamming") -> dict:
-    """Train, convert and save a run directory ``out``; returns its summary.  ``out`` is
-    checked first (:func:`heatq.files.prepare_output`; ``force`` replaces an earlier run).
-
-    ``val_fraction`` > 0 holds that part of the training images out (stratified, seeded by
-    ``seed``, :func:`heatq.data.split_validation`): the network never trains on them, and
-    ``config.json`` records ``val_fraction`` / ``val_seed`` so ``heatq heat`` measures its
-    accuracy constraint on exactly these images against this run's own accuracy.
-
-    ``decoder`` (``hamming`` | ``learned`` | ``learned:H``, :mod:`heatq.decoder`): a learned
-    decoder is fitted on the quantized network's code bits after training and replaces Hamming
-    decoding in the IR and every accuracy; ``acc_quant_hamming`` keeps Hamming's."""
+def check_train_options(out: Path, model: str, input_code: str, weight_bits: int,
+                        act_bits: int, epochs: int, qat_epochs: int | None,
+                        train_per_class: int | None, val_fraction: float, force: bool,
+                        decoder: str) -> None:
+    """The checks :func:`train_run` makes before any long work (UserError, one line): bit
+    widths, model, epoch counts, fractions, the codes' and decoder's specs and ``out``
+    (:func:`heatq.files.prepare_output`).  ``heatq train --nproc`` runs them before it
+    launches the processes."""
     _check_bits("--weight-bits", weight_bits)
     _check_bits("--act-bits", act_bits)
     if model not in MODELS:
@@ -77,9 +69,50 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     if train_per_class is not None and train_per_class < 1:
         raise UserError(f"--train-per-class must be >= 1, got {train_per_class}")
+    parse_input_code(input_code)
+    parse_decoder(decoder)
+    prepare_output(out, "run", force)
+
+
+def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
+              input_code: str = "bitplane:4", output_code: str = "hadamard:15",
+              weight_bits: int = 4, act_bits: int = 4, epochs: int = 30,
+              qat_epochs: int | None = None, seed: int = 0, train_per_class: int | None = None,
+              progress: bool = True, val_fraction: float = 0.0, force: bool = False,
+              decoder: str = "hamming", device: str = "cpu") -> dict | None:
+    """Train, convert and save a run directory ``out``; returns its summary.  ``out`` is
+    checked first (:func:`check_train_options`; ``force`` replaces an earlier run).
+
+    ``device`` (``cpu`` | ``auto`` | ``cuda`` | ``cuda:I``, :func:`heatq.distributed.
+    resolve_device`) trains there; conversion and the IR stay on the CPU.  Under torchrun
+    (:mod:`heatq.distributed`) every process trains its part of each batch; rank 0 measures,
+    converts and writes and returns the summary, the others return None.  ``summary.json``
+    and ``config.json`` record ``distributed``: world size, backend, processes on the node,
+    device (world size 1 in one process).
+
+    ``val_fraction`` > 0 holds that part of the training images out (stratified, seeded by
+    ``seed``, :func:`heatq.data.split_validation`): the network never trains on them, and
+    ``config.json`` records ``val_fraction`` / ``val_seed`` so ``heatq heat`` measures its
+    accuracy constraint on exactly these images against this run's own accuracy.
+
+    ``decoder`` (``hamming`` | ``learned`` | ``learned:H``, :mod:`heatq.decoder`): a learned
+    decoder is fitted on the quantized network's code bits after training and replaces Hamming
+    decoding in the IR and every accuracy; ``acc_quant_hamming`` keeps Hamming's."""
+    check_train_options(out, model, input_code, weight_bits, act_bits, epochs, qat_epochs,
+                        train_per_class, val_fraction, force, decoder)
+    with session(device) as ctx:
+        return _train_run(ctx, out, dataset, model, input_code, output_code, weight_bits,
+                          act_bits, epochs, qat_epochs, seed, train_per_class,
+                          progress and ctx.main, val_fraction, decoder)
+
+
+def _train_run(ctx: Context, out: Path, dataset: str, model: str, input_code: str,
+               output_code: str, weight_bits: int, act_bits: int, epochs: int,
+               qat_epochs: int | None, seed: int, train_per_class: int | None, progress: bool,
+               val_fraction: float, decoder: str) -> dict | None:
+    """:func:`train_run` once its options are checked, in the process ``ctx``."""
     ic = parse_input_code(input_code)
     dec_spec = parse_decoder(decoder)
-    prepare_output(out, "run", force)
     ds = load_dataset(dataset, train_per_class=train_per_class, seed=seed)
     oc = parse_output_code(output_code, ds.n_classes, seed=seed)
     h, w = ds.image_shape
@@ -100,7 +133,9 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     n_val = len(held["validation"][1]) if held else 0
     x_train, x_test = encode(ic, x_tr), encode(ic, ds.x_test)
     float_state: dict = {}
-    metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg, float_state)
+    metrics = train(net, x_train, y_tr, x_test, ds.y_test, oc, cfg, float_state, ctx)
+    if not ctx.main:
+        return None  # rank 0 alone measures, converts and writes
     if dec_spec.kind == "learned":
         with activity(f"fitting the {dec_spec.spec} decoder", progress):
             oc = fit_run_decoder(dec_spec, net, x_train, y_tr, oc, cfg)
@@ -108,7 +143,8 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
                        acc_quant=accuracy(net, x_test, ds.y_test, oc))
     config = {"model": net.spec, "dataset": dataset, "train_per_class": train_per_class,
               "seed": seed, "input_code": ic.spec, "output_code": oc.name,
-              "codebook": oc.matrix.tolist(), "train": asdict(cfg)}
+              "codebook": oc.matrix.tolist(), "train": asdict(cfg),
+              "distributed": ctx.record()}
     if oc.decoder is not None:
         config["decoder"] = oc.decoder.to_json()
     if val_fraction > 0:
@@ -125,7 +161,7 @@ def train_run(out: Path, dataset: str = "mnist5k", model: str = "seed-cnn",
     summary = {**metrics, "acc_ir": acc_ir, "n_train": len(y_tr), "n_val": n_val,
                "n_test": len(ds.y_test),
                "weight_bits": graph.meta["weight_bits"], "act_bits": graph.meta["act_bits"],
-               "dataset": dataset, "model": model,
+               "dataset": dataset, "model": model, "distributed": ctx.record(),
                "provenance": record(torch.get_num_threads(), _train_seeds(seed, val_fraction),
                                     {"train": (x_tr, y_tr), **held,
                                      "test": (ds.x_test, ds.y_test)})}

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .codes import InputCode, OutputCode, code_targets_torch, decode_torch
+from .distributed import SINGLE, Context
 from .models import QNet
 from .progress import bars
 
@@ -39,18 +40,23 @@ def encode(code: InputCode, x_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(code.encode_numpy(x_uint8).astype(np.float32))
 
 
-def _shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to ``max_shift`` pixels (zero fill), one shift per sample."""
+def _shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator,
+                 part: slice = slice(None)) -> torch.Tensor:
+    """Random translation by up to ``max_shift`` pixels (zero fill), one shift per sample.
+    ``part``: shift only ``x[part]``, with the shifts drawn for all of ``x`` (a data-parallel
+    rank's part of a global batch draws what the whole batch draws: ``gen`` stays in step on
+    every rank)."""
     if max_shift <= 0:
-        return x
+        return x[part]
     n, _, h, w = x.shape
     p = max_shift
+    dy = torch.randint(0, 2 * p + 1, (n,), generator=gen)[part]
+    dx = torch.randint(0, 2 * p + 1, (n,), generator=gen)[part]
+    x = x[part]
     padded = F.pad(x, (p, p, p, p))
-    dy = torch.randint(0, 2 * p + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * p + 1, (n,), generator=gen)
     rows = (dy[:, None] + torch.arange(h)[None, :])  # [n, h]
     cols = (dx[:, None] + torch.arange(w)[None, :])  # [n, w]
-    idx_n = torch.arange(n)[:, None, None]
+    idx_n = torch.arange(len(x))[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
 
@@ -70,12 +76,17 @@ def accuracy(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode,
 
 
 def fit(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode, epochs: int, lr: float,
-        cfg: TrainConfig, desc: str) -> list[float]:
-    """Train ``model`` in its current mode; returns the mean loss per epoch."""
+        cfg: TrainConfig, desc: str, ctx: Context = SINGLE) -> list[float]:
+    """Train ``model`` in its current mode on ``ctx.device``; returns the mean loss per epoch.
+    Data-parallel (``ctx``, :mod:`heatq.distributed`): the model trains wrapped in DDP, each
+    rank on its part of every global batch; at the end every rank holds rank 0's state.  The
+    model ends on the CPU."""
     gen = torch.Generator().manual_seed(cfg.seed)
     targets = code_targets_torch(torch.from_numpy(y), code.matrix)
+    model.to(ctx.device)
+    net = ctx.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    steps = max(1, epochs * ((len(x) + cfg.batch_size - 1) // cfg.batch_size))
+    steps = max(1, epochs * ctx.steps_per_epoch(len(x), cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=0.15)
     losses = []
@@ -83,18 +94,20 @@ def fit(model: QNet, x: torch.Tensor, y: np.ndarray, code: OutputCode, epochs: i
     for _ in bar:
         model.train()
         perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            xb = _shift_batch(x[idx], cfg.max_shift, gen)
-            loss = F.binary_cross_entropy_with_logits(model(xb), targets[idx])
+        total, seen = 0.0, 0
+        for idx, part in ctx.batches(perm, cfg.batch_size):
+            xb = _shift_batch(x[idx], cfg.max_shift, gen, part).to(ctx.device)
+            loss = F.binary_cross_entropy_with_logits(net(xb), targets[idx[part]].to(ctx.device))
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / len(x))
+            total += float(loss.detach()) * len(xb)
+            seen += len(xb)
+        losses.append(ctx.total(total) / max(1, ctx.total(seen)))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    ctx.sync_state(model)
+    model.to("cpu")
     return losses
 
 
@@ -109,21 +122,25 @@ def calibrate(model: QNet, x: torch.Tensor, n: int = 1024, batch: int = 256) -> 
 
 def train(model: QNet, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
           y_test: np.ndarray, code: OutputCode, cfg: TrainConfig,
-          float_state: dict | None = None) -> dict:
+          float_state: dict | None = None, ctx: Context = SINGLE) -> dict:
     """Float training then QAT.  Returns ``{"acc_float", "acc_quant", "loss_float",
     "loss_quant"}`` (test accuracies as fractions); the model ends in quant mode.
     ``float_state``, if given, receives a copy of the state after float training (the
-    network ``acc_float`` measures, from which ``heatq heat`` starts)."""
+    network ``acc_float`` measures, from which ``heatq heat`` starts).  ``ctx``: the device
+    and the data-parallel ranks both training phases run on (:func:`fit`); calibration
+    (alike on every rank) and the accuracies (rank 0 only; None on the others) run on the CPU."""
     torch.manual_seed(cfg.seed)
     model.set_mode("float")
-    loss_f = fit(model, x_train, y_train, code, cfg.epochs, cfg.lr, cfg, "float training")
-    acc_float = accuracy(model, x_test, y_test, code, exact=False)
+    loss_f = fit(model, x_train, y_train, code, cfg.epochs, cfg.lr, cfg, "float training",
+                 ctx)
+    acc_float = accuracy(model, x_test, y_test, code, exact=False) if ctx.main else None
     if float_state is not None:
         float_state.update(copy.deepcopy(model.state_dict()))
     model.set_mode("quant")
     calibrate(model, x_train)
-    loss_q = fit(model, x_train, y_train, code, cfg.qat_epochs, cfg.qat_lr, cfg, "quantized training")
-    acc_quant = accuracy(model, x_test, y_test, code)
+    loss_q = fit(model, x_train, y_train, code, cfg.qat_epochs, cfg.qat_lr, cfg,
+                 "quantized training", ctx)
+    acc_quant = accuracy(model, x_test, y_test, code) if ctx.main else None
     return {"acc_float": acc_float, "acc_quant": acc_quant,
             "loss_float": loss_f[-1] if loss_f else None,
             "loss_quant": loss_q[-1] if loss_q else None}
