@@ -60,6 +60,7 @@ from .verilog_concat import concat
 from .verilog_layers import ARITH_CHOICES
 from .verilog_ports import handshake, out_queue, port_map, top_header, top_ports
 from .verilog_schedule import simulate
+from .verilog_stream import global_avgpool, join
 from .verilog_units import Flow, TopBuilder, fifo_entries, refuse
 
 PRIMITIVES = ("hq_delay.v", "hq_vdelay.v", "hq_fifo.v", "hq_window.v", "hq_maxpool2.v",
@@ -191,13 +192,15 @@ def _units(tb: TopBuilder, g: IntGraph, src: Flow) -> dict[int, Flow]:
     flows: dict[int, Flow] = {0: tb.pace(src, conv) if conv is not None else src}
     units = {Op.MAXPOOL2D: tb.pool, Op.FLATTEN: tb.flatten, Op.SIGN_BITS: tb.sign_bits,
              Op.HAMMING_DECODE: tb.hamming, Op.THRESHOLD: tb.threshold, Op.BIT: tb.bit,
-             Op.ARGMAX: tb.argmax, Op.GLOBAL_AVGPOOL: tb.global_avgpool}
+             Op.ARGMAX: tb.argmax, Op.GLOBAL_AVGPOOL: lambda n, a: global_avgpool(tb, n, a)}
     for n in g.nodes[1:]:
         if n.id in flows:
             continue
         arg = flows[n.args[0]]
         if n.op is Op.ADD:  # vectors, or streams of one raster (a join)
-            flows[n.id] = tb.add(n, [flows[a] for a in n.args])
+            fa = [flows[a] for a in n.args]
+            stream = all(f.domain == "stream" for f in fa)
+            flows[n.id] = join(tb, n, fa) if stream else tb.add(n, fa)
         elif n.op is Op.CONCAT:
             flows[n.id] = concat(tb, n, flows, consumers[n.id])
         elif n.op is Op.CMVM:

@@ -117,12 +117,11 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
     """Run ``n_img`` back-to-back images through the stages (in list order: every stage
     after its sources).  Returns the host acceptance times of each image's first / last
     pixel, the result times (``end``'s tokens, default the last stage's, plus
-    ``vector_latency``), per-FIFO depths, every stage's token times (``times``, by name),
+    ``vector_latency``), per-FIFO depths, every stage's token times (``times``, by stage),
     latency and initiation interval."""
     accept: list[int] | None = None
     fifo_depths: dict[str, int] = {}
-    out_of: dict[int, list[int]] = {}  # id(stage) -> its token times
-    names: dict[str, list[int]] = {}
+    out_of: dict[Stage, list[int]] = {}  # every stage's token times
     times: list[int] | None = None
 
     def host(n: int) -> list[int]:  # a valid-only stage reading the host: never stalled
@@ -132,7 +131,7 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
 
     for st in stages:
         p = st.params
-        times = None if st.src is None else out_of[id(st.src)]
+        times = None if st.src is None else out_of[st.src]
         if st.kind == "window":
             win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img, p.get("G", 1),
                                 p.get("GK", 0), p.get("S", 1))
@@ -168,18 +167,17 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
         elif st.kind == "join":
             late = times if times is not None else host(p["n_host"])
             for k, e in zip(p["args"], st.srcs):
-                early = out_of[id(e)] if e is not None else host(p["n_host"])
+                early = out_of[e] if e is not None else host(p["n_host"])
                 fifo_depths[f"{st.name}_arg{k}"] = _fifo_depth(early, late)
             times = [t + 1 for t in late]
         else:
             raise ValueError(st.kind)
-        out_of[id(st)] = times
-        names[st.name] = times
+        out_of[st] = times
     if times is None:  # no stream stage at all (parallel mode)
         return {"latency": vector_latency, "latency_last": vector_latency, "ii": 1,
                 "fifo_depths": {}, "results": [], "times": {}}
     if end is not None:
-        times = out_of[id(end)]
+        times = out_of[end]
     results = [t + vector_latency for t in times]
     per_img_in = len(accept) // n_img
     first = [accept[i * per_img_in] for i in range(n_img)]
@@ -192,7 +190,7 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
         "fifo_depths": fifo_depths,
         "results": results,
         "first_accept": first,
-        "times": names,
+        "times": out_of,
     }
 
 

@@ -122,7 +122,7 @@ class TopBuilder:
             self.vec_origin = st
             return 0
         t = simulate(self.stages, 0, n_img=8)["times"]
-        d = {b - a for a, b in zip(t[self.vec_origin.name], t[st.name])}
+        d = {b - a for a, b in zip(t[self.vec_origin], t[st])}
         if len(d) != 1:
             raise refuse(n, "its vector is not emitted at a fixed offset from the first "
                          "collected vector's (no common time)")
@@ -301,26 +301,6 @@ class TopBuilder:
         self.consume_host(arg)
         return Flow(ov, od, et, "vector", N * c, time=self.vector_start(st, n))
 
-    def global_avgpool(self, n, arg: Flow) -> Flow:
-        """GLOBAL_AVGPOOL of a feature map: ``hq_gap`` sums each channel over the image's
-        ``N = H*W`` tokens (each element extended or cut to the node's width ``AW``: the sum
-        lies in the node's type, so arithmetic modulo ``2**AW`` is exact) and emits the
-        vector one cycle after the image's last token, like FLATTEN's collector.  The binary
-        point moves by ``log2 N`` (no cell)."""
-        if arg.domain != "stream":
-            raise refuse(n, "a global average pool of a vector")
-        c, H, W = self.g.nodes[n.args[0]].shape
-        N, AW, nm = H * W, n.type.width, self.lname(n)
-        st = self.stage("collect", {"N": N}, nm, arg)
-        ext = self.wire(f"{nm}_x", c * AW)
-        self.m.assign(ext, nl.cat(*[_term(arg.data, j, arg.etype, 0, AW) for j in range(c)]))
-        ov, od = self.wire(f"{nm}_valid", 1), self.wire(f"{nm}_data", c * AW)
-        self.inst("hq_gap", f"u_{nm}", [("C", c), ("AW", AW), ("N", N), ("NW", clog2(N))], [
-            ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", arg.valid, False),
-            ("in_data", ext, False), ("out_valid", ov, True), ("out_data", od, True)])
-        self.consume_host(arg)
-        return Flow(ov, od, n.type, "vector", c, time=self.vector_start(st, n))
-
     # ------------------------------------------------------------------ registered elementwise
     def _registered(self, n, arg: Flow, elems: list[nl.Value], et: IntType) -> Flow:
         """``<name>_data <= {elems}`` one cycle after ``arg``; valid delayed to match."""
@@ -370,12 +350,10 @@ class TopBuilder:
                                 n.type)
 
     def add(self, n, args: list[Flow]) -> Flow:
-        """ADD of vectors: each argument delayed (``hq_delay``) to the latest one's time, then
+        """ADD of vectors (streams: :func:`heatq_export.verilog_stream.join`): each argument delayed (``hq_delay``) to the latest one's time, then
         per element ``sum_i x_i << s_i`` modulo ``2**width`` (the node's width), registered.
         Exact: the sum lies in the node's type, so its low ``width`` bits are the result."""
-        if all(f.domain == "stream" for f in args):
-            return self.join(n, args)
-        if any(f.domain != "vector" for f in args):
+        if any(f.domain != "vector" for f in args):  # streams: verilog_stream.join
             raise refuse(n, "an add of a feature map and a vector")
         if len({self._origins(a) for a in n.args}) > 1:
             raise refuse(n, "arguments collected from different feature maps (no common time)")
@@ -398,67 +376,6 @@ class TopBuilder:
                 acc = nl.Add(acc, t)
             elems.append(acc)
         return self._registered(n, late, elems, n.type)
-
-    def join(self, n, args: list[Flow]) -> Flow:
-        """ADD of streams of one raster (a residual sum): the argument whose tokens come last
-        (by the cycle model, for every element) paces the join; each earlier one waits in a
-        FIFO (``hq_fifo``, depth from the model; popped when the late element arrives), then
-        per channel ``sum_i x_i << s_i`` modulo ``2**width``, registered (exact: the sum
-        lies in the node's type).  An argument neither always earlier nor always as late,
-        or a FIFO whose occupancy would grow image to image, is refused."""
-        nm = self.lname(n)
-        if any(f.chan is not None for f in args):
-            raise refuse(n, "an add of concatenated streams")
-        distinct = list(dict.fromkeys(n.args))
-        fl = dict(zip(n.args, args))
-        t4 = simulate(self.stages, 0)["times"]
-        host = list(range(self._n_host() * 4))
-        tm = {a: t4[fl[a].stage.name] if fl[a].stage is not None else host for a in distinct}
-        late = max(distinct, key=lambda a: tm[a][-1])
-        early = [a for a in distinct if tm[a] != tm[late]]
-        for a in early:
-            if any(x >= y for x, y in zip(tm[a], tm[late])):
-                raise refuse(n, f"argument {self.g.nodes[a].label()} is neither always before "
-                             f"nor always with {self.g.nodes[late].label()} (no join order)")
-        st = self.stage("join", {"n_host": self._n_host(),
-                                 "args": [n.args.index(a) for a in early]}, nm, fl[late],
-                        tuple(fl[a].stage for a in early))
-        depths = simulate(self.stages, 0)["fifo_depths"]
-        grown = simulate(self.stages, 0, n_img=8)["fifo_depths"]
-        data = {a: fl[a].data for a in distinct}
-        for a in early:
-            key = f"{nm}_arg{n.args.index(a)}"
-            if grown[key] != depths[key]:
-                raise refuse(n, f"the FIFO holding {self.g.nodes[a].label()} until "
-                             f"{self.g.nodes[late].label()} comes would grow from image to image")
-            f, w = fl[a], fl[a].data.width
-            fv, fd = self.wire(f"{key}_fifo_valid", 1), self.wire(f"{key}_fifo_data", w)
-            fo = self.wire(f"{key}_fifo_overflow", 1)
-            self.inst("hq_fifo", f"u_{key}_fifo", [("WIDTH", w),
-                                                   ("AW", clog2(fifo_entries(depths[key])))], [
-                ("clk", self.clk, False), ("rst", self.rst, False), ("in_valid", f.valid, False),
-                ("in_data", f.data, False), ("out_valid", fv, True),
-                ("out_ready", fl[late].valid, False), ("out_data", fd, True),
-                ("overflow", fo, True)])
-            self.errs.append(fo)
-            data[a] = fd
-        for f in args:
-            self.consume_host(f)
-        W = n.type.width
-        elems = []
-        for j in range(n.shape[0]):
-            terms = [t for a, s in zip(n.args, n.attrs.shifts)
-                     if (t := _term(data[a], j, fl[a].etype, s, W)) is not None]
-            acc: nl.Value = terms[0] if terms else nl.Const(W, 0)
-            for t in terms[1:]:
-                acc = nl.Add(acc, t)
-            elems.append(acc)
-        od, ov = self.wire(f"{nm}_data", W * len(elems)), self.wire(f"{nm}_valid", 1)
-        self.m.reg(od, nl.cat(*elems), self.clk)
-        self.inst("hq_vdelay", f"u_{nm}_valid", [("DEPTH", 1)], [
-            ("clk", self.clk, False), ("rst", self.rst, False), ("d", fl[late].valid, False),
-            ("q", ov, True)])
-        return Flow(ov, od, n.type, "stream", len(elems), stage=st)
 
     def _origins(self, nid: int) -> frozenset[int]:
         """The FLATTENs of feature maps a vector node's value passes (its time base)."""
