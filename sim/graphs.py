@@ -4,6 +4,10 @@
 padding, channels 4->8->16->32->64, 4-bit weights; 4-bit ReLU requant; maxpool 2 each;
 fc 64 -> 15; sign bits; Hamming decode against a 10 x 15 Hadamard code).
 ``mlp_graph``: INPUT [n] -> DENSE -> REQUANT -> DENSE -> SIGN_BITS -> HAMMING_DECODE.
+``resnet20_graph``: ResNet-20's shape (3x3 stem conv, 3 stages x ``blocks`` basic blocks of
+two 3x3 convs with residual ADDs -- identity shortcuts, or a 1x1 stride-2 projection where a
+stage halves the raster --, GLOBAL_AVGPOOL, fc, sign bits, Hamming decode), the layer names
+of :mod:`heatq.resnet` (``stem.conv``, ``stage2.block1.shortcut``, ``pool``, ``fc.lin``).
 Requant shifts are chosen from calibration data so that activations spread over 0..15.
 """
 
@@ -18,6 +22,8 @@ from heatq.ir import (
     Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, HammingDecodeAttrs, InputAttrs,
     IntGraph, MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding, SignBitsAttrs, run,
 )
+from heatq.ir.ops import GlobalAvgPoolAttrs
+from heatq.ir.residual import aligned_add
 from heatq.ir.rules import weight_bound
 
 
@@ -98,3 +104,46 @@ def mlp_graph(seed: int = 0, n_in: int = 64, hidden: int = 32, n_bits: int = 15,
     cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(_codebook(n_classes, n_bits, rng)),
                 [bits], "decode")
     return b.build([d2, bits, cls], {"source": f"heatq_sim.graphs.mlp_graph(seed={seed})"})
+
+
+def resnet20_graph(seed: int = 0, in_channels: int = 12, size: int = 32,
+                   widths: Sequence[int] = (16, 32, 64), blocks: int = 3, n_bits: int = 15,
+                   n_classes: int = 10, w_bits: int = 4, act_bits: int = 4, w_frac: int = 3,
+                   p_zero: float = 0.1, n_calib: int = 8) -> IntGraph:
+    """ResNet-20's shape with seeded random weights (see the module docstring): input
+    ``in_channels`` bit planes ``size x size`` (0..1); every conv ``w_bits``-bit weights at
+    binary point ``w_frac``; every activation an unsigned ``act_bits``-bit REQUANT (HALF_UP,
+    SATURATE) whose shift comes from calibration; each block's sum
+    :func:`heatq.ir.residual.aligned_add` (``<block>.add``).  ``size / 4`` must be a power of
+    two (the pool's count).  Outputs: ``[fc logits, sign bits, class]``."""
+    rng = np.random.default_rng(seed)
+    calib = rng.integers(0, 2, size=(n_calib, in_channels, size, size))
+    b = GraphBuilder()
+    x = b.add(Op.INPUT, InputAttrs((in_channels, size, size), 0, 1), [], "input")
+
+    def conv(arg: int, c_out: int, k: int, stride: int, name: str) -> int:
+        c_in = b.nodes[arg].shape[0]
+        w = _weights(rng, (c_out, c_in, k, k), w_bits, p_zero)
+        bias = rng.integers(-8, 9, size=c_out)
+        return b.add(Op.CONV2D, Conv2dAttrs(w, bias, w_bits, w_frac, stride, k // 2), [arg],
+                     name)
+
+    x = _requant(b, rng, conv(x, widths[0], 3, 1, "stem.conv"), calib, act_bits, "stem.act")
+    for si, width in enumerate(widths):
+        for bi in range(blocks):
+            nm = f"stage{si + 1}.block{bi + 1}"
+            stride = 2 if si > 0 and bi == 0 else 1
+            h = _requant(b, rng, conv(x, width, 3, stride, f"{nm}.conv1"), calib, act_bits,
+                         f"{nm}.act1")
+            main = conv(h, width, 3, 1, f"{nm}.conv2")
+            short = x if stride == 1 else conv(x, width, 1, stride, f"{nm}.shortcut")
+            x = _requant(b, rng, aligned_add(b, [main, short], f"{nm}.add"), calib, act_bits,
+                         f"{nm}.act2")
+    pool = b.add(Op.GLOBAL_AVGPOOL, GlobalAvgPoolAttrs(), [x], "pool")
+    w = _weights(rng, (n_bits, widths[-1]), w_bits, p_zero)
+    fc = b.add(Op.DENSE, DenseAttrs(w, rng.integers(-16, 17, size=n_bits), w_bits, w_frac),
+               [pool], "fc.lin")
+    bits = b.add(Op.SIGN_BITS, SignBitsAttrs(), [fc], "bits")
+    cls = b.add(Op.HAMMING_DECODE, HammingDecodeAttrs(_codebook(n_classes, n_bits, rng)),
+                [bits], "decode")
+    return b.build([fc, bits, cls], {"source": f"heatq_sim.graphs.resnet20_graph(seed={seed})"})
