@@ -43,7 +43,12 @@ Exactness, op by op (docs/hls4ml.md has the table):
   range ``n * lo .. n * hi`` read at ``2**-frac``, so nothing wraps) and divides by ``2**k``
   in ``accum_t``: ap_fixed's ``/`` keeps the dividend's ``frac + k`` fraction bits, which hold
   the quotient exactly; the cast to ``result_t`` drops only high bits that repeat its sign.
-- ``threshold``, ``cmvm``, ``add``, ``bit``, ``concat``: no hls4ml layer computes them
+- ``add`` of two arguments with shifts 0 stored alike (one binary point, one element order:
+  a residual sum from :func:`heatq.ir.residual.aligned_add`): a ``Merge`` ``add`` whose
+  ``result_t`` is the node's type: ap_fixed's sum of two fixed-point values is computed in a
+  type holding both, then cast to the node's type, which holds it.  Other ADDs (shifts, more
+  arguments) are refused.
+- ``threshold``, ``cmvm``, ``bit``, ``concat``: no hls4ml layer computes them
   exactly; refused (the check in :class:`~heatq_export.hls4ml_project.Hls4mlEmitter`).
 
 Values cross the C-simulation bridge as ``double``, so a graph output wider than 53 bits (or
@@ -65,7 +70,7 @@ from heatq.ir.requant import requant_plan
 from .base import EmitError
 
 SUPPORTED = frozenset({Op.INPUT, Op.CONV2D, Op.DENSE, Op.REQUANT, Op.MAXPOOL2D, Op.FLATTEN,
-                       Op.SIGN_BITS, Op.HAMMING_DECODE, Op.ARGMAX, Op.GLOBAL_AVGPOOL})
+                       Op.SIGN_BITS, Op.HAMMING_DECODE, Op.ARGMAX, Op.GLOBAL_AVGPOOL, Op.ADD})
 DOUBLE_BITS = 53  # the bridge passes values as C doubles: exact up to 53 significant bits
 NOTES = {
     "accum": "accum_t = result_t = the node's IR type: every product and partial sum lies in "
@@ -81,6 +86,8 @@ NOTES = {
     "global_avgpool": "GlobalAveragePooling2D, result_t = the node's type at binary point "
                       "frac + k (H*W = 2**k), accum_t k bits wider at that binary point: the "
                       "sum never wraps and the division by 2**k is exact in its fraction bits",
+    "add": "Merge add of two arguments at one binary point (shifts 0), result_t = the node's "
+           "type: the exact sum of two ap_fixed values, cast to a type that holds it",
     "hamming_decode": "Dense -d_k = sum (2c-1) x - sum c, then Softmax implementation=argmax "
                       "(first maximum = lowest index on ties); output one-hot",
     "argmax": "Softmax implementation=argmax on the argument's precision (first maximum = "
@@ -265,6 +272,21 @@ def _add_global_pool(p: Plan, graph: IntGraph, node: Node) -> None:
     p.tensors[node.id] = Tensor(name, frac, np.arange(shape[0]))
 
 
+def _add_merge(p: Plan, graph: IntGraph, node: Node) -> None:
+    """ADD as a ``Merge`` ``add`` of two arguments stored alike (see the module docstring)."""
+    src = [p.tensors[a] for a in node.args]
+    alike = {(t.frac, t.perm.tobytes(), t.onehot) for t in src}
+    if node.attrs.shifts != (0, 0) or len(alike) != 1 or src[0].onehot:
+        raise EmitError(f"hls4ml: add {label(graph, node)} (shifts {node.attrs.shifts}): only "
+                        "a sum of two arguments with shifts 0, stored at one binary point in "
+                        "one order, maps onto hls4ml's Merge add")
+    name = layer_name(node)
+    p.layers.append({"class_name": "Merge", "op": "add", "name": name,
+                     "inputs": [t.layer for t in src]})
+    p.precisions[name] = {"result": precision(node.type, src[0].frac)}
+    p.tensors[node.id] = Tensor(name, src[0].frac, src[0].perm)
+
+
 def _add_hamming(p: Plan, node: Node) -> None:
     src = p.tensors[node.args[0]]
     book = node.attrs.codebook.astype(np.int64)  # [K, L]
@@ -358,6 +380,8 @@ def plan(graph: IntGraph) -> Plan:
             _add_argmax(p, graph, node)
         elif node.op is Op.GLOBAL_AVGPOOL:
             _add_global_pool(p, graph, node)
+        elif node.op is Op.ADD:
+            _add_merge(p, graph, node)
         else:
             _add_hamming(p, node)
     for o in graph.outputs:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heatq.ir import (Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder, HammingDecodeAttrs,
-                      InputAttrs, MaxPool2dAttrs, Op, Overflow, RequantAttrs, Rounding,
-                      SignBitsAttrs, ThresholdAttrs, run)
+from heatq.ir import (AddAttrs, Conv2dAttrs, DenseAttrs, FlattenAttrs, GraphBuilder,
+                      HammingDecodeAttrs, InputAttrs, MaxPool2dAttrs, Op, Overflow, RequantAttrs,
+                      Rounding, SignBitsAttrs, ThresholdAttrs, run)
 from heatq.ir.testing import corner_vectors
 from heatq_export.base import EmitError
 from heatq_export.hls4ml_project import Hls4mlEmitter, build_model, _check_pins
@@ -169,6 +169,12 @@ def test_refusals_name_the_node():
     g.add(Op.REQUANT, RequantAttrs(0, 0, (1 << 61) - 1, FL, SAT), [d])
     msg = _refusal(g.build([2]))
     assert "wide" in msg and "53" in msg
+
+    for shifts, name in [((0, 1), "shifted"), ((0, 0, 0), "three")]:  # no Merge add does it
+        g = GraphBuilder()
+        x = g.add(Op.INPUT, InputAttrs((4,), -8, 7), name="in")
+        g.add(Op.ADD, AddAttrs(shifts), [x] * len(shifts), name)
+        assert name in _refusal(g.build([1]))
 
     g = GraphBuilder()  # x > 0 of a value with fraction bits
     x = g.add(Op.INPUT, InputAttrs((4,), -8, 7, frac=2), name="in")

@@ -80,7 +80,6 @@ REFUSED: dict[tuple[str, str], str] = {
         "cmvm_layouts": "CMVM has no hls4ml layer (hls4ml takes Dense / Conv2D)",
         "add_vec": "ADD (shifted sums) is not mapped onto hls4ml's Merge",
         "add_map": "ADD (shifted sums) is not mapped onto hls4ml's Merge",
-        "residual": "the residual ADD (b1_add, b2_add) is not mapped onto hls4ml's Merge",
         "bit_map": "BIT has no hls4ml layer",
         "concat_mix": "BIT and CONCAT are not mapped onto hls4ml layers",
         "half_even_vec": "he_s3 saturates onto -20..20, not onto its type's bounds",
