@@ -294,6 +294,17 @@ def test_colour_train_then_check(colour_run):
     assert json.loads((run / "check.json").read_text())["all_equal"]
 
 
+def test_colour_run_target_c(colour_run):
+    d, run = colour_run
+    out = d / "c"
+    r = cli(str(run), "-t", "c", "-o", str(out), prog="heatq-export")
+    assert r.returncode == 0, r.stderr
+    r = cli("run-target", str(out), "--n", "12", "--quiet")
+    assert r.returncode == 0, r.stderr + r.stdout
+    result = json.loads((out / "run.json").read_text())
+    assert result["n"] == 12 and result["mismatches"] == 0
+
+
 def test_colour_run_target_inputs(colour_run):
     from heatq.inputs import target_inputs
     from heatq.rundir import load_graph
