@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import IRError
 from . import Op
-from .base import Arg, OpSpec, Range, Shape, frozen_array, pyints
+from .base import FLOAT64_EXACT, Arg, OpSpec, Range, Shape, frozen_array, pyints
 from .weighted import abs_bound, add_bias, affine_range, check_weights, matmul_exact, weighted_frac
 
 
@@ -74,9 +74,12 @@ def _range(a: Conv2dAttrs, args: list[Arg]) -> Range:
 
 def _evaluate(node, args: list[np.ndarray], arg_nodes) -> np.ndarray:
     a = node.attrs
-    cols = window_columns(args[0], a.weight.shape[2], a.padding, a.stride)
+    bound, x = abs_bound(arg_nodes[0], a.weight), args[0]
+    if bound < FLOAT64_EXACT and x.dtype != object:  # exact in float64: convert before the
+        x = x.astype(np.float64)                     # windows repeat every value k*k times
+    cols = window_columns(x, a.weight.shape[2], a.padding, a.stride)
     w2 = a.weight.reshape(a.weight.shape[0], -1).T
-    acc = matmul_exact(cols, w2, abs_bound(arg_nodes[0], a.weight))
+    acc = matmul_exact(cols, w2, bound)
     return add_bias(acc, a.bias, node).transpose(0, 3, 1, 2)
 
 

@@ -56,8 +56,9 @@ def weighted_frac(a, args: list[Arg]) -> int:
 
 def matmul_exact(x: np.ndarray, w: np.ndarray, bound: int) -> np.ndarray:
     """``x @ w`` on integers (x [..., K], w [K, M]), exact; ``bound`` caps |every partial sum|."""
-    if bound < FLOAT64_EXACT and x.dtype != object:
-        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    if bound < FLOAT64_EXACT and x.dtype != object:  # one BLAS product over all rows
+        flat = x.reshape(-1, x.shape[-1]).astype(np.float64, copy=False) @ w.astype(np.float64)
+        return np.rint(flat).astype(np.int64).reshape(*x.shape[:-1], w.shape[1])
     if fits_int64(bound) and x.dtype != object:
         return x.astype(np.int64) @ w.astype(np.int64)
     return pyints(x) @ pyints(w)
