@@ -4,11 +4,11 @@ For each seed, the user's commands, in order (each its own process, one torch th
 
     heatq train --model resnet20 --dataset D [--train-per-class K] --epochs E --qat-epochs Q
                 --seed S -o OUT/seed-S/train                         # float + 4-bit QAT
-    heatq check OUT/seed-S/train
+    heatq check OUT/seed-S/train --n C                               # first C test images
     heatq heat OUT/seed-S/train -o OUT/seed-S/heat --max-acc-drop 1 --epochs H ...
-    heatq check OUT/seed-S/heat
+    heatq check OUT/seed-S/heat --n C
     heatq split OUT/seed-S/heat -o OUT/seed-S/split --weights bitplane --acts bitplane
-                --to binary                                          # every product 1-bit
+                --to binary; heatq check OUT/seed-S/split --n N      # every product 1-bit
     heatq-export OUT/seed-S/heat -t c|hls -o OUT/seed-S/<t>; heatq run-target OUT/seed-S/<t>
                 --n N                                                # first N test images + corners
 
@@ -36,9 +36,9 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 QUICK = {"dataset": "digits", "train_per_class": None, "seeds": "0", "epochs": 4,
-         "qat_epochs": 2, "heat_epochs": 2, "n_target": 50}
+         "qat_epochs": 2, "heat_epochs": 2, "n_target": 50, "n_check": 300}
 FULL = {"dataset": "fashion32x3", "train_per_class": 300, "seeds": "0,1,2", "epochs": 12,
-        "qat_epochs": 6, "heat_epochs": 6, "n_target": 200}
+        "qat_epochs": 6, "heat_epochs": 6, "n_target": 200, "n_check": 2000}
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -74,11 +74,11 @@ def run_seed(p: dict) -> dict:
         "train": [h, "train", "--model", "resnet20", "--dataset", p["dataset"], *tpc,
                   "--epochs", str(p["epochs"]), "--qat-epochs", str(p["qat_epochs"]),
                   "--seed", s, "-o", str(root / "train"), "--force", "-q"],
-        "check_train": [h, "check", str(root / "train"), "-q"],
+        "check_train": [h, "check", str(root / "train"), "--n", str(p["n_check"]), "-q"],
         "heat": [h, "heat", str(root / "train"), "-o", str(root / "heat"), "--max-acc-drop", "1",
                  "--epochs", str(p["heat_epochs"]), "--finetune-epochs", "1",
                  "--quench-epochs", "1", "--force", "-q"],
-        "check_heat": [h, "check", str(root / "heat"), "-q"],
+        "check_heat": [h, "check", str(root / "heat"), "--n", str(p["n_check"]), "-q"],
         "split": [h, "split", str(root / "heat"), "-o", str(root / "split"), "--weights",
                   "bitplane", "--acts", "bitplane", "--to", "binary", "--no-adders", "--force",
                   "-q"],
