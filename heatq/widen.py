@@ -31,10 +31,13 @@ from .quant import QConv2d, QLinear, WideConv2d, WideLinear, _WideParts
 
 
 def _wide_of(step, parts: int):
-    """A fresh widened twin of ``step`` (shapes and bits copied; weights re-initialised)."""
+    """A fresh widened twin of ``step`` (shapes, stride and bits copied; weights
+    re-initialised).  The twin of a conv with a batch norm (:class:`heatq.resnet.QConvBN`) is a
+    plain :class:`WideConv2d`: a quantized network's batch norm is already folded into the
+    weights the parts split, so the twin has none."""
     if isinstance(step, QConv2d):
         c_out, c_in, k, _ = step.weight.shape
-        return WideConv2d(c_in, c_out, k, step.bits, parts)
+        return WideConv2d(c_in, c_out, k, step.bits, parts, stride=step.stride)
     c_out, c_in = step.weight.shape
     return WideLinear(c_in, c_out, step.bits, parts)
 
@@ -73,6 +76,9 @@ def widen_plan(net, bits: int, k: int | None = None, layers=None) -> dict[str, n
     for name, step in chosen.items():
         if isinstance(step, _WideParts):
             raise UserError(f"layer {name} is already widened; split the base run instead")
+        if not getattr(step, "folded", True):
+            raise UserError(f"layer {name}: its batch norm is not folded into the weights (a "
+                            f"float network); split a quantized run")
         w = step.integer_params(0)[0].numpy()
         if fits_bits(w, bits):
             continue
@@ -87,14 +93,19 @@ def widen_plan(net, bits: int, k: int | None = None, layers=None) -> dict[str, n
 def widen_model(base, bits: int, k: int | None = None, layers=None):
     """``(widened QNet, {name: K})``: ``base`` (a quantized QNet) with every layer of
     :func:`widen_plan` widened and initialised by the exact split (module docstring): each
-    part ``P_i * 2**-w_frac`` at the base's ``w_frac``, ``bits`` bits, the base's bias.  Every
-    other parameter and buffer is the base's.  The result is in the base's mode, in eval."""
+    part ``P_i * 2**-w_frac`` at the base's ``w_frac``, ``bits`` bits, the base's bias, the
+    base's stride.  Every other parameter and buffer is the base's (a widened layer's folded
+    batch norm's are dropped).  The result is in the base's mode, in eval."""
     from .models import build_model
 
     plan = widen_plan(base, bits, k, layers)
     widen = {name: int(p.shape[0]) for name, p in plan.items()}
     net = build_model({**base.spec, "widen": {**base.spec.get("widen", {}), **widen}})
-    state = dict(base.state_dict())
+    own = net.state_dict()
+    # a folded batch norm's buffers (``<layer>.bn.*``, ``<layer>.bn_folded``) have no place in
+    # the twin: they are in the weights being split
+    state = {key: v for key, v in base.state_dict().items()
+             if key in own or not any(key.startswith(f"{name}.") for name in plan)}
     for name, parts in plan.items():
         frac = int(state[f"{name}.w_frac"])
         state[f"{name}.weight"] = torch.from_numpy(parts.astype(np.float64) * 2.0 ** -frac).float()

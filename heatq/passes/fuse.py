@@ -27,6 +27,13 @@ Fused: roots (a linear-form node not absorbed by its consumers) whose tree holds
 node is absorbed when it is not an output and every consumer is an ADD / halving REQUANT of the
 same tree.  Everything else is copied unchanged, so a graph without splits is unchanged.
 
+Only the parts of one product form a tree: every leaf must read one *source*, the same node
+or binary units of it (THRESHOLD / BIT of that node: an activation split's units).  An ADD of
+products of different sources is a residual sum (a ResNet block's main path plus its
+projection shortcut, :func:`heatq.ir.residual.aligned_add`), not a split's recombination: it is
+kept as an ADD and each of its arguments fused on its own.  (The alignment REQUANT of a
+residual sum shifts left, so it is no halving and ends a tree too.)
+
 Preserves: the graph verifies; outputs and every node name present in both graphs keep their
 values (``assert_preserves``).  Ranges of fused products are the interval bounds of their
 weights (at least the tree's exact range); the named root keeps its range via the REQUANT.
@@ -57,6 +64,7 @@ class _Form:
     key: tuple
     proto: Node
     has_add: bool
+    source: int  # the node every leaf's argument is, or is a binary unit (THRESHOLD / BIT) of
 
 
 def _key(n: Node) -> tuple:
@@ -70,12 +78,22 @@ def _obj(v: np.ndarray) -> np.ndarray:
     return np.array(v.tolist(), dtype=object).reshape(v.shape)
 
 
-def _leaf(n: Node) -> _Form:
-    return _Form([(n.args[0], _obj(n.attrs.weight))], _obj(n.attrs.bias), 0, _key(n), n, False)
+def _source(g: IntGraph, arg: int) -> int:
+    """The activation a product's argument ``arg`` stands for: itself, or the node a binary
+    unit (THRESHOLD / BIT, as split_acts makes them) is taken of."""
+    node = g.nodes[arg]
+    return node.args[0] if node.op in (Op.THRESHOLD, Op.BIT) else arg
+
+
+def _leaf(g: IntGraph, n: Node) -> _Form:
+    return _Form([(n.args[0], _obj(n.attrs.weight))], _obj(n.attrs.bias), 0, _key(n), n, False,
+                 _source(g, n.args[0]))
 
 
 def _add(n: Node, forms: list[_Form]) -> _Form | None:
-    if len({f.key for f in forms}) != 1:
+    """The form of ADD ``n``: None unless its arguments are parts of one product (one key,
+    one source: a residual sum of two paths is not fused) and the weights stay int64."""
+    if len({f.key for f in forms}) != 1 or len({f.source for f in forms}) != 1:
         return None
     H = max(f.h for f in forms)
     terms, bias = [], 0
@@ -86,7 +104,7 @@ def _add(n: Node, forms: list[_Form]) -> _Form | None:
     if any(abs(v) >= _MAX_W for v in bias) or any(abs(v) >= _MAX_W for _, w in terms
                                                    for v in w.ravel()):
         return None
-    return _Form(terms, bias, H, forms[0].key, forms[0].proto, True)
+    return _Form(terms, bias, H, forms[0].key, forms[0].proto, True, forms[0].source)
 
 
 def _halving(g: IntGraph, n: Node, f: _Form) -> _Form | None:
@@ -107,7 +125,7 @@ def _forms(g: IntGraph) -> dict[int, _Form]:
     forms: dict[int, _Form] = {}
     for n in g.nodes:
         if n.op in (Op.DENSE, Op.CONV2D):
-            forms[n.id] = _leaf(n)
+            forms[n.id] = _leaf(g, n)
         elif n.op is Op.ADD and all(a in forms for a in n.args):
             f = _add(n, [forms[a] for a in n.args])
             if f is not None:
