@@ -160,10 +160,14 @@ class Context:
         learned bits) over the ranks, as DDP does for the module's parameters."""
         if not self.parallel:
             return
-        for t in tensors:
-            if t.grad is not None:
-                dist.all_reduce(t.grad)
-                t.grad.div_(self.world_size)
+        grads = [t.grad for t in tensors if t.grad is not None]  # None alike on every rank
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads]).to(self.comm_device)
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        for g, part in zip(grads, torch.split(flat, [g.numel() for g in grads])):
+            g.copy_(part.view_as(g))
 
     def sync_state(self, model: nn.Module) -> None:
         """After training: every buffer (quantizer binary points and ranges, batch-norm

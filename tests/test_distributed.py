@@ -1,6 +1,6 @@
 """Data-parallel training (heatq.distributed): the shard arithmetic, the device option, the
-rank-state synchronisation (two gloo processes), and a 2-process `heatq train --nproc 2` run
-whose IR passes `heatq check`."""
+rank-state synchronisation (two gloo processes), and 2-process `heatq train --nproc 2` and
+`heatq heat --nproc 2` runs whose IRs pass `heatq check`."""
 
 from __future__ import annotations
 
@@ -206,8 +206,8 @@ def test_sync_state_two_ranks(tmp_path):
 
 def test_train_two_processes_valid_run(tmp_path):
     """`heatq train --nproc 2` (torchrun --standalone, gloo, one thread per process): a run
-    directory recording world size 2 whose IR passes `heatq check`; a 1-process run of the
-    same command records world size 1."""
+    directory recording world size 2 whose IR passes `heatq check`; `heatq heat --nproc 2`
+    of it likewise; a 1-process run of the same command records world size 1."""
     run = tmp_path / "run2"
     common = ("train", "--dataset", "digits", "--model", "mlp", "--epochs", "2",
               "--qat-epochs", "1", "--quiet")
@@ -222,6 +222,14 @@ def test_train_two_processes_valid_run(tmp_path):
     c = heatq("check", str(run), "--quiet")
     assert c.returncode == 0, c.stderr
     assert json.loads((run / "check.json").read_text())["all_equal"] is True
+    heated = tmp_path / "heated2"  # heating data-parallel: its own record, a valid IR
+    r = heatq("heat", str(run), "--out", str(heated), "--epochs", "1", "--finetune-epochs",
+              "1", "--quench-epochs", "1", "--max-acc-drop", "50", "--nproc", "2", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("run written to") == 1
+    assert json.loads((heated / "summary.json").read_text())["distributed"] == want
+    c = heatq("check", str(heated), "--quiet")
+    assert c.returncode == 0, c.stderr
     one = tmp_path / "run1"
     r = heatq(*common, "--epochs", "0", "--qat-epochs", "0", "--out", str(one))
     assert r.returncode == 0, r.stderr

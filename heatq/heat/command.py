@@ -34,7 +34,8 @@ import typer
 from ..errors import UserError
 from ..files import FORCE_HELP, atomic_dir, prepare_output
 from ..provenance import make_deterministic, record
-from .job import MAX_BITS, open_job, search_point
+from ..distributed import launch_self, session
+from .job import MAX_BITS, NoFeasibleNetwork, open_job, search_point
 from .lagrange import OBJECTIVES, HeatSettings
 from .noise import SCHEDULES
 from .output import heat_fields, result_fields, write_point
@@ -158,7 +159,14 @@ def heat(
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
     progress: Annotated[bool, typer.Option(hidden=True)] = True,
-) -> dict:
+    device: Annotated[str, typer.Option(
+        help="where to train: cpu | auto (CUDA when present) | cuda | cuda:I; conversion and "
+             "the self-check stay on the CPU")] = "cpu",
+    nproc: Annotated[Optional[int], typer.Option(
+        help="heat data-parallel in N processes on this machine (launches torchrun "
+             "--standalone; docs/distributed.md)")] = None,
+    cli: typer.Context = None,
+) -> dict | None:
     """Heat a run: the fewest bits per layer whose validation accuracy stays within
     --max-acc-drop points of float; writes a new run directory (IR, model, summary, plot)."""
     _check_args(directory, max_acc_drop, objective, solver, min_bits, max_bits, epochs,
@@ -173,14 +181,36 @@ def heat(
                "noise_margin": noise_margin, "reference": reference, "distill": distill,
                "ref_epochs": ref_epochs, "val_fraction": val_fraction,
                "confirm_fraction": confirm_fraction}
+    if nproc is not None:
+        raise typer.Exit(launch_self(cli, nproc, threads))
     t0 = time.time()
     make_deterministic(threads)
-    progress = progress and not quiet
     hs = HeatSettings(epochs=epochs, schedule=schedule, act_delay=act_delay,
                       act_bits_lr=act_bits_lr)
-    job = open_job(directory, options, hs, progress)
-    if drops:
-        return run_sweep(job, drops, out, t0, strict)
+    with session(device) as ctx:
+        job = open_job(directory, options, hs, progress and not quiet and ctx.main, ctx)
+        if not ctx.main:
+            return follow(job, drops or [max_acc_drop], bool(drops), strict)
+        if drops:
+            return run_sweep(job, drops, out, t0, strict)
+        return _heat_one(job, max_acc_drop, strict, out, t0)
+
+
+def follow(job, drops: list[float], sweep: bool, strict: bool) -> None:
+    """A data-parallel rank other than 0: the searches rank 0 runs, in its order (their
+    training is collective; every rank measures and decides alike), nothing reported or
+    written.  A single point's NoFeasibleNetwork is raised as on rank 0."""
+    prev = None
+    for d in drops:
+        try:
+            prev = search_point(job, d, after=prev, strict=strict)
+        except NoFeasibleNetwork:
+            if not sweep:
+                raise
+
+
+def _heat_one(job, max_acc_drop: float, strict: bool, out: Path, t0: float) -> dict:
+    """One ``--max-acc-drop``: search, then write the run directory ``out``."""
     point = search_point(job, max_acc_drop, strict=strict)
     summary = point_summary(job, point, t0)
     with atomic_dir(out) as tmp:
@@ -200,6 +230,7 @@ def point_summary(job, point, t0: float) -> dict:
                                                   "noise_margin", "distill",
                                                   "confirm_fraction")},
                    heating=asdict(job.hs), provenance=provenance(job),
+                   distributed=job.cfg.ctx.record(),
                    seconds=round(time.time() - t0, 1))
     return summary
 

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import load_dataset, split_validation
+from ..distributed import SINGLE, Context
 from ..errors import UserError
 from ..models import QNet
 from ..progress import bars
@@ -125,7 +126,8 @@ def _load_data(config: dict, val_fraction: float, seed: int, ic, oc) -> tuple[Da
                 ds.y_test, oc), raw
 
 
-def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool) -> tuple:
+def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool,
+              ctx: Context = SINGLE) -> tuple:
     """The run's model, config, codes, data and loop settings: a run that kept a validation
     split out of its training (config ``val_fraction`` / ``val_seed``) is measured on that one."""
     model, config = load_model(directory)
@@ -139,20 +141,24 @@ def _open_run(directory: Path, val_fraction: float, seed: int, progress: bool) -
     train_cfg = config.get("train") or {}
     cfg = LoopConfig(batch_size=int(train_cfg.get("batch_size", 64)),
                      weight_decay=float(train_cfg.get("weight_decay", 1e-4)),
-                     max_shift=int(train_cfg.get("max_shift", 2)), progress=bars(progress))
+                     max_shift=int(train_cfg.get("max_shift", 2)), progress=bars(progress),
+                     ctx=ctx)
     if tuple(data.x_val.shape[1:]) != tuple(model.input_shape):
         raise UserError(f"dataset {config['dataset']} gives inputs of shape "
                         f"{tuple(data.x_val.shape[1:])}, the model expects {model.input_shape}")
     return model, config, ic, oc, data, raw, cfg, held_out, val_fraction, val_seed
 
 
-def open_job(directory: Path, options: dict, hs: HeatSettings, progress: bool) -> Job:
+def open_job(directory: Path, options: dict, hs: HeatSettings, progress: bool,
+             ctx: Context = SINGLE) -> Job:
     """Load the run and its data, build the reference and the network heating starts from
     (``options``: the command's settings: seed, val_fraction, ref_epochs, reference,
-    noise_margin, objective, min_bits, max_bits, max_act_bits, distill)."""
+    noise_margin, objective, min_bits, max_bits, max_act_bits, distill).  ``ctx``: the device
+    and data-parallel ranks every training loop of the job runs on (``job.cfg.ctx``); every
+    rank measures and decides alike (the same state, the same validation images)."""
     seed = int(options["seed"])
     model, config, ic, oc, data, raw, cfg, held_out, val_fraction, val_seed = _open_run(
-        Path(directory), float(options["val_fraction"]), seed, progress)
+        Path(directory), float(options["val_fraction"]), seed, progress, ctx)
     job = Job(Path(directory), config, ic, oc, data, raw["validation"][0], cfg, held_out,
               val_fraction, val_seed, seed, hs=hs, z=float(options["noise_margin"]),
               options=dict(options), raw=raw)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..codes import OutputCode, code_targets_torch, decode_torch
+from ..distributed import SINGLE, Context
 from ..models import QNet
 from ..train import _shift_batch
 from .noise import Heater, attach, sharpness_at
@@ -49,12 +50,15 @@ class Data:
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Optimiser settings of every training loop here."""
+    """Optimiser settings of every training loop here; ``ctx``: the device and the
+    data-parallel ranks they train on (:mod:`heatq.distributed`; one CPU process by
+    default)."""
 
     batch_size: int = 64
     weight_decay: float = 1e-4
     max_shift: int = 2
     progress: bool = True
+    ctx: Context = SINGLE
 
 
 @torch.no_grad()
@@ -96,28 +100,42 @@ def train_epoch(model: QNet, data: Data, targets: torch.Tensor, cfg: LoopConfig,
     ``t`` (global, from the given one): ``before(t)``; the learning rate of ``opts[0]`` follows
     :func:`cosine_lr` from ``lr`` over ``total`` steps; the loss ``scale * BCE (+ penalty())``
     is minimised by one step of every optimiser in ``opts``; then ``after()``.  Returns the
-    step count after the epoch."""
+    step count after the epoch.
+
+    On ``cfg.ctx`` (:mod:`heatq.distributed`): the model (and a distillation teacher) train on
+    its device, wrapped in DDP with more than one rank, each rank on its part of every global
+    batch; gradients of tensors the optimisers train outside the model (heating's learned
+    bits) are averaged over the ranks as DDP averages the model's; at the end every rank
+    holds rank 0's state and the model is back on the CPU."""
+    ctx = cfg.ctx
+    model.to(ctx.device)
+    if data.teacher is not None:
+        data.teacher.to(ctx.device)
+    net = ctx.wrap(model)
+    own = {id(p) for p in model.parameters()}
+    extra = [p for o in opts for g in o.param_groups for p in g["params"] if id(p) not in own]
     model.train()
-    n = len(data.x_train)
-    perm = torch.randperm(n, generator=gen)
-    for i in range(0, n, cfg.batch_size):
-        idx = perm[i:i + cfg.batch_size]
+    perm = torch.randperm(len(data.x_train), generator=gen)
+    for idx, part in ctx.batches(perm, cfg.batch_size):
         if before is not None:
             before(t)
         cosine_lr(opts[0], lr, t, total)
-        xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen)
+        xb = _shift_batch(data.x_train[idx], cfg.max_shift, gen, part).to(ctx.device)
         loss = scale * F.binary_cross_entropy_with_logits(
-            model(xb), data.soft_targets(xb, targets[idx]))
+            net(xb), data.soft_targets(xb, targets[idx[part]].to(ctx.device)))
         if penalty is not None:
             loss = loss + penalty()
         for o in opts:
             o.zero_grad()
         loss.backward()
+        ctx.average_grads(extra)
         for o in opts:
             o.step()
         if after is not None:
             after()
         t += 1
+    ctx.sync_state(model)
+    model.to("cpu")
     return t
 
 
@@ -127,7 +145,7 @@ def total_steps(data: Data, epochs: int, cfg: LoopConfig) -> int:
 
 
 def steps_per_epoch(data: Data, cfg: LoopConfig) -> int:
-    return (len(data.x_train) + cfg.batch_size - 1) // cfg.batch_size
+    return cfg.ctx.steps_per_epoch(len(data.x_train), cfg.batch_size)
 
 
 def finetune(model: QNet, data: Data, epochs: int, lr: float, cfg: LoopConfig,

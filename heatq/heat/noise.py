@@ -69,6 +69,8 @@ def soft_round(x: torch.Tensor, s: float) -> torch.Tensor:
 
 def uniform_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """u ~ U(-1/2, 1/2) of the shape of ``like``."""
+    if generator is not None and generator.device != like.device:  # a CPU generator, on CUDA
+        return (torch.rand(like.shape, generator=generator, dtype=like.dtype) - 0.5).to(like.device)
     return torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device) - 0.5
 
 

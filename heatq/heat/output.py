@@ -98,7 +98,7 @@ def write_point(job: Job, point: Point, where: Path, summary: dict) -> None:
         config["widened_from"] = job.config.get("base_run")
     new_config = {**config, "weight_bits": summary["weight_bits"],
                   "act_bits": summary["act_bits"], "val_fraction": job.val_fraction,
-                  "val_seed": job.val_seed,
+                  "val_seed": job.val_seed, "distributed": job.cfg.ctx.record(),
                   "heat": {k: summary[k] for k in ("max_acc_drop", "objective", "solver",
                                                    "min_bits", "max_bits", "seed",
                                                    "val_fraction", "source")}}

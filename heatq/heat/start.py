@@ -55,7 +55,7 @@ def reference_network(directory: Path, model: QNet, config: dict, data: Data, he
                          lr=float(train_cfg.get("lr", 3e-3)), weight_decay=cfg.weight_decay,
                          max_shift=cfg.max_shift, progress=cfg.progress)
         fit(ref, data.x_train, data.y_train, data.code, epochs, tc.lr, tc,
-            "reference (float, training part)")
+            "reference (float, training part)", cfg.ctx)
         info = {"network": "retrained on the training part", "held_out": False,
                 "epochs": epochs}
     ref.set_mode("quant")
