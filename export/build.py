@@ -28,6 +28,12 @@ SOURCES = {"c": ("gcc", ["model.c", "main.c"]), "hls": ("g++", ["model.cpp", "ma
 EXE_NAME = "model"
 SANITIZER_ENV = {"UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
                  "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0"}
+# run_executable's default limit: BASE_TIMEOUT + PER_SAMPLE_TIMEOUT * N seconds.  Generated
+# programs have only bounded loops, so the limit only guards against a hung process; it grows
+# with the batch because a large network (ResNet-20 in ap_int, under sanitizers) takes seconds
+# per sample on a loaded machine.
+BASE_TIMEOUT = 300.0
+PER_SAMPLE_TIMEOUT = 60.0
 
 
 class BuildError(RuntimeError):
@@ -78,10 +84,12 @@ def _output_specs(exe: Path, graph: IntGraph | None) -> list[tuple[tuple[int, ..
 
 
 def run_executable(exe: str | Path, x: np.ndarray, graph: IntGraph | None = None,
-                   timeout: float = 300.0) -> list[np.ndarray]:
+                   timeout: float | None = None) -> list[np.ndarray]:
     """Run a compiled export on the batch ``x`` (``[N, *input_shape]`` integers).  Returns one
     array per graph output, shaped ``[N, *node.shape]`` like :func:`heatq.ir.interp.run`
-    (int64, or object arrays of Python ints for nodes wider than 62 bits)."""
+    (int64, or object arrays of Python ints for nodes wider than 62 bits).  ``timeout``:
+    seconds for the whole batch (default ``BASE_TIMEOUT + PER_SAMPLE_TIMEOUT * N``); past it,
+    a one-line :class:`BuildError`."""
     exe = Path(exe)
     specs = _output_specs(exe, graph)
     x = np.asarray(x)
@@ -89,8 +97,12 @@ def run_executable(exe: str | Path, x: np.ndarray, graph: IntGraph | None = None
     rows = x.reshape(n, -1).tolist()
     text = f"{n}\n" + "".join(" ".join(str(int(v)) for v in r) + "\n" for r in rows)
     env = dict(os.environ, **SANITIZER_ENV)
-    proc = subprocess.run([str(exe)], input=text, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    limit = BASE_TIMEOUT + PER_SAMPLE_TIMEOUT * n if timeout is None else timeout
+    try:
+        proc = subprocess.run([str(exe)], input=text, capture_output=True, text=True,
+                              timeout=limit, env=env)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{exe} did not finish {n} samples within {limit:g} s") from None
     if proc.returncode != 0:
         raise BuildError(f"{exe} exited with {proc.returncode}:\n{proc.stderr.strip()[-4000:]}")
     lines = proc.stdout.splitlines()

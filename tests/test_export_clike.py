@@ -215,3 +215,17 @@ def test_c_half_even_shift_rounds_like_fraction_round(half_even_exe, pairs):
     want = [round(Fraction(x, 1 << HE_CASES[k][1])) for k, x in pairs]
     assert got == want, [(HE_CASES[k], x, g, w) for (k, x), g, w in zip(pairs, got, want)
                          if g != w][:3]
+
+
+def test_a_program_past_its_time_limit_is_a_one_line_build_error(tmp_path, graphs):
+    """The limit covers the whole batch (default: grows with N); past it, BuildError, one line
+    (no TimeoutExpired traceback)."""
+    from heatq_export.build import BASE_TIMEOUT, PER_SAMPLE_TIMEOUT, BuildError
+
+    exe = tmp_path / "model"
+    exe.write_text("#!/bin/sh\nsleep 5\n")
+    exe.chmod(0o755)
+    x = np.zeros((2, 4), dtype=np.int64)
+    with pytest.raises(BuildError, match=r"^\S+model did not finish 2 samples within 0.2 s$"):
+        run_executable(exe, x, graphs["add"], timeout=0.2)
+    assert BASE_TIMEOUT >= 300 and PER_SAMPLE_TIMEOUT > 0
