@@ -11,7 +11,10 @@ target ``T`` (``--ii``, default the unfolded II) gives the host-facing window th
 gap ``G0`` whose walk fits ``T``, and the stream the II ``T' <= T`` of that walk.  Every
 other conv window may take the largest gap whose walk fits ``T'`` cycles per position (the
 stages have no back-pressure between them: a window walking slower than ``T'`` per image
-would fill the FIFO in front of it); a vector-domain layer (DENSE after FLATTEN) gets one
+would fill the FIFO in front of it).  A stride-``S`` conv's layer may take ``S`` times its
+window's gap: the windows on the stride grid (``hq_stride``) are at least ``S``
+window-completing steps apart (``S`` columns in a row; a whole row of steps between two
+kept rows), so its window steps with gap ``ceil(cycles / S)``.  A vector-domain layer (DENSE after FLATTEN) gets one
 vector per image: ``T'`` cycles.  A target below the host-facing stage's positions is refused
 with a one-line ``EmitError`` naming the layer.
 
@@ -188,16 +191,18 @@ def plan_folds(lowered: IntGraph, ii: int | None, arith: str, cse: bool = True,
         layout = n.attrs.layout
         if not stream or layout == "pointwise" or (layout == "dense" and len(arg.shape) != 1):
             budget = 1
-        elif layout == "conv2d":
-            budget = gap0 if n is hw else max(1, max_gap(*window_shape(g, n), T))
+        elif layout == "conv2d":  # stride S: the windows kept are >= S gapped steps apart
+            budget = n.attrs.stride * (gap0 if n is hw else max(1, max_gap(*window_shape(g, n),
+                                                                          T)))
         else:
             budget = T
         fields = n.attrs.graph.n_in if layout != "conv2d" else n.attrs.kernel ** 2 * arg.shape[0]
         cands = layer_candidates(n, arg.type, budget, arith, cse, fields)
         best = _pick(cands, force.pop(name, None), name, budget)
-        gap = gap0 if n is hw else (best.cycles if layout == "conv2d" else 1)
+        per_step = -(-best.cycles // n.attrs.stride)  # the window's gap for those cycles
+        gap = gap0 if n is hw else (per_step if layout == "conv2d" else best.cycles)
         plan[name] = FoldChoice(best.design, best.cycles, best.simd, best.pe, best.cost,
-                                max(gap, best.cycles), budget, best.g1)
+                                max(gap, per_step), budget, best.g1)
     if force:
         raise EmitError(f"verilog: fold_force names no CMVM layer: {', '.join(sorted(force))}")
     return plan

@@ -16,12 +16,14 @@ Two architectures, chosen by the input's shape:
   valid-only.
 * **parallel** (input ``[n]``): one vector per clock, fully pipelined, II = 1.
 
-BIT is a registered elementwise unit in either domain.  ADD adds vectors only: its arguments
+BIT is a registered elementwise unit in either domain.  ADD of vectors: its arguments
 are delayed (``hq_delay``) to the latest one and summed modulo ``2**width`` (exact: the sum
 lies in the node's type).  A split's ADD trees over products are first fused into one product
 over a CONCAT (:func:`heatq.passes.fuse.fuse_split_products`; CONCAT is wiring,
-:mod:`heatq_export.verilog_concat`); an ADD of feature maps left after that is refused with
-``EmitError``.
+:mod:`heatq_export.verilog_concat`); an ADD of feature maps left after that (a residual sum)
+is a join of streams, and GLOBAL_AVGPOOL an accumulator (:mod:`heatq_export.verilog_stream`).
+A strided conv's window hands its layer only the windows on the stride grid
+(``hq_stride``).
 
 Outputs: one port ``m_<name>`` per graph output (element j at ``[j*w +: w]``, w = the node's
 type width, two's complement when signed), all valid while ``m_tvalid`` is high; the output

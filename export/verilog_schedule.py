@@ -38,14 +38,18 @@ class Stage:
     optional S: the stride), 'pace' (params H, W, P, optional G / GK: the host
     accepts a pixel only where a window's walk of that raster is at a real position), 'delay'
     (params lat, n_host), 'pool' (params H, W), 'collect' (params N), 'join' (params n_host, args: the FIFO names' argument indices).
-    ``src``: the stage whose tokens it reads (None: the host); ``srcs``: a join's earlier
-    arguments (each through a FIFO)."""
+    ``src``: the stage whose tokens it reads (None: the host; ``PREV``, the default: the
+    stage before it in the list, the first reads the host: a chain); ``srcs``: a join's
+    earlier arguments (each through a FIFO)."""
 
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
-    src: "Stage | None" = None
+    src: "Stage | str | None" = "prev"
     srcs: tuple = ()
+
+
+PREV = "prev"  # Stage.src: the previous stage of the list
 
 
 def _window(times: list[int] | None, H: int, W: int, K: int, P: int, n_img: int,
@@ -129,9 +133,11 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
         accept = list(range(n * n_img))
         return list(accept)
 
+    prev: Stage | None = None
     for st in stages:
         p = st.params
-        times = None if st.src is None else out_of[st.src]
+        src = prev if st.src == PREV else st.src
+        times = None if src is None else out_of[src]
         if st.kind == "window":
             win, pops = _window(times, p["H"], p["W"], p["K"], p["P"], n_img, p.get("G", 1),
                                 p.get("GK", 0), p.get("S", 1))
@@ -173,6 +179,7 @@ def simulate(stages: list[Stage], vector_latency: int, n_img: int = 4,
         else:
             raise ValueError(st.kind)
         out_of[st] = times
+        prev = st
     if times is None:  # no stream stage at all (parallel mode)
         return {"latency": vector_latency, "latency_last": vector_latency, "ii": 1,
                 "fifo_depths": {}, "results": [], "times": {}}
