@@ -10,7 +10,7 @@ For each seed, the user's commands, in order (each its own process, one torch th
     heatq split OUT/seed-S/heat -o OUT/seed-S/split --weights bitplane --acts bitplane
                 --to binary; heatq check OUT/seed-S/split --n N      # every product 1-bit
     heatq-export OUT/seed-S/heat -t c|hls -o OUT/seed-S/<t>; heatq run-target OUT/seed-S/<t>
-                --n N                                                # first N test images + corners
+                --n N                          # first N test images + corners (HLS: --n-hls)
 
 Writes ``OUT/resnet.json`` (per seed: accuracies, bits, the split's and each target's result,
 the commands and their seconds) and ``OUT/resnet.md`` (one table).  Accuracies are on the
@@ -36,9 +36,9 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 QUICK = {"dataset": "digits", "train_per_class": None, "seeds": "0", "epochs": 4,
-         "qat_epochs": 2, "heat_epochs": 2, "n_target": 50, "n_check": 300}
+         "qat_epochs": 2, "heat_epochs": 2, "n_target": 50, "n_hls": 10, "n_check": 300}
 FULL = {"dataset": "fashion32x3", "train_per_class": 300, "seeds": "0,1,2", "epochs": 12,
-        "qat_epochs": 6, "heat_epochs": 6, "n_target": 200, "n_check": 2000}
+        "qat_epochs": 6, "heat_epochs": 6, "n_target": 200, "n_hls": 20, "n_check": 2000}
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -84,10 +84,21 @@ def run_seed(p: dict) -> dict:
                   "-q"],
         "check_split": [h, "check", str(root / "split"), "--n", str(p["n_target"]), "-q"],
     }
+    done = {"train": "train/summary.json", "check_train": "train/check.json",
+            "heat": "heat/summary.json", "check_heat": "heat/check.json",
+            "split": "split/summary.json", "check_split": "split/check.json"}
     for t in p["targets"]:
+        n = p["n_hls"] if t == "hls" else p["n_target"]
         cmds[f"export_{t}"] = [e, str(root / "heat"), "-t", t, "-o", str(root / t), "--force"]
-        cmds[f"run_{t}"] = [h, "run-target", str(root / t), "--n", str(p["n_target"]), "-q"]
-    seconds = {k: _run(c, log) for k, c in cmds.items()}
+        cmds[f"run_{t}"] = [h, "run-target", str(root / t), "--n", str(n), "-q"]
+        done.update({f"export_{t}": f"{t}/summary.json", f"run_{t}": f"{t}/run.json"})
+    old = _json(root / "row.json")["seconds"] if (root / "row.json").exists() else {}
+    seconds = {}
+    for k, c in cmds.items():  # --resume: a step whose output is there is not run again
+        resumed = p["resume"] and (root / done[k]).exists()
+        seconds[k] = old.get(k) if resumed else _run(c, log)
+        if not resumed:
+            _save_seconds(root, seconds)
     train, heat = _json(root / "train" / "summary.json"), _json(root / "heat" / "summary.json")
     row = {
         "seed": p["seed"], "acc_float": train["acc_float"], "acc_quant": train["acc_quant"],
@@ -103,6 +114,15 @@ def run_seed(p: dict) -> dict:
     }
     (root / "row.json").write_text(json.dumps(row, indent=1) + "\n")
     return row
+
+
+def _save_seconds(root: Path, seconds: dict) -> None:
+    """The seconds of the steps run so far (``row.json``, completed at the end), so that a
+    resumed seed keeps the times of the steps it does not rerun."""
+    path = root / "row.json"
+    row = _json(path) if path.exists() else {}
+    row["seconds"] = {**row.get("seconds", {}), **seconds}
+    path.write_text(json.dumps(row, indent=1) + "\n")
 
 
 def _split_result(directory: Path) -> dict:
@@ -149,13 +169,15 @@ def main(argv=None) -> int:
                         default=None)
     ap.add_argument("--targets", default="c,hls")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--resume", action="store_true",
+                    help="skip the steps whose outputs are already in OUT (e.g. after a stop)")
     ap.add_argument("--out", required=True, type=Path)
     a = ap.parse_args(argv)
     settings = dict(QUICK if a.quick else FULL)
     settings.update({k: getattr(a, k) for k in FULL if getattr(a, k) is not None})
     settings["targets"] = a.targets.split(",")
     seeds = [int(s) for s in str(settings["seeds"]).split(",")]
-    params = [{**settings, "seed": s, "out": str(a.out)} for s in seeds]
+    params = [{**settings, "seed": s, "out": str(a.out), "resume": a.resume} for s in seeds]
     a.out.mkdir(parents=True, exist_ok=True)
     t = time.time()
     with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as pool:
