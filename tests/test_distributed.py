@@ -132,6 +132,15 @@ def test_cli_device_cuda_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_heat_device_cuda_is_a_user_error(mlp_run, tmp_path):
+    from heatq.heat.command import heat
+
+    with pytest.raises(UserError, match="no CUDA device"):
+        heat(mlp_run, tmp_path / "heated", epochs=0, device="cuda", progress=False)
+    assert not (tmp_path / "heated").exists()
+
+
 def test_incomplete_torchrun_environment(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.delenv("WORLD_SIZE", raising=False)
