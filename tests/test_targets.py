@@ -85,7 +85,8 @@ REFUSED: dict[tuple[str, str], str] = {
         "half_even_vec": "he_s3 saturates onto -20..20, not onto its type's bounds",
     }.items()},
 }
-VERILATOR_FAST = ("requant_fanout", "bits1", "wide64", "acc73")  # 1-bit, 64- and 73-bit ports
+VERILATOR_FAST = ("requant_fanout", "bits1", "wide64", "acc73",  # 1-bit, 64- and 73-bit ports
+                  "residual")  # the residual join, stride-2 windows and the GAP unit
 # hls4ml's compile() is 5-10 s (mlp, argmax_mix) to 95 s (seed_cnn) of g++ -O3
 HLS4ML_FAST = ("mlp", "argmax_mix")
 
