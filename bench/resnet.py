@@ -37,10 +37,10 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 QUICK = {"dataset": "digits", "train_per_class": None, "seeds": "0", "epochs": 4,
          "qat_epochs": 2, "heat_epochs": 2, "finetune_epochs": 1, "quench_epochs": 1,
-         "n_target": 50, "n_hls": 10, "n_check": 300}
+         "solver": "ilp", "n_target": 50, "n_hls": 10, "n_check": 300}
 FULL = {"dataset": "fashion32x3", "train_per_class": 300, "seeds": "0,1,2", "epochs": 12,
-        "qat_epochs": 6, "heat_epochs": 6, "finetune_epochs": 1, "quench_epochs": 1,
-        "n_target": 200, "n_hls": 20, "n_check": 2000}
+        "qat_epochs": 6, "heat_epochs": 10, "finetune_epochs": 2, "quench_epochs": 2,
+        "solver": "ilp", "n_target": 200, "n_hls": 20, "n_check": 2000}
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -80,7 +80,7 @@ def run_seed(p: dict) -> dict:
         "heat": [h, "heat", str(root / "train"), "-o", str(root / "heat"), "--max-acc-drop", "1",
                  "--epochs", str(p["heat_epochs"]), "--finetune-epochs",
                  str(p["finetune_epochs"]), "--quench-epochs", str(p["quench_epochs"]),
-                 "--force", "-q"],
+                 "--solver", p["solver"], "--force", "-q"],
         "check_heat": [h, "check", str(root / "heat"), "--n", str(p["n_check"]), "-q"],
         "split": [h, "split", str(root / "heat"), "-o", str(root / "split"), "--weights",
                   "bitplane", "--acts", "bitplane", "--to", "binary", "--no-adders", "--force",
@@ -149,7 +149,8 @@ def markdown(rows: list[dict], settings: dict) -> str:
     lines = [f"ResNet-20 on {settings['dataset']} ({settings['train_per_class'] or 'all'} "
              f"training images per class), epochs {settings['epochs']} + QAT "
              f"{settings['qat_epochs']}, heating {settings['heat_epochs']} epochs (fine-tune "
-             f"{settings['finetune_epochs']}, quench {settings['quench_epochs']}, "
+             f"{settings['finetune_epochs']}, quench {settings['quench_epochs']}, solver "
+             f"{settings['solver']}, "
              "`--max-acc-drop 1`); accuracies on the whole test set.", "", head,
              "|" + "---|" * (8 + len(settings["targets"]))]
     for r in rows:
