@@ -190,12 +190,22 @@ def test_pass_manager_verifies_and_names_the_pass():
         PassManager([Broken()]).run(g)
 
 
-def test_strided_conv_is_refused_with_the_node_named():
-    from heatq.ir import Conv2dAttrs
+def test_strided_conv_lowers_exactly():
+    """A stride-2 conv (padding 1, and 1x1 padding 0) becomes a conv2d CMVM with stride 2
+    whose values equal the conv's on every position of every vector."""
+    from heatq.ir import Conv2dAttrs, run
 
+    rng = np.random.default_rng(7)
     b = GraphBuilder()
-    i = b.add(Op.INPUT, InputAttrs((1, 5, 5), 0, 3))
-    c = b.add(Op.CONV2D, Conv2dAttrs(np.ones((1, 1, 3, 3)), np.zeros(1), 2, stride=2), [i],
-              name="c")
-    with pytest.raises(IRError, match=r"node 1 \(c\): conv2d stride 2 cannot be lowered"):
-        lower_products(b.build([c]))
+    i = b.add(Op.INPUT, InputAttrs((2, 7, 6), -3, 4))
+    c3 = b.add(Op.CONV2D, Conv2dAttrs(rng.integers(-3, 4, (3, 2, 3, 3)), rng.integers(-5, 6, 3),
+                                      3, stride=2, padding=1), [i], name="c3")
+    c1 = b.add(Op.CONV2D, Conv2dAttrs(rng.integers(-3, 4, (3, 2, 1, 1)), np.zeros(3), 3,
+                                      stride=2), [i], name="c1")
+    g = b.build([c3, c1])
+    low = lower_products(g)
+    cm = [n for n in low.nodes if n.op is Op.CMVM]
+    assert len(cm) == 2 and all(n.attrs.stride == 2 for n in cm)
+    x = rng.integers(-3, 5, (40, 2, 7, 6))
+    for got, want in zip(run(low, x), run(g, x)):
+        assert got.shape == want.shape == (40, 3, 4, 3) and np.array_equal(got, want)
