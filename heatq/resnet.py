@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import UserError
+from .ir.ops.global_avgpool import pooled_log2
 from .quant import QConv2d, QLinear, QReLU, QuantStep
 
 
@@ -95,10 +96,7 @@ class QGlobalAvgPool(QuantStep):
     """Mean over H x W = 2**k positions: the sum, binary point + k ([N, C, H, W] -> [N, C])."""
 
     def forward(self, x: torch.Tensor, frac: int) -> tuple[torch.Tensor, int]:
-        n = int(x.shape[2]) * int(x.shape[3])
-        k = n.bit_length() - 1
-        if n & (n - 1):
-            raise ValueError(f"global average pooling over {n} positions: not a power of two")
+        k = pooled_log2(tuple(int(d) for d in x.shape[1:]))  # the IR op's own rule
         return x.sum(dim=(2, 3)) * (2.0 ** -k), frac + k
 
 
